@@ -1,0 +1,1 @@
+"""probkit.diagnostics (under construction)."""

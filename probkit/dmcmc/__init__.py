@@ -1,0 +1,1 @@
+"""probkit.dmcmc (under construction)."""

@@ -1,0 +1,1 @@
+"""probkit.fkc (under construction)."""

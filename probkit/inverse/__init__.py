@@ -1,0 +1,1 @@
+"""probkit.inverse (under construction)."""

@@ -1,0 +1,1 @@
+"""probkit.privacy (under construction)."""

@@ -1,0 +1,1 @@
+"""probkit.smc (under construction)."""
