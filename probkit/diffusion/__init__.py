@@ -1,0 +1,23 @@
+"""Diffusion core: forward processes, reverse dynamics, integrators and time grids."""
+from probkit.diffusion.integrators import (
+    INTEGRATORS,
+    Integrator,
+    IntegratorState,
+    SampleResult,
+    integrate,
+    make_integrator,
+    sample,
+)
+from probkit.diffusion.schedules import EDM, GRIDS, VE, VP, Process, VPCosine, time_grid
+from probkit.diffusion.sde import (
+    denoise,
+    probability_flow_drift,
+    reverse_drift,
+    reverse_sde_drift,
+)
+
+__all__ = [
+    "Process", "VP", "VPCosine", "VE", "EDM", "time_grid", "GRIDS",
+    "reverse_drift", "reverse_sde_drift", "probability_flow_drift", "denoise",
+    "INTEGRATORS", "Integrator", "IntegratorState", "SampleResult", "make_integrator", "integrate", "sample",
+]

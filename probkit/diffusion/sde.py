@@ -1,0 +1,75 @@
+"""Reverse-time dynamics of a forward process, from a score function.
+
+In generative time s = 1 - t the reverse SDE is (Anderson 1982; Song et al. 2021)
+
+    dx = [-f(x, t) + g(t)^2 grad log p_t(x)] ds + g(t) dW,
+
+and the probability-flow ODE drops the noise and halves the score term. Both are members of
+the family ``dx = [-f + (g^2 + eta^2)/2 * score] ds + eta dW`` (eta = g: SDE, eta = 0: ODE), all
+with marginals p_t; this is the proposal family of the Feynman-Kac correctors (Skreta et al.
+2025, arXiv 2503.02819).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from probkit.diffusion.schedules import Process
+
+Array = jax.Array
+ScoreFn = Callable[[Array, Array], Array]
+
+__all__ = [
+    "reverse_drift",
+    "reverse_sde_drift",
+    "probability_flow_drift",
+    "denoise",
+    "eps_from_score",
+    "score_from_eps",
+    "check_score_output",
+]
+
+
+def reverse_drift(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike, eta: ArrayLike | None = None) -> Array:
+    """Drift ``-f(x,t) + (g^2 + eta^2)/2 * score(x,t)`` in generative time; ``eta=None`` means eta = g."""
+    g2 = process.diffusion(t) ** 2
+    eta2 = g2 if eta is None else jnp.asarray(eta) ** 2
+    return -process.drift(x, t) + 0.5 * (g2 + eta2) * score_fn(x, t)
+
+
+def reverse_sde_drift(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike) -> Array:
+    """Drift of the reverse SDE, ``-f + g^2 score``."""
+    return reverse_drift(process, score_fn, x, t, None)
+
+
+def probability_flow_drift(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike) -> Array:
+    """Velocity of the probability-flow ODE, ``-f + g^2/2 score``."""
+    return reverse_drift(process, score_fn, x, t, 0.0)
+
+
+def denoise(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike) -> Array:
+    """Tweedie's posterior mean E[x_0 | x_t] = (x + sigma_t^2 score) / alpha_t."""
+    return (x + process.sigma(t) ** 2 * score_fn(x, t)) / process.alpha(t)
+
+
+def eps_from_score(process: Process, score: Array, t: ArrayLike) -> Array:
+    """Noise prediction eps = -sigma_t * score."""
+    return -process.sigma(t) * score
+
+
+def score_from_eps(process: Process, eps: Array, t: ArrayLike) -> Array:
+    """Score = -eps / sigma_t."""
+    return -eps / process.sigma(t)
+
+
+def check_score_output(score_fn: ScoreFn, example_x: Array, t: float = 0.5) -> None:
+    """Abstractly evaluate ``score_fn`` and raise ValueError if its output does not match x."""
+    out = jax.eval_shape(score_fn, jax.ShapeDtypeStruct(example_x.shape, example_x.dtype), jnp.asarray(t))
+    if out.shape != example_x.shape:
+        raise ValueError(
+            f"`score_fn` must return an array shaped like one particle {example_x.shape}, got {out.shape}; "
+            "remember score_fn acts on ONE particle (the library vmaps)"
+        )
