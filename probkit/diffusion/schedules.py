@@ -289,9 +289,9 @@ def time_grid(
         raise ValueError(f"need 0 <= `t_min` < `t_max` <= 1, got t_min={t_min}, t_max={t_max}")
     frac = jnp.linspace(0.0, 1.0, num_steps + 1)
     if kind == "uniform":
-        return t_max + (t_min - t_max) * frac
+        return (t_max + (t_min - t_max) * frac).at[-1].set(t_min)
     if kind == "quadratic":
-        return t_min + (t_max - t_min) * (1.0 - frac) ** 2
+        return (t_min + (t_max - t_min) * (1.0 - frac) ** 2).at[-1].set(t_min)
     if kind in ("log_snr", "edm"):
         if t_min <= 0.0:
             raise ValueError(f"`t_min` must be > 0 for the {kind!r} grid (log-SNR is infinite at 0)")

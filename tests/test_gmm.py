@@ -1,0 +1,146 @@
+"""Exact Gaussian mixtures: scores, noised moments, products and conditioning against brute force."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from probkit.diffusion import EDM, VE, VP, VPCosine
+from probkit.models import GaussianMixture
+
+PROCESSES = [VP(), VPCosine(), VE(), EDM()]
+IDS = ["VP", "VPCosine", "VE", "EDM"]
+
+
+def _diag_mixture():
+    return GaussianMixture(jnp.array([0.6, 0.4]), jnp.array([[1.0, -1.0, 0.0], [-2.0, 0.5, 1.0]]),
+                           jnp.array([[0.3, 0.5, 1.0], [0.2, 0.2, 0.7]]))
+
+
+@pytest.mark.parametrize("proc", PROCESSES, ids=IDS)
+@pytest.mark.parametrize("which", ["full", "diag"])
+def test_score_equals_grad_of_noised_log_density(proc, which, mixture_2d):
+    gm = mixture_2d if which == "full" else _diag_mixture()
+    score_fn, logp = gm.score_fn(proc), gm.log_prob_fn(proc)
+    key = jax.random.PRNGKey(3)
+    xs = 3.0 * jax.random.normal(key, (16, gm.dim))
+    ts = jax.random.uniform(jax.random.PRNGKey(4), (16,), minval=0.0, maxval=1.0)
+    exact = jax.vmap(score_fn)(xs, ts)
+    autodiff = jax.vmap(jax.grad(logp))(xs, ts)
+    np.testing.assert_allclose(exact, autodiff, rtol=2e-3, atol=2e-3 * float(jnp.abs(autodiff).max()))
+
+
+def test_log_prob_matches_scipy(mixture_2d):
+    x = np.array([[0.3, -0.7], [2.0, 1.0], [-3.0, 0.5]])
+    ref = np.log(sum(float(w) * stats.multivariate_normal(np.asarray(m), np.asarray(c)).pdf(x)
+                     for w, m, c in zip(mixture_2d.weights, mixture_2d.means, mixture_2d.covs)))
+    np.testing.assert_allclose(jax.vmap(mixture_2d.log_prob)(jnp.asarray(x)), ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("proc", PROCESSES, ids=IDS)
+def test_noised_moments_match_monte_carlo(proc, mixture_2d):
+    n, t = 100_000, 0.3
+    x0 = mixture_2d.sample(jax.random.PRNGKey(0), n)
+    keys = jax.random.split(jax.random.PRNGKey(1), n)
+    xt = jax.vmap(proc.marginal_sample, in_axes=(0, 0, None))(keys, x0, t)
+    noised = mixture_2d.noised(proc, t)
+    cov = np.asarray(noised.covariance())
+    se = np.sqrt(np.diag(cov) / n)  # standard error of each mean coordinate
+    np.testing.assert_array_less(np.abs(np.asarray(xt.mean(0) - noised.mean())), 5 * se)
+    # variance of a sample covariance entry: (S_ii S_jj + S_ij^2)/n for near-Gaussian data; the
+    # mixture has heavier fourth moments, so allow 8 standard errors
+    se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / n)
+    np.testing.assert_array_less(np.abs(np.cov(np.asarray(xt).T) - cov), 8 * se_cov)
+
+
+def _grid_1d(lo=-12.0, hi=12.0, n=48_001):
+    x = np.linspace(lo, hi, n)
+    return x, x[1] - x[0]
+
+
+def _mixture_1d(w, m, v):
+    return GaussianMixture(jnp.array(w), jnp.array(m)[:, None], jnp.array(v)[:, None, None])
+
+
+def _grid_density(gm, x):
+    return np.exp(np.asarray(jax.vmap(gm.log_prob)(jnp.asarray(x)[:, None])))
+
+
+def test_condition_matches_grid_bayes():
+    prior = _mixture_1d([0.3, 0.7], [-2.0, 1.5], [0.5, 1.2])
+    a, y, s = 1.7, 0.9, 0.6
+    post = prior.condition(jnp.array([[a]]), jnp.array([y]), s)
+    x, dx = _grid_1d()
+    unnorm = _grid_density(prior, x) * stats.norm.pdf(y, a * x, s)
+    z = unnorm.sum() * dx
+    grid_post = unnorm / z
+    np.testing.assert_allclose(_grid_density(post, x), grid_post, atol=1e-4 * grid_post.max())
+    np.testing.assert_allclose(float(prior.log_marginal_likelihood(jnp.array([[a]]), jnp.array([y]), s)),
+                               np.log(z), rtol=1e-4)
+
+
+def test_condition_multivariate_matches_kalman_for_one_gaussian():
+    rng = np.random.default_rng(0)
+    d, m = 4, 2
+    L = rng.normal(size=(d, d))
+    S = L @ L.T + d * np.eye(d)
+    mu = rng.normal(size=d)
+    A = rng.normal(size=(m, d))
+    y, s = rng.normal(size=m), 0.3
+    post = GaussianMixture(jnp.ones(1), jnp.asarray(mu)[None], jnp.asarray(S)[None]).condition(A, y, s)
+    prec = np.linalg.inv(S) + A.T @ A / s**2
+    cov = np.linalg.inv(prec)
+    mean = cov @ (np.linalg.solve(S, mu) + A.T @ y / s**2)
+    np.testing.assert_allclose(post.means[0], mean, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(post.covs[0], cov, rtol=1e-3, atol=1e-4)
+
+
+def test_product_matches_grid():
+    p1 = _mixture_1d([0.4, 0.6], [-1.0, 2.0], [0.8, 0.5])
+    p2 = _mixture_1d([0.5, 0.5], [0.0, 3.0], [1.0, 2.0])
+    x, dx = _grid_1d()
+    unnorm = _grid_density(p1, x) * _grid_density(p2, x)
+    z = unnorm.sum() * dx
+    np.testing.assert_allclose(_grid_density(p1.product(p2), x), unnorm / z, atol=1e-4 * (unnorm / z).max())
+    np.testing.assert_allclose(float(p1.log_normalizer_product(p2)), np.log(z), rtol=1e-4)
+
+
+def test_product_diag_agrees_with_full():
+    gd = _diag_mixture()
+    gf = GaussianMixture(gd.weights, gd.means, jax.vmap(jnp.diag)(gd.covs))
+    other = GaussianMixture(jnp.array([1.0]), jnp.zeros((1, 3)), jnp.ones((1, 3)) * 2.0)
+    pd, pf = gd.product(other), gf.product(other)
+    np.testing.assert_allclose(pd.weights, pf.weights, rtol=1e-5)
+    np.testing.assert_allclose(pd.full_covs(), pf.covs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pd.means, pf.means, rtol=1e-5, atol=1e-6)
+
+
+def test_sample_moments(mixture_2d):
+    n = 200_000
+    x = mixture_2d.sample(jax.random.PRNGKey(7), n)
+    cov = np.asarray(mixture_2d.covariance())
+    np.testing.assert_array_less(np.abs(np.asarray(x.mean(0) - mixture_2d.mean())), 5 * np.sqrt(np.diag(cov) / n))
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="weights"):
+        GaussianMixture(jnp.array([-0.5, 1.5]), jnp.zeros((2, 2)), jnp.ones((2, 2)))
+    with pytest.raises(ValueError, match="weights"):
+        GaussianMixture(jnp.array([0.5, 0.6]), jnp.zeros((2, 2)), jnp.ones((2, 2)))
+    with pytest.raises(ValueError, match="positive definite"):
+        GaussianMixture(jnp.array([1.0]), jnp.zeros((1, 2)), jnp.array([[[1.0, 2.0], [2.0, 1.0]]]))
+    with pytest.raises(ValueError, match="covs"):
+        GaussianMixture(jnp.array([1.0]), jnp.zeros((1, 2)), jnp.ones((1, 3)))
+    with pytest.raises(ValueError, match="means"):
+        GaussianMixture(jnp.array([0.5, 0.5]), jnp.zeros((3, 2)), jnp.ones((2, 2)))
+    gm = GaussianMixture(jnp.array([1.0]), jnp.zeros((1, 2)), jnp.ones((1, 2)))
+    with pytest.raises(ValueError, match="`t`"):
+        gm.noised(VP(), 1.5)
+    with pytest.raises(ValueError, match="`y`"):
+        gm.condition(jnp.ones((1, 2)), jnp.ones(2), 0.1)
+    with pytest.raises(ValueError, match="noise_std"):
+        gm.condition(jnp.ones((1, 2)), jnp.ones(1), 0.0)
+    with pytest.raises(ValueError, match="`A`"):
+        gm.condition(jnp.ones((1, 3)), jnp.ones(1), 0.1)
+    with pytest.raises(ValueError, match="other"):
+        gm.product(GaussianMixture(jnp.array([1.0]), jnp.zeros((1, 3)), jnp.ones((1, 3))))
