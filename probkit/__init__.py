@@ -11,7 +11,17 @@ dependencies (ArviZ, matplotlib) load only when used.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# XLA:CPU (jax 0.10) can deadlock on 2-core machines when a vmapped program over more than
+# 16384 rows (e.g. particles) is split into concurrent tasks by the concurrency-optimised
+# scheduler: reproduced with an exact-mixture score inside lax.scan at n = 16385. Disabling
+# that scheduler removes the hang; it only affects the CPU backend and takes effect when set
+# before JAX initialises its backends (users who set XLA_FLAGS themselves keep their choice).
+_XLA_FIX = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+if "xla_cpu_enable_concurrency_optimized_scheduler" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _XLA_FIX).strip()
 
 __version__ = "0.1.0"
 

@@ -128,11 +128,20 @@ class GaussianMixture:
             maha = jnp.sum(diff**2 / self.covs, axis=-1)
             logdet = jnp.sum(jnp.log(self.covs), axis=-1)
         else:
-            chol = jnp.linalg.cholesky(self.covs)
-            z = jax.vmap(lambda c, r: solve_triangular(c, r, lower=True))(chol, diff)
-            maha = jnp.sum(z**2, axis=-1)
-            logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+            # Precisions and log-determinants depend on the mixture only, so under vmap over
+            # particles they are computed once; per particle only matrix-vector products remain.
+            prec, logdet = self._precisions()
+            maha = jnp.einsum("ki,kij,kj->k", diff, prec, diff)
         return jnp.log(self.weights) - 0.5 * (maha + logdet + d * _LOG_2PI)
+
+    def _precisions(self) -> tuple[Array, Array]:
+        """Full-covariance precisions S_k^{-1} and log det S_k, via Cholesky."""
+        chol = jnp.linalg.cholesky(self.covs)
+        eye = jnp.broadcast_to(jnp.eye(self.dim, dtype=self.covs.dtype), self.covs.shape)
+        prec = jax.vmap(lambda c, e: cho_solve((c, True), e))(chol, eye)
+        prec = 0.5 * (prec + jnp.swapaxes(prec, -1, -2))
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        return prec, logdet
 
     def log_prob(self, x: ArrayLike) -> Array:
         """Exact log density at one point ``x`` of shape ``(d,)``."""
@@ -149,8 +158,7 @@ class GaussianMixture:
         if self.is_diag:
             prec_diff = diff / self.covs
         else:
-            chol = jnp.linalg.cholesky(self.covs)
-            prec_diff = jax.vmap(lambda c, v: cho_solve((c, True), v))(chol, diff)
+            prec_diff = jnp.einsum("kij,kj->ki", self._precisions()[0], diff)
         return -(r @ prec_diff)
 
     def sample(self, key: Array, n: int) -> Array:
