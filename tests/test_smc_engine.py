@@ -94,7 +94,7 @@ def _check_posterior(out: WeightedParticles, n_eff_floor: float):
 
 @pytest.mark.parametrize(
     "resampling",
-    ["systematic", "residual", pytest.param("multinomial", marks=pytest.mark.slow), pytest.param("stratified", marks=pytest.mark.slow)],
+    ["systematic", pytest.param("residual", marks=pytest.mark.slow), pytest.param("multinomial", marks=pytest.mark.slow), pytest.param("stratified", marks=pytest.mark.slow)],
 )
 def test_tempered_posterior_and_evidence(resampling):
     out = run_smc(jax.random.PRNGKey(1), TEMPERED, 4096, TS, resampling=resampling, ess_threshold=0.9)
