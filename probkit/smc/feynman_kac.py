@@ -163,6 +163,9 @@ class StepInfo(NamedTuple):
 class WeightedParticles(NamedTuple):
     """Result of :func:`run_smc` (DESIGN §2): weighted particles and the run's history.
 
+    A host-side result: ``nfe`` and ``corrector`` are Python values, so return only its array
+    fields from a jitted/vmapped function.
+
     Attributes:
       particles: pytree with leading axis N (for probkit.fkc: an array ``(N, *event_shape)``).
       log_weights: ``(N,)`` normalised log-weights (logsumexp = 0).
@@ -368,13 +371,14 @@ def check_history(info: StepInfo, times: Array) -> None:
 def _check_run_args(num_particles, ts, resampling, ess_threshold, nfe_per_step, sharding):
     if isinstance(num_particles, bool) or not isinstance(num_particles, (int, np.integer)) or num_particles < 1:
         raise ValueError(f"`num_particles` must be a positive integer, got {num_particles!r}")
-    ts_np = np.asarray(ts)
-    if ts_np.ndim != 1 or ts_np.shape[0] < 2:
-        raise ValueError(f"`ts` must be a 1-D grid with at least 2 times, got shape {ts_np.shape}")
-    if not np.all(np.isfinite(ts_np)):
-        raise ValueError("`ts` must be finite")
-    if not np.all(np.diff(ts_np) < 0):
-        raise ValueError("`ts` must be strictly decreasing (generative time runs 1 -> 0)")
+    if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 2:
+        raise ValueError(f"`ts` must be a 1-D grid with at least 2 times, got shape {jnp.shape(ts)}")
+    if not isinstance(ts, jax.core.Tracer):  # values are checked when concrete
+        ts_np = np.asarray(ts)
+        if not np.all(np.isfinite(ts_np)):
+            raise ValueError("`ts` must be finite")
+        if not np.all(np.diff(ts_np) < 0):
+            raise ValueError("`ts` must be strictly decreasing (generative time runs 1 -> 0)")
     if resampling not in RESAMPLING:
         raise ValueError(f"`resampling` must be one of {RESAMPLING}, got {resampling!r}")
     if not (isinstance(ess_threshold, (int, float)) and 0.0 <= ess_threshold <= 1.0):
