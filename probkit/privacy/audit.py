@@ -1,0 +1,1 @@
+"""Privacy audits (being written by helper B; see /work/notes/privacy_helpers.md)."""
