@@ -80,6 +80,28 @@ def _check_delta(delta) -> None:
     _check_open_unit("delta", delta)
 
 
+def _check_counts(fp, n_negative, fn, n_positive) -> None:
+    """Validate attack outcome counts (concrete integers) and name the offending argument."""
+    for name, v in (("fp", fp), ("n_negative", n_negative), ("fn", fn), ("n_positive", n_positive)):
+        a = np.asarray(v)
+        if a.ndim != 0:
+            raise ValueError(f"{name} must be a scalar count; got shape {a.shape}")
+        if not np.isfinite(a) or a < 0 or float(a) != np.floor(float(a)):
+            raise ValueError(f"{name} must be a non-negative integer count; got {v!r}")
+    if n_negative <= 0:
+        raise ValueError(f"n_negative must be positive; got {n_negative!r}")
+    if n_positive <= 0:
+        raise ValueError(f"n_positive must be positive; got {n_positive!r}")
+    if fp > n_negative:
+        raise ValueError(f"fp={fp!r} exceeds n_negative={n_negative!r}")
+    if fn > n_positive:
+        raise ValueError(f"fn={fn!r} exceeds n_positive={n_positive!r}")
+
+
+def _check_level(level) -> None:
+    _check_open_unit("level", level)
+
+
 # ----------------------------------------------------------------------------- rates <-> eps
 def epsilon_from_rates(fpr, fnr, delta) -> Array:
     """Smallest eps consistent with an attack of rates (``fpr``, ``fnr``) under (eps, delta)-DP.
