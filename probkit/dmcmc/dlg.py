@@ -1,0 +1,514 @@
+"""Denoising Langevin Gibbs (DLG) and the denoising pass.
+
+Kim & Ye 2023, "Denoising MCMC for Accelerating Diffusion-Based Generative Models" (ICML;
+arXiv 2209.14593). DLG runs MCMC on the joint of data and noise level
+
+    pi(x, t) ∝ p_t(x) pi(t),   t in [t_min, t_max],                         (1)
+
+whose t-marginal is pi(t) (since ∫ p_t(x) dx = 1) and whose x | t conditional is the noised
+data law p_t. Gibbs sweeps alternate
+
+* **t | x** — on a grid of noise levels (:mod:`probkit.dmcmc.noise_level`): the exact
+  categorical ``P(t_j | x) ∝ p_{t_j}(x) w_j`` when ``log p_t`` is available (mixtures, user
+  targets), otherwise a learned noise-level classifier ``q(t_j | x)`` (approximate; see there);
+* **x | t** — ``num_x_steps`` moves of a BlackJAX kernel on ``log p_t(·)`` at the current t:
+  ``mala`` (``blackjax.mala``, default when ``log p_t`` exists), ``hmc`` (``blackjax.hmc``) or
+  ``ula``: unadjusted Langevin ``x' = x + h s(x, t) + sqrt(2h) z`` with the score only. BlackJAX
+  has no kernel named ULA; its SGLD kernel (``blackjax.sgld``) with the exact score as the
+  "gradient estimator" and temperature 1 *is* this update, so that kernel runs it. ULA is biased
+  at O(h) (no accept/reject); the result's ``x_move`` field says which move ran.
+
+With the exact t-move and MALA/HMC the chain is an exact Gibbs sampler of the discretised joint.
+Every kept ``(x, t)`` is then *denoised*: integrated from its own ``t`` to ``denoise_to`` (default
+``process.t_min``) by any probkit integrator on a per-particle grid. Since ``x ~ p_t`` is carried
+to ``p_0`` by the reverse dynamics for every ``t``, the denoised draws target the data law, and
+because the chain stays at moderate noise levels the integration is short.
+
+**Cost accounting.** An NFE is one evaluation of the score model (for MALA/HMC: one
+``value_and_grad`` of ``log p_t``). Per Gibbs sweep: ``ula`` costs ``num_x_steps``; ``mala``
+``num_x_steps + 1`` (the kernel is re-initialised at the new t, one ``value_and_grad``);
+``hmc`` ``num_x_steps * num_integration_steps + 1``. All sweeps, burn-in included, are amortised
+over the kept samples of a chain: ``nfe_mcmc = (burn_in + num_samples * thin) * cost /
+num_samples``; ``nfe = nfe_mcmc + denoise_steps * nfe_per_step(integrator)``. The t-moves are
+counted apart, in ``t_evals``: ``G`` evaluations of ``log p_t`` (no gradient) per sweep for the
+exact move, one classifier call for the learned one.
+
+Step sizes: ``step_size`` is relative to the noise level when ``scale_step=True`` (default):
+Langevin step ``h(t) = step_size * sigma_t^2`` for ``mala``/``ula``, leapfrog step
+``eps(t) = step_size * sigma_t`` for ``hmc`` (p_t has variance >= sigma_t^2 in every direction, so
+this keeps acceptance roughly constant across t). A callable ``t -> step`` is used as is.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from probkit.diffusion.integrators import INTEGRATORS, integrate, make_integrator
+from probkit.diffusion.schedules import GRIDS, Process
+from probkit.diffusion.sde import check_score_output
+from probkit.dmcmc.noise_level import (
+    NoiseLevelEstimator,
+    make_t_grid,
+    noise_level_log_probs,
+    t_conditional_log_probs,
+)
+
+Array = jax.Array
+ScoreFn = Callable[[Array, Array], Array]
+LogProbFn = Callable[[Array, Array], Array]
+
+__all__ = [
+    "X_MOVES",
+    "DLGState",
+    "DLGInfo",
+    "DLGKernel",
+    "DLGResult",
+    "DLGDiagnostics",
+    "build_kernel",
+    "denoise_grid",
+    "denoise_samples",
+    "dlg",
+    "diagnostics",
+    "to_inference_data",
+]
+
+X_MOVES = ("mala", "hmc", "ula")
+
+
+class DLGState(NamedTuple):
+    """State of ONE chain: position ``x``, grid index ``t_index`` and noise level ``t``."""
+
+    x: Array
+    t_index: Array
+    t: Array
+
+
+class DLGInfo(NamedTuple):
+    """Per-sweep information: mean acceptance of the x-move (1 for ``ula``) and the new t."""
+
+    acceptance_rate: Array
+    t: Array
+
+
+class DLGKernel(NamedTuple):
+    """A DLG kernel: ``init(x, t) -> DLGState``, ``step(key, state) -> (DLGState, DLGInfo)``.
+
+    ``nfe_per_step``: score-model evaluations per sweep; ``t_evals_per_step``: evaluations of
+    ``log p_t`` (exact move) or of the classifier (learned move) per sweep.
+    """
+
+    init: Callable[[Array, Any], DLGState]
+    step: Callable[[Array, DLGState], tuple[DLGState, DLGInfo]]
+    grid: Array
+    log_weights: Array
+    nfe_per_step: int
+    t_evals_per_step: int
+    x_move: str
+    t_move: str
+
+
+def _step_fn(process: Process, step_size, scale_step: bool, power: float) -> Callable[[Array], Array]:
+    if callable(step_size):
+        return lambda t: jnp.asarray(step_size(t))
+    if scale_step:
+        return lambda t: step_size * process.sigma(t) ** power
+    return lambda t: jnp.asarray(step_size)
+
+
+def build_kernel(
+    process: Process,
+    score_fn: ScoreFn,
+    grid: Array,
+    log_weights: Array,
+    *,
+    log_prob_fn: LogProbFn | None = None,
+    noise_estimator: NoiseLevelEstimator | None = None,
+    x_move: str = "mala",
+    step_size: float | Callable[[Array], Array] = 0.5,
+    scale_step: bool = True,
+    num_x_steps: int = 1,
+    num_integration_steps: int = 5,
+) -> DLGKernel:
+    """Build the DLG Gibbs kernel for ONE chain (vmap it over chains).
+
+    The t-move is exact (``log_prob_fn`` given and ``noise_estimator`` None) or learned
+    (``noise_estimator``). ``grid``/``log_weights`` come from :func:`~probkit.dmcmc.make_t_grid`.
+    No validation here beyond the choice of moves: :func:`dlg` validates its arguments.
+    """
+    if x_move not in X_MOVES:
+        raise ValueError(f"`x_move` must be one of {X_MOVES}, got {x_move!r}")
+    if x_move in ("mala", "hmc") and log_prob_fn is None:
+        raise ValueError(f"`x_move={x_move!r}` needs `log_prob_fn` (log p_t); use x_move='ula' for score-only models")
+    if noise_estimator is None and log_prob_fn is None:
+        raise ValueError("the t-move needs `log_prob_fn` (exact) or `noise_estimator` (learned)")
+
+    if noise_estimator is not None:
+        t_move = "learned"
+        t_log_probs = lambda x: noise_level_log_probs(noise_estimator, x)  # noqa: E731
+        t_evals = 1
+    else:
+        t_move = "exact"
+        t_log_probs = lambda x: t_conditional_log_probs(log_prob_fn, x, grid, log_weights)  # noqa: E731
+        t_evals = int(grid.shape[0])
+
+    if x_move == "ula":
+        h_of = _step_fn(process, step_size, scale_step, 2.0)
+        # blackjax.sgld with the exact score as gradient estimator ("minibatch" slot carries t)
+        ula = blackjax.sgld(lambda x, t: score_fn(x, t))
+
+        def move_x(key, x, t):
+            h = h_of(t)
+            x = jax.lax.fori_loop(
+                0, num_x_steps, lambda i, z: ula.step(jax.random.fold_in(key, i), z, t, h), x
+            )
+            return x, jnp.ones((), x.dtype)
+
+        nfe = num_x_steps
+    elif x_move == "mala":
+        h_of = _step_fn(process, step_size, scale_step, 2.0)
+
+        def move_x(key, x, t):
+            alg = blackjax.mala(lambda z: log_prob_fn(z, t), h_of(t))
+
+            def body(state, k):
+                state, info = alg.step(k, state)
+                return state, info.acceptance_rate
+
+            state, acc = jax.lax.scan(body, alg.init(x), jax.random.split(key, num_x_steps))
+            return state.position, jnp.mean(acc)
+
+        nfe = num_x_steps + 1
+    else:
+        eps_of = _step_fn(process, step_size, scale_step, 1.0)
+
+        def move_x(key, x, t):
+            imm = jnp.ones((x.size,), x.dtype)
+            alg = blackjax.hmc(lambda z: log_prob_fn(z, t), eps_of(t), imm, num_integration_steps)
+
+            def body(state, k):
+                state, info = alg.step(k, state)
+                return state, info.acceptance_rate
+
+            state, acc = jax.lax.scan(body, alg.init(x), jax.random.split(key, num_x_steps))
+            return state.position, jnp.mean(acc)
+
+        nfe = num_x_steps * num_integration_steps + 1
+
+    def init(x: Array, t: ArrayLike | None = None) -> DLGState:
+        t = grid[-1] if t is None else jnp.asarray(t, grid.dtype)
+        j = jnp.argmin(jnp.abs(grid - t)).astype(jnp.int32)
+        return DLGState(jnp.asarray(x), j, grid[j])
+
+    def step(key: Array, state: DLGState) -> tuple[DLGState, DLGInfo]:
+        k_t, k_x = jax.random.split(key)
+        j = jax.random.categorical(k_t, t_log_probs(state.x)).astype(jnp.int32)
+        t = grid[j]
+        x, acc = move_x(k_x, state.x, t)
+        return DLGState(x, j, t), DLGInfo(acc, t)
+
+    return DLGKernel(init, step, grid, log_weights, nfe, t_evals, x_move, t_move)
+
+
+# --------------------------------------------------------------------------------------------
+# the denoising pass
+def denoise_grid(process: Process, t_start: Array, num_steps: int, kind: str = "log_snr", t_end: float | None = None) -> Array:
+    """Decreasing grid from a (traced) ``t_start`` to ``t_end`` with ``num_steps`` steps.
+
+    The jittable counterpart of :func:`probkit.diffusion.time_grid` for per-particle start
+    times (same ``kind`` formulas: ``uniform``, ``quadratic``, ``log_snr``, ``edm``).
+    """
+    t_end = process.t_min if t_end is None else t_end
+    t_start = jnp.asarray(t_start, jnp.result_type(float))
+    frac = jnp.linspace(0.0, 1.0, num_steps + 1, dtype=t_start.dtype)
+    if kind == "uniform":
+        ts = t_start + (t_end - t_start) * frac
+    elif kind == "quadratic":
+        ts = t_end + (t_start - t_end) * (1.0 - frac) ** 2
+    elif kind == "log_snr":
+        l0, l1 = process.log_snr(t_start), process.log_snr(t_end)
+        ts = process.t_from_log_snr(l0 + (l1 - l0) * frac, 0.0, 1.0)
+    elif kind == "edm":
+        rho = getattr(process, "rho", 7.0)
+        r_max, r_min = jnp.exp(-0.5 * process.log_snr(t_start)), jnp.exp(-0.5 * process.log_snr(t_end))
+        r = (r_max ** (1 / rho) + frac * (r_min ** (1 / rho) - r_max ** (1 / rho))) ** rho
+        ts = process.t_from_log_snr(-2.0 * jnp.log(r), 0.0, 1.0)
+    else:
+        raise ValueError(f"`denoise_grid` must be one of {GRIDS}, got {kind!r}")
+    return ts.at[0].set(t_start).at[-1].set(t_end)
+
+
+def denoise_samples(
+    key: Array,
+    process: Process,
+    score_fn: ScoreFn,
+    x: Array,
+    t: Array,
+    *,
+    integrator: str = "dpm_solver_2m",
+    num_steps: int = 10,
+    grid: str = "log_snr",
+    t_end: float | None = None,
+    eta_ddim: float = 0.0,
+) -> Array:
+    """Integrate each particle ``x[i]`` from its own time ``t[i]`` to ``t_end`` (jittable).
+
+    ``x``: ``(n, *event_shape)``, ``t``: ``(n,)`` with every ``t[i] > t_end``.
+    """
+    integ = make_integrator(integrator, process, score_fn, eta_ddim=eta_ddim)
+    keys = jax.random.split(key, x.shape[0])
+
+    def one(k, xi, ti):
+        return integrate(k, integ, xi, denoise_grid(process, ti, num_steps, grid, t_end))
+
+    return jax.vmap(one)(keys, x, t)
+
+
+# --------------------------------------------------------------------------------------------
+# the convenience function
+class DLGResult(NamedTuple):
+    """Output of :func:`dlg`.
+
+    Attributes:
+      samples: denoised draws ``(num_chains * num_samples, *shape)`` (chain-major order).
+      x: kept chain positions ``(num_chains, num_samples, *shape)`` (noisy, before denoising).
+      t: kept noise levels ``(num_chains, num_samples)``.
+      t_trace: noise level after every sweep, burn-in included, ``(num_chains, burn_in + num_samples * thin)``.
+      acceptance: x-move acceptance of the sweeps that produced the kept draws ``(num_chains, num_samples)``.
+      acceptance_rate: mean acceptance over all post-burn-in sweeps (1.0 for ``ula``).
+      nfe: score-model evaluations per returned sample, ``nfe_mcmc + nfe_denoise``.
+      nfe_mcmc: x-move evaluations per kept sample (burn-in and thinning amortised).
+      nfe_denoise: evaluations of the denoising pass per sample.
+      t_evals: t-move evaluations per kept sample (``log p_t`` calls, or classifier calls).
+      x_move: ``"mala"``, ``"hmc"`` or ``"ula"``.
+      t_move: ``"exact"`` (grid conditional from ``log p_t``) or ``"learned"`` (classifier).
+      grid: the noise-level grid ``(G,)``; log_weights: its normalised prior masses.
+    """
+
+    samples: Array
+    x: Array
+    t: Array
+    t_trace: Array
+    acceptance: Array
+    acceptance_rate: float
+    nfe: float
+    nfe_mcmc: float
+    nfe_denoise: int
+    t_evals: float
+    x_move: str
+    t_move: str
+    grid: Array
+    log_weights: Array
+
+    def to_inference_data(self):
+        """ArviZ InferenceData of the kept chains (``t`` and ``x``) for R-hat / ESS."""
+        return to_inference_data(self)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_step_size(step_size: Any) -> None:
+    if callable(step_size):
+        return
+    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or not math.isfinite(step_size) or step_size <= 0:
+        raise ValueError(f"`step_size` must be a positive finite number or a callable t -> step, got {step_size!r}")
+
+
+def dlg(
+    key: Array,
+    process: Process,
+    score_fn: ScoreFn,
+    shape: tuple[int, ...],
+    *,
+    log_prob_fn: LogProbFn | None = None,
+    noise_estimator: NoiseLevelEstimator | None = None,
+    num_chains: int = 64,
+    num_samples: int = 16,
+    burn_in: int = 100,
+    thin: int = 1,
+    step_size: float | Callable[[Array], Array] = 0.5,
+    scale_step: bool = True,
+    t_min: float = 0.02,
+    t_max: float = 0.5,
+    log_prior_t: Callable[[Array], Array] | None = None,
+    num_t_grid: int = 128,
+    x_move: str | None = None,
+    num_x_steps: int = 1,
+    num_integration_steps: int = 5,
+    integrator: str = "dpm_solver_2m",
+    denoise_steps: int = 10,
+    denoise_grid_kind: str = "log_snr",
+    denoise_to: float | None = None,
+    eta_ddim: float = 0.0,
+    x_init: ArrayLike | None = None,
+    t_init: float | None = None,
+) -> DLGResult:
+    """Denoising Langevin Gibbs (Kim & Ye 2023, arXiv 2209.14593) then a denoising pass.
+
+    Runs ``num_chains`` vmapped Gibbs chains on pi(x, t) ∝ p_t(x) pi(t) (module docstring), keeps
+    every ``thin``-th sweep after ``burn_in`` sweeps (``num_samples`` per chain), and integrates
+    each kept ``(x, t)`` from t to ``denoise_to`` with ``integrator`` in ``denoise_steps`` steps.
+
+    Args:
+      key: PRNG key.
+      process: forward process (``probkit.diffusion.VP`` etc.).
+      score_fn: ``score_fn(x, t)`` for ONE particle.
+      shape: event shape of one particle.
+      log_prob_fn: ``log p_t(x)`` for ONE particle (e.g. ``GaussianMixture.log_prob_fn``);
+        enables the exact t-move and the Metropolis-adjusted x-moves.
+      noise_estimator: a trained :class:`~probkit.dmcmc.NoiseLevelEstimator` (learned t-move;
+        used whenever given). Its grid replaces ``t_min``, ``t_max``, ``num_t_grid``, ``log_prior_t``.
+      num_chains, num_samples, burn_in, thin: chains, kept draws per chain, discarded sweeps,
+        sweeps between kept draws.
+      step_size, scale_step: x-move step (module docstring).
+      t_min, t_max, log_prior_t, num_t_grid: the noise-level range, prior and grid size.
+      x_move: ``"mala"``, ``"hmc"`` or ``"ula"``; default ``"mala"`` if ``log_prob_fn`` else ``"ula"``.
+      num_x_steps: x-moves per Gibbs sweep; num_integration_steps: leapfrog steps of ``hmc``.
+      integrator, denoise_steps, denoise_grid_kind, denoise_to, eta_ddim: the denoising pass
+        (any of ``probkit.diffusion.INTEGRATORS``).
+      x_init: initial positions ``(num_chains, *shape)``; default ``process.prior_sample``.
+      t_init: initial noise level (nearest grid node); default ``t_max``.
+
+    Returns:
+      :class:`DLGResult`.
+
+    Raises:
+      ValueError: ``t_min >= t_max``, non-positive ``step_size``, zero chains, a missing
+        ``log_prob_fn`` for ``mala``/``hmc``, and other invalid arguments (the message names it).
+    """
+    shape = tuple(int(s) for s in shape)
+    num_chains = _check_int("num_chains", num_chains, 1)
+    num_samples = _check_int("num_samples", num_samples, 1)
+    burn_in = _check_int("burn_in", burn_in, 0)
+    thin = _check_int("thin", thin, 1)
+    num_x_steps = _check_int("num_x_steps", num_x_steps, 1)
+    num_integration_steps = _check_int("num_integration_steps", num_integration_steps, 1)
+    denoise_steps = _check_int("denoise_steps", denoise_steps, 1)
+    _check_step_size(step_size)
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"`integrator` must be one of {INTEGRATORS}, got {integrator!r}")
+    if denoise_grid_kind not in GRIDS:
+        raise ValueError(f"`denoise_grid_kind` must be one of {GRIDS}, got {denoise_grid_kind!r}")
+    if x_move is None:
+        x_move = "mala" if log_prob_fn is not None else "ula"
+    if noise_estimator is not None:
+        if not isinstance(noise_estimator, NoiseLevelEstimator):
+            raise ValueError(f"`noise_estimator` must be a NoiseLevelEstimator, got {type(noise_estimator).__name__}")
+        if tuple(noise_estimator.event_shape) != shape:
+            raise ValueError(f"`noise_estimator` was trained on event shape {noise_estimator.event_shape}, got shape {shape}")
+        grid, log_w = noise_estimator.grid, noise_estimator.log_weights
+        t_min, t_max = noise_estimator.t_min, noise_estimator.t_max
+    else:
+        grid, log_w = make_t_grid(t_min, t_max, num_t_grid, log_prior_t)
+    t_end = float(process.t_min if denoise_to is None else denoise_to)
+    if not 0.0 <= t_end < t_min:
+        raise ValueError(f"`denoise_to` ({t_end}) must lie in [0, t_min) with t_min={t_min}")
+    if t_init is not None and not (isinstance(t_init, (int, float)) and t_min <= t_init <= t_max):
+        raise ValueError(f"`t_init` must lie in [t_min, t_max] = [{t_min}, {t_max}], got {t_init!r}")
+    kernel = build_kernel(
+        process, score_fn, grid, log_w, log_prob_fn=log_prob_fn, noise_estimator=noise_estimator,
+        x_move=x_move, step_size=step_size, scale_step=scale_step, num_x_steps=num_x_steps,
+        num_integration_steps=num_integration_steps,
+    )
+    key_init, key_run, key_denoise = jax.random.split(key, 3)
+    if x_init is None:
+        x_init = process.prior_sample(key_init, (num_chains, *shape))
+    else:
+        x_init = jnp.asarray(x_init, jnp.result_type(float))
+        if x_init.shape != (num_chains, *shape):
+            raise ValueError(f"`x_init` must have shape {(num_chains, *shape)}, got {x_init.shape}")
+        if not bool(jnp.all(jnp.isfinite(x_init))):
+            raise ValueError("`x_init` must be finite")
+    check_score_output(score_fn, x_init[0])
+    if log_prob_fn is not None:
+        out = jax.eval_shape(log_prob_fn, jax.ShapeDtypeStruct(shape, x_init.dtype), jnp.asarray(0.5))
+        if out.shape != ():
+            raise ValueError(f"`log_prob_fn` must return a scalar for ONE particle, got shape {out.shape}")
+
+    def one_chain(key, x0):
+        def sweep(state, k):
+            state, info = kernel.step(k, state)
+            return state, info
+
+        k_burn, k_keep = jax.random.split(key)
+        state, burn_info = jax.lax.scan(sweep, kernel.init(x0, t_init), jax.random.split(k_burn, burn_in))
+
+        def keep(state, k):
+            state, info = jax.lax.scan(sweep, state, jax.random.split(k, thin))
+            return state, (state.x, state.t, info)
+
+        _, (xs, ts, info) = jax.lax.scan(keep, state, jax.random.split(k_keep, num_samples))
+        t_trace = jnp.concatenate([burn_info.t, info.t.reshape(-1)])
+        return xs, ts, t_trace, info.acceptance_rate[:, -1], jnp.mean(info.acceptance_rate)
+
+    @jax.jit
+    def run(key_run, key_denoise, x_init):
+        xs, ts, t_trace, acc, acc_all = jax.vmap(one_chain)(jax.random.split(key_run, num_chains), x_init)
+        flat_x = xs.reshape(num_chains * num_samples, *shape)
+        samples = denoise_samples(
+            key_denoise, process, score_fn, flat_x, ts.reshape(-1), integrator=integrator,
+            num_steps=denoise_steps, grid=denoise_grid_kind, t_end=t_end, eta_ddim=eta_ddim,
+        )
+        return samples, xs, ts, t_trace, acc, jnp.mean(acc_all)
+
+    samples, xs, ts, t_trace, acc, acc_rate = run(key_run, key_denoise, x_init)
+    sweeps = burn_in + num_samples * thin
+    nfe_mcmc = sweeps * kernel.nfe_per_step / num_samples
+    nfe_denoise = denoise_steps * make_integrator(integrator, process, score_fn, eta_ddim=eta_ddim).nfe_per_step
+    return DLGResult(
+        samples=samples, x=xs, t=ts, t_trace=t_trace, acceptance=acc, acceptance_rate=float(acc_rate),
+        nfe=nfe_mcmc + nfe_denoise, nfe_mcmc=nfe_mcmc, nfe_denoise=nfe_denoise,
+        t_evals=sweeps * kernel.t_evals_per_step / num_samples, x_move=x_move, t_move=kernel.t_move,
+        grid=grid, log_weights=log_w,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# diagnostics
+def to_inference_data(result: DLGResult, max_coords: int = 16):
+    """ArviZ InferenceData of the kept chains: ``t`` ``(chains, draws)`` and the first
+    ``max_coords`` flattened coordinates of ``x`` (``(chains, draws, k)``), with the x-move
+    acceptance in ``sample_stats``. Uses :func:`probkit.diagnostics.arviz.chains_to_inference_data`
+    (ArviZ imported lazily)."""
+    from probkit.diagnostics.arviz import chains_to_inference_data
+
+    c, s = result.t.shape
+    x = np.asarray(result.x).reshape(c, s, -1)[:, :, :max_coords]
+    return chains_to_inference_data({"t": np.asarray(result.t), "x": x}, sample_stats={"acceptance": np.asarray(result.acceptance)})
+
+
+class DLGDiagnostics(NamedTuple):
+    """Split-R-hat and bulk ESS (ArviZ) of the noise level and of the x coordinates.
+
+    ``rhat_x_max`` / ``ess_x_min`` are the worst values over the first ``max_coords`` coordinates.
+    """
+
+    rhat_t: float
+    ess_t: float
+    rhat_x_max: float
+    ess_x_min: float
+
+
+def diagnostics(result: DLGResult, max_coords: int = 16) -> DLGDiagnostics:
+    """R-hat and ESS of a multi-chain :func:`dlg` run (needs >= 2 chains and >= 4 draws)."""
+    import arviz as az
+
+    c, s = result.t.shape
+    if c < 2 or s < 4:
+        raise ValueError(f"`result` needs >= 2 chains and >= 4 kept draws per chain for R-hat, got {c} x {s}")
+    idata = to_inference_data(result, max_coords)
+    rhat = az.rhat(idata)
+    ess = az.ess(idata, method="bulk")
+    return DLGDiagnostics(
+        rhat_t=float(rhat["t"]), ess_t=float(ess["t"]),
+        rhat_x_max=float(np.max(rhat["x"].values)), ess_x_min=float(np.min(ess["x"].values)),
+    )
