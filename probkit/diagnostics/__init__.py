@@ -1,15 +1,23 @@
-"""Diagnostics: distances between (weighted) samples, ArviZ conversion, plots.
+"""Diagnostics: distances between (weighted) samples, ArviZ conversion, weighted summaries.
 
-``probkit.diagnostics.plots`` and :func:`to_inference_data` import matplotlib / ArviZ lazily.
+* :func:`sliced_wasserstein`, :func:`mmd`, :func:`energy_distance` — JAX, jittable, weighted
+  (``probkit.diagnostics.metrics``).
+* :func:`to_inference_data` — ArviZ InferenceData of weighted particles or MCMC chains;
+  :func:`weighted_summary` — weighted mean / std / quantiles / Kish ESS without ArviZ
+  (``probkit.diagnostics.arviz``; ArviZ is imported lazily).
+* ``probkit.diagnostics.plots`` — small matplotlib helpers (imported on demand, not here).
 """
-from probkit.diagnostics.metrics import energy_distance, mmd, sliced_wasserstein, wasserstein_1d
+from probkit.diagnostics.arviz import WeightedSummary, kish_ess, to_inference_data, weighted_summary
+from probkit.diagnostics.metrics import energy_distance, median_heuristic, mmd, sliced_wasserstein, wasserstein_1d
 
-
-def to_inference_data(result, var_name: str = "x"):
-    """ArviZ InferenceData of a weighted-particle result or of MCMC chains (lazy import)."""
-    from probkit.diagnostics.arviz import to_inference_data as _impl
-
-    return _impl(result, var_name)
-
-
-__all__ = ["sliced_wasserstein", "wasserstein_1d", "mmd", "energy_distance", "to_inference_data"]
+__all__ = [
+    "sliced_wasserstein",
+    "wasserstein_1d",
+    "mmd",
+    "median_heuristic",
+    "energy_distance",
+    "to_inference_data",
+    "weighted_summary",
+    "WeightedSummary",
+    "kish_ess",
+]
