@@ -199,8 +199,8 @@ for name, (a, b, c) in errors.items():
 # ## ArviZ
 # `to_inference_data()` keeps the particles as one chain of N draws, the weights and
 # log-evidence in `sample_stats`, and the per-step ESS / resampling history in a `smc_history`
-# group. Note that ArviZ's ESS and R-hat ignore the importance weights: for weighted particles use
-# the `weight` column (or `.resample` first).
+# group. ArviZ's statistics ignore the importance weights; `weighted_summary` uses them (or
+# `.resample` first).
 
 # %%
 import arviz as az  # noqa: E402
@@ -208,5 +208,7 @@ import arviz as az  # noqa: E402
 idata = annealed.to_inference_data()
 print(idata)
 print(az.summary(idata, kind="stats"))  # unweighted statistics of the particle cloud
-print("weighted mean:", np.asarray(annealed.weighted_mean()))
+from probkit.diagnostics.arviz import weighted_summary  # noqa: E402
+
+print(weighted_summary(annealed.particles, annealed.log_weights))  # the weighted ones
 print(idata.smc_history)
