@@ -32,7 +32,7 @@ from typing import Any, Literal, NamedTuple, Sequence, Union
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from probkit.privacy.regions import _check_counts, _check_delta, _check_level, epsilon_from_rates
 
@@ -83,7 +83,7 @@ _NUM_TABLE = 4097
 def _beta_sf_table(params: tuple[float, float], num: int = _NUM_TABLE) -> tuple[np.ndarray, np.ndarray]:
     """Nodes ``(x_k, z_k)`` with ``x_k = F^-1(Phi(z_k))`` on an even z-grid in [-8.5, 8.5] (float64)."""
     z = np.linspace(-_Z_MAX, _Z_MAX, num)
-    x = stats.beta.ppf(stats.norm.cdf(z), *params)
+    x = special.betaincinv(params[0], params[1], special.ndtr(z))
     return np.maximum.accumulate(x), z
 
 
@@ -96,7 +96,7 @@ def _beta_sf(x: np.ndarray, table: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """
     xs, zs = table
     z = np.interp(x, xs, zs, left=-40.0, right=40.0)
-    return stats.norm.sf(z)
+    return special.ndtr(-z)
 
 
 def _cdf_table(eps, alpha_post, beta_post, delta: float, num_grid: int) -> np.ndarray:
@@ -110,7 +110,7 @@ def _cdf_table(eps, alpha_post, beta_post, delta: float, num_grid: int) -> np.nd
     """
     e = np.atleast_1d(np.asarray(eps, dtype=np.float64))
     u = (np.arange(num_grid) + 0.5) / num_grid
-    alpha = stats.beta.ppf(u, *alpha_post)  # (M,)
+    alpha = special.betaincinv(alpha_post[0], alpha_post[1], u)  # (M,)
     table = _beta_sf_table(beta_post)
     out = np.empty(e.shape)
     chunk = max(1, 2_000_000 // num_grid)  # bound the (E, M) temporary
