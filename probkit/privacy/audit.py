@@ -190,7 +190,7 @@ def simulate_counts(
     return AuditCounts(fp, n_negative, fn, n_positive)
 
 
-def best_threshold(mechanism: Mechanism, delta: float, lo: float = -10.0, hi: float = 20.0, num: int = 30001) -> float:
+def best_threshold(mechanism: Mechanism, delta: float, lo: float = -10.0, hi: float = 20.0, num: int = 10001) -> float:
     """Threshold whose exact rates give the largest ``epsilon_from_rates`` at ``delta``: the
     attack under which the estimand (eps of the attack) equals the mechanism's eps(delta) for
     mechanisms with a monotone likelihood ratio (all three here)."""
@@ -203,6 +203,17 @@ def best_threshold(mechanism: Mechanism, delta: float, lo: float = -10.0, hi: fl
         return float(t[jnp.argmax(eps)])
 
 
+def _multi_sample(key: Array, mu: float, num_models: int, k: int, threshold, correlation) -> tuple[Array, ...]:
+    k_m, k_0, k_j = jax.random.split(key, 3)
+    member = jax.random.bernoulli(k_m, 0.5, (num_models, k))
+    z0 = jax.random.normal(k_0, (num_models, 1))
+    zj = jax.random.normal(k_j, (num_models, k))
+    score = mu * member + jnp.sqrt(correlation) * z0 + jnp.sqrt(1.0 - correlation) * zj
+    guess = score > threshold
+    n_pos = jnp.sum(member)
+    return jnp.sum(guess & ~member), num_models * k - n_pos, jnp.sum(~guess & member), n_pos
+
+
 def multi_sample_counts(
     key: Array,
     mechanism: GaussianMechanism,
@@ -210,6 +221,7 @@ def multi_sample_counts(
     samples_per_model: int,
     threshold: float,
     correlation: float = 0.0,
+    num_audits: int | None = None,
 ) -> AuditCounts:
     """The multi-sample heuristic on a Gaussian mechanism (Zanella-Béguelin et al. 2023, Sec. 5).
 
@@ -217,23 +229,22 @@ def multi_sample_counts(
     each present with probability 1/2): ``score_j = mu m_j + sqrt(rho) z_0 + sqrt(1 - rho) z_j``.
     With ``correlation = rho = 0`` the canaries are independent and the pooled counts are exact
     binomials with ``num_models * samples_per_model`` trials (the heuristic is exact); with
-    ``rho > 0`` the noise shared within a model makes the counts overdispersed, and intervals
-    that treat them as binomial undercover. Returns pooled counts (random n_negative/n_positive,
-    as Python ints).
+    ``rho > 0`` the noise shared within a model makes the counts overdispersed (design effect
+    ~ 1 + (k - 1) corr), and intervals that treat them as binomial undercover.
+
+    Returns pooled counts (n_negative and n_positive are random); Python ints for one audit, or
+    arrays of shape ``(num_audits,)`` (vmapped) when ``num_audits`` is given.
     """
     num_models, k = _check_n("num_models", num_models), _check_n("samples_per_model", samples_per_model)
     if not 0.0 <= correlation < 1.0:
         raise ValueError(f"correlation must lie in [0, 1); got {correlation!r}")
-    k_m, k_0, k_j = jax.random.split(key, 3)
-    member = jax.random.bernoulli(k_m, 0.5, (num_models, k))
-    z0 = jax.random.normal(k_0, (num_models, 1))
-    zj = jax.random.normal(k_j, (num_models, k))
-    score = mechanism.mu * member + np.sqrt(correlation) * z0 + np.sqrt(1.0 - correlation) * zj
-    guess = score > threshold
-    fp = int(jnp.sum(guess & ~member))
-    fn = int(jnp.sum(~guess & member))
-    n_pos = int(jnp.sum(member))
-    return AuditCounts(fp, num_models * k - n_pos, fn, n_pos)
+    run = jax.jit(_multi_sample, static_argnums=(2, 3))
+    if num_audits is None:
+        fp, nn, fn, npos = (int(v) for v in run(key, mechanism.mu, num_models, k, threshold, correlation))
+        return AuditCounts(fp, nn, fn, npos)
+    keys = jax.random.split(key, _check_n("num_audits", num_audits))
+    fp, nn, fn, npos = jax.vmap(lambda kk: run(kk, mechanism.mu, num_models, k, threshold, correlation))(keys)
+    return AuditCounts(fp, nn, fn, npos)
 
 
 # ----------------------------------------------------------------------------- accountant
