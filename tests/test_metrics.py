@@ -211,3 +211,16 @@ def test_bad_input():
         sliced_wasserstein(x, x, KEY, p=0.5)
     with pytest.raises(ValueError, match="block_size"):
         mmd(x, x, block_size=0)
+    with pytest.raises(ValueError, match="y_weights"):
+        mmd(x, x, y_weights=jnp.zeros(10).at[3].set(1.0), unbiased=True)
+
+
+@pytest.mark.slow
+def test_large_samples_blocked():
+    # n = m = 2e4 in d = 8: the full (n, m) kernel would need 1.6 GB per matrix in float32; the
+    # row blocks need O(block_size * m). Null level as in test_mmd_and_energy_null_level_from_sample_size:
+    # E MMD_V^2 = (2/n)(1 - E k) <= 2/n = 1e-4, E D_V^2 = (2/n) E|X - X'| = (2/n) sqrt(2) E chi_8 = (2/n) sqrt(2) 2.74.
+    x, y = _normal_pair(21, 20_000, 20_000, 8, jnp.zeros(8))
+    assert 0.0 <= float(mmd(x, y, 2.0, squared=True)) < 5 * 2 / 20_000
+    assert float(energy_distance(x, y)) ** 2 < 5 * (2 / 20_000) * np.sqrt(2) * 2.74
+    assert float(mmd(x, y + 0.3)) > 3 * float(mmd(x, y))

@@ -237,8 +237,12 @@ def mmd(
     block_size = _check_positive_int("block_size", block_size)
     wx = _weights("x", x.shape[0], x_weights, x_log_weights, x.dtype)
     wy = _weights("y", y.shape[0], y_weights, y_log_weights, y.dtype)
-    if unbiased and (x.shape[0] < 2 or y.shape[0] < 2):
-        raise ValueError("`unbiased=True` needs at least two samples in `x` and in `y`")
+    if unbiased:
+        if x.shape[0] < 2 or y.shape[0] < 2:
+            raise ValueError("`unbiased=True` needs at least two samples in `x` and in `y`")
+        for name, w in (("x", wx), ("y", wy)):
+            if not isinstance(w, jax.core.Tracer) and float(jnp.sum(w**2)) > 1.0 - 1e-6:
+                raise ValueError(f"`{name}_weights` put all mass on one point: the unbiased MMD is undefined")
     if bandwidths is None:
         bandwidths = median_heuristic(x, y) * jnp.asarray(DEFAULT_BANDWIDTH_FACTORS, x.dtype)
     else:
