@@ -39,7 +39,7 @@ import numpy as np
 from probkit.diffusion import VP, time_grid
 from probkit.fkc import fkc_model
 from probkit.models import GaussianMixture
-from probkit.smc import run_smc
+from probkit.smc import SMCConfig, run_smc, smc_init, smc_step
 
 PEAK_BW = {"H100": 3.35e12, "H200": 4.8e12, "A100": 2.0e12}
 
@@ -65,6 +65,21 @@ def sliced_w2(key, x, y, num_projections: int = 128) -> float:
     theta /= jnp.linalg.norm(theta, axis=1, keepdims=True)
     px, py = jnp.sort(x @ theta.T, axis=0), jnp.sort(y @ theta.T, axis=0)
     return float(jnp.sqrt(jnp.mean((px - py) ** 2)))
+
+
+def xla_step_cost(model, n: int, ts, sharding) -> tuple[float | None, float | None]:
+    """XLA's own estimate (compiled cost analysis) of bytes accessed and flops of one engine step."""
+    try:
+        cfg = SMCConfig("systematic", 0.5, None, sharding)
+        key = jax.random.PRNGKey(0)
+        state = jax.eval_shape(lambda k: smc_init(k, model, n, cfg), key)
+        step = jax.jit(lambda k, s, t, tn: smc_step(k, s, t, tn, model, cfg))
+        ca = step.lower(key, state, ts[0], ts[1]).compile().cost_analysis()
+        if isinstance(ca, (list, tuple)):
+            ca = ca[0]
+        return ca.get("bytes accessed"), ca.get("flops")
+    except Exception:  # cost analysis is backend-dependent; the benchmark must not fail on it
+        return None, None
 
 
 def bench_one(n: int, d: int, steps: int, repeats: int, sharding, sw_points: int) -> dict:
@@ -100,6 +115,13 @@ def bench_one(n: int, d: int, steps: int, repeats: int, sharding, sw_points: int
             bw = peak_bandwidth()
             row["bandwidth_fraction"] = None if bw is None else bytes_moved / sec / bw
             row["final_ess"] = float(1.0 / np.sum(np.exp(2 * np.asarray(out.log_weights, np.float64))))
+            row["min_ess_fraction"] = float(np.asarray(out.ess).min()) / n
+            row["max_log_weight_spread"] = float(np.asarray(out.log_weight_spread).max())
+            xb, xf = xla_step_cost(model, n, ts, sharding)
+            row["xla_bytes_per_step"], row["xla_flops_per_step"] = xb, xf
+            row["xla_bytes_per_s"] = None if xb is None else xb * steps / sec
+            row["xla_bandwidth_fraction"] = None if (xb is None or bw is None) else xb * steps / sec / bw
+            row["seconds_per_step"] = sec / steps
     # Monte Carlo floor of the metric: two independent exact samples of the same size
     exact = a.noised(proc, proc.t_min).product(b.noised(proc, proc.t_min))
     m = min(n, sw_points)
@@ -139,17 +161,21 @@ def main(argv=None) -> list[dict]:
 
     configs = [(2**k, 2) for k in log2n] + [(2**dim_log2n, d) for d in dims if (2**dim_log2n, d) not in [(2**k, 2) for k in log2n]]
     rows = []
-    header = f"{'N':>8} {'d':>5} {'steps':>5} {'FK p-steps/s':>13} {'plain p-steps/s':>15} {'GB/s':>8} {'%BW':>6} {'SW2 FK':>8} {'SW2 plain':>9} {'floor':>7} {'ESS/N':>6}"
+    header = f"{'N':>8} {'d':>5} {'steps':>5} {'FK p-steps/s':>13} {'plain p-steps/s':>15} {'min GB/s':>8} {'%BW':>6} {'XLA GB/s':>9} {'%BW':>6} {'us/step':>8} {'SW2 FK':>8} {'SW2 plain':>9} {'floor':>7} {'minESS/N':>8}"
     print(f"platform={jax.default_backend()} devices={jax.device_count()} ({jax.devices()[0].device_kind}) sharded={sharding is not None}")
     print(header)
     for n, d in configs:
         row = bench_one(n, d, steps, args.repeats, sharding, args.sw_points)
         rows.append(row)
         frac = row["bandwidth_fraction"]
+        xfrac = row["xla_bandwidth_fraction"]
+        xbs = row["xla_bytes_per_s"]
         print(
             f"{n:>8} {d:>5} {steps:>5} {row['fk_particle_steps_per_s']:>13.3e} {row['plain_particle_steps_per_s']:>15.3e} "
-            f"{row['bytes_per_s'] / 1e9:>8.2f} {'n/a' if frac is None else f'{100 * frac:.1f}':>6} {row['fk_sw2']:>8.4f} "
-            f"{row['plain_sw2']:>9.4f} {row['sw2_floor']:>7.4f} {row['final_ess'] / n:>6.2f}",
+            f"{row['bytes_per_s'] / 1e9:>8.2f} {'n/a' if frac is None else f'{100 * frac:.1f}':>6} "
+            f"{'n/a' if xbs is None else f'{xbs / 1e9:.1f}':>9} {'n/a' if xfrac is None else f'{100 * xfrac:.1f}':>6} "
+            f"{1e6 * row['seconds_per_step']:>8.1f} {row['fk_sw2']:>8.4f} "
+            f"{row['plain_sw2']:>9.4f} {row['sw2_floor']:>7.4f} {row['min_ess_fraction']:>8.2f}",
             flush=True,
         )
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"fkc_{jax.default_backend()}.json"
