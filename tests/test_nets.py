@@ -259,22 +259,26 @@ def test_training_reaches_the_exact_dsm_minimum(trained):
     assert gaussian > exact + 0.03  # the tolerance above separates a good fit from a unimodal one
 
 
-@pytest.mark.parametrize("t", [0.3, 0.5, 0.8])
+@pytest.mark.parametrize("t", [0.15, 0.2, 0.3, 0.5])
 def test_learned_score_matches_exact_score(trained, t):
     # Relative L2 error E||s_theta - s||^2 / E||s||^2 over x ~ p_t (4000 draws). Measured
-    # 1.2e-3, 4e-4, 5e-4 at t = 0.3, 0.5, 0.8. Threshold 0.02: ~15x the measured error, far
-    # below the error of the moment-matched Gaussian score (checked here to exceed it), so a
-    # model that misses the modes fails.
+    # 0.012, 0.005, 0.0012, 0.0005 at t = 0.15, 0.2, 0.3, 0.5. Threshold 0.04 (>3x the worst).
+    # Discrimination: for this standardised mixture under VP the modes merge by t ~ 0.3
+    # (alpha_0.3 = 0.63, sigma_0.3 = 0.78), so the moment-matched Gaussian score is itself
+    # accurate at large t (rel. error 0.5, 0.22, 0.018, 2e-5). Where it is not (t <= 0.3) we
+    # also require 4x less error than it (measured ratios 42, 42, 15), so a model that misses
+    # the modes fails.
     gm, res = trained
     x = _noised_draws(gm, t, 4000, seed=int(100 * t))
     s_model = jax.vmap(make_score_fn(res.params, res.config, PROC), (0, None))(x, t)
     s_exact = jax.vmap(gm.score_fn(PROC), (0, None))(x, t)
     rel = float(jnp.sum((s_model - s_exact) ** 2) / jnp.sum(s_exact**2))
-    gauss = GaussianMixture(jnp.ones(1), gm.mean()[None], gm.covariance()[None])
-    s_gauss = jax.vmap(gauss.score_fn(PROC), (0, None))(x, t)
-    rel_gauss = float(jnp.sum((s_gauss - s_exact) ** 2) / jnp.sum(s_exact**2))
-    assert rel < 0.02, rel
-    assert rel_gauss > 0.02, rel_gauss
+    assert rel < 0.04, rel
+    if t <= 0.3:
+        gauss = GaussianMixture(jnp.ones(1), gm.mean()[None], gm.covariance()[None])
+        s_gauss = jax.vmap(gauss.score_fn(PROC), (0, None))(x, t)
+        rel_gauss = float(jnp.sum((s_gauss - s_exact) ** 2) / jnp.sum(s_exact**2))
+        assert rel < 0.25 * rel_gauss, (rel, rel_gauss)
 
 
 def test_samples_from_learned_score_match_mixture(trained):

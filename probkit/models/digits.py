@@ -85,7 +85,7 @@ def digits_to_images(x: ArrayLike, scale: tuple[float, float] = (-1.0, 1.0)) -> 
 def train_digits_score_model(
     key: Array,
     process=None,
-    num_steps: int = 30_000,
+    num_steps: int = 16_000,
     batch_size: int = 256,
     *,
     hidden: int = 256,
