@@ -131,7 +131,12 @@ def privacy_estimates_study(cases, bayes_cases) -> dict:
     for (fp, nn, fn, npos) in bayes_cases:
         counts = AttackResults(FN=fn, FP=fp, TN=nn - fp, TP=npos - fn)
         t0 = time.perf_counter()
-        theirs = compute_eps_lo_hi(counts, DELTA, 0.05, "joint-beta")  # root finding with xtol = 1e-2
+        try:
+            theirs = compute_eps_lo_hi(counts, DELTA, 0.05, "joint-beta")  # root finding with xtol = 1e-2
+        except Exception as err:  # their bracketing root finder can fail (e.g. small audits)
+            rows.append({"counts": [fp, nn, fn, npos], "quantity": "posterior_equal_tailed_interval",
+                         "error": f"privacy-estimates failed: {type(err).__name__}: {err}"})
+            continue
         t_theirs = time.perf_counter() - t0
         t0 = time.perf_counter()
         ours = epsilon_posterior(fp, nn, fn, npos, DELTA, num_samples=16).interval(0.95)
@@ -182,6 +187,9 @@ def main(argv=None) -> dict:
     print("\nprivacy-estimates:", "available" if pe["available"] else f"skipped ({pe['reason']})")
     if pe["available"]:
         for r in pe["rows"]:
+            if "error" in r:
+                print(f"  {r['quantity']:>32} {str(r['counts']):>28} {r['error']}")
+                continue
             print(f"  {r['quantity']:>32} {str(r['counts']):>28} theirs {np.round(r['theirs'], 4)} ours {np.round(r['ours'], 4)} "
                   f"|diff| {r['max_abs_diff']:.2e}  time {r['theirs_seconds']:.3f}s vs {r['ours_seconds']:.3f}s")
 

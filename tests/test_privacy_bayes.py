@@ -161,6 +161,12 @@ def test_level_and_prior_errors():
         epsilon_posterior(1, 10, 2, 10, 1e-5, prior=(0.0, 1.0))
     with pytest.raises(ValueError, match="method"):
         epsilon_posterior(1, 10, 2, 10, 1e-5, method="mcmc")
+    with pytest.raises(ValueError, match="key"):
+        epsilon_posterior(1, 10, 2, 10, 1e-5, method="monte_carlo")
+    with pytest.raises(ValueError, match="num_chains"):
+        gdp_posterior(jax.random.PRNGKey(0), np.zeros(5), np.ones(5), num_chains=0)
+    with pytest.raises(ValueError, match="pos_scores"):
+        gdp_posterior(jax.random.PRNGKey(0), np.zeros(5), np.array([1.0, np.nan, 2.0]))
 
 
 def test_gdp_posterior_nuts():
@@ -175,6 +181,8 @@ def test_gdp_posterior_nuts():
     idata = res.to_inference_data()
     assert float(az.rhat(idata)["mu"]) < 1.05
     assert float(az.ess(idata)["mu"]) > 200
+    diag = res.diagnostics()
+    assert diag["rhat"] < 1.05 and diag["ess_tail"] > 100 and diag["divergences"] == 0
     draws = np.asarray(res.mu).ravel()
     # Reference: MLE mu_hat = (mean_pos - mean_neg) / pooled sd, asymptotic sd
     # sqrt(2/n + mu^2 / (4 n)) (two-sample, pooled variance from 2n points).

@@ -87,7 +87,7 @@ class GaussianMechanism:
 
     def rates(self, threshold) -> tuple[Array, Array]:
         """(FPR, FNR) of the test "member iff score > threshold"."""
-        t = jnp.asarray(threshold, jnp.float32)
+        t = jnp.asarray(threshold, jnp.result_type(float))
         return ndtr(-t), ndtr(t - self.mu)
 
     def tradeoff(self, alpha) -> Array:
@@ -108,7 +108,7 @@ class LaplaceMechanism:
         return jax.random.laplace(key, jnp.shape(member)) + self.eps * member
 
     def rates(self, threshold) -> tuple[Array, Array]:
-        t = jnp.asarray(threshold, jnp.float32)
+        t = jnp.asarray(threshold, jnp.result_type(float))
         cdf = lambda x: jnp.where(x < 0, 0.5 * jnp.exp(jnp.minimum(x, 0.0)), 1 - 0.5 * jnp.exp(-jnp.maximum(x, 0.0)))  # noqa: E731
         return 1.0 - cdf(t), cdf(t - self.eps)
 
@@ -137,7 +137,7 @@ class RandomizedResponse:
         return jnp.where(keep, m, ~m).astype(jnp.float32)
 
     def rates(self, threshold) -> tuple[Array, Array]:
-        t = jnp.asarray(threshold, jnp.float32)
+        t = jnp.asarray(threshold, jnp.result_type(float))
         p = self._p()
         fpr = jnp.where(t < 0, 1.0, jnp.where(t < 1, 1 - p, 0.0))
         fnr = jnp.where(t < 0, 0.0, jnp.where(t < 1, 1 - p, 1.0))

@@ -256,7 +256,8 @@ def epsilon_posterior(
       prior: ``"jeffreys"`` (Beta(1/2, 1/2)), ``"uniform"`` (Beta(1, 1)) or a pair (a, b), the
         same Beta prior for both rates.
       num_samples: posterior draws of eps returned in ``samples``.
-      key: PRNG key for the draws (default ``PRNGKey(0)``).
+      key: PRNG key for the draws (required for Monte Carlo; for integration it only drives the
+        inverse-CDF ``samples``, default ``PRNGKey(0)``).
       method: ``"integration"`` (the CDF by 1-D quadrature, error <= 1/num_grid; samples by
         inverse CDF) or ``"monte_carlo"`` (draws of (alpha, beta) pushed through the bound).
       num_grid: quadrature points over alpha; num_eps: points of the tabulated eps CDF.
@@ -270,7 +271,9 @@ def epsilon_posterior(
     if not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
         raise ValueError(f"num_samples must be a positive integer; got {num_samples!r}")
     if key is None:
-        key = jax.random.PRNGKey(0)
+        if method == "monte_carlo":
+            raise ValueError("key (a jax PRNG key) is required for method='monte_carlo'")
+        key = jax.random.PRNGKey(0)  # only used to draw ``samples`` by inverse CDF
     delta = float(delta)
     if method == "integration":
         # eps decreases in both rates: extreme quantiles of the rates bracket all but ~2e-10.
@@ -313,6 +316,18 @@ class GDPPosterior(NamedTuple):
             sample_stats={"diverging": np.asarray(self.divergences), "acceptance_rate": np.asarray(self.acceptance_rate)},
         )
 
+    def diagnostics(self) -> dict[str, float]:
+        """R-hat and bulk/tail ESS of mu (ArviZ, lazy import), and the divergence count."""
+        import arviz as az
+
+        idata = self.to_inference_data()
+        return {
+            "rhat": float(az.rhat(idata)["mu"]),
+            "ess_bulk": float(az.ess(idata, method="bulk")["mu"]),
+            "ess_tail": float(az.ess(idata, method="tail")["mu"]),
+            "divergences": int(np.sum(np.asarray(self.divergences))),
+        }
+
     def epsilon(self, delta: float) -> jax.Array:
         """Posterior draws of eps(delta) of mu-GDP."""
         from probkit.privacy.regions import gdp_epsilon
@@ -351,6 +366,9 @@ def gdp_posterior(
     import blackjax
     from numpyro.infer.util import initialize_model
 
+    for name, v in (("num_samples", num_samples), ("num_warmup", num_warmup), ("num_chains", num_chains)):
+        if not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ValueError(f"{name} must be a positive integer; got {v!r}")
     neg = jnp.asarray(neg_scores, jnp.float32)
     pos = jnp.asarray(pos_scores, jnp.float32)
     for name, v in (("neg_scores", neg), ("pos_scores", pos)):
