@@ -154,3 +154,18 @@ def test_cli_privacy_estimate(tmp_path, capsys):
         main(["privacy", "estimate", "--fp", "2000", "--negatives", "1000", "--fn", "3", "--positives", "10", "--delta", "1e-5"])
     with pytest.raises(ValueError, match="delta"):
         main(["privacy", "estimate", "--fp", "2", "--negatives", "10", "--fn", "3", "--positives", "10", "--delta", "2"])
+
+
+def test_chunked_training_matches_vmapped():
+    # Training in chunks of models (lax.map with batch_size, for memory) gives the same models.
+    from probkit.privacy import train_dpsgd_models
+
+    x = jax.random.uniform(jax.random.PRNGKey(0), (12, 64))
+    y = jnp.arange(12) % 10
+    present = jax.random.bernoulli(jax.random.PRNGKey(1), 0.7, (8, 12))
+    cfg = DPSGDConfig(num_models=8, num_train=12, steps=3, sampling_rate=0.5)
+    full = train_dpsgd_models(jax.random.PRNGKey(2), cfg, x, y, present)
+    chunked = train_dpsgd_models(jax.random.PRNGKey(2), DPSGDConfig(num_models=8, num_train=12, steps=3, sampling_rate=0.5,
+                                                                      model_batch=3), x, y, present)
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(chunked)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
