@@ -31,7 +31,7 @@ from probkit.privacy.audit import DPSGDConfig, dpsgd_audit
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="small CPU configuration (256 models, K = 8)")
+    p.add_argument("--quick", action="store_true", help="small CPU configuration (256 models, K = 1 and 8)")
     p.add_argument("--num-models", type=int, default=None)
     p.add_argument("--canaries", default=None, help="comma-separated canaries per model, e.g. 1,16")
     p.add_argument("--num-train", type=int, default=None)
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
 
     if args.quick:
-        defaults = dict(num_models=256, canaries="8", num_train=256, steps=100, sampling_rate=0.1, noise_multiplier=1.5)
+        defaults = dict(num_models=256, canaries="1,8", num_train=256, steps=100, sampling_rate=0.1, noise_multiplier=1.5)
     else:
         defaults = dict(num_models=16384, canaries="1,16", num_train=512, steps=200, sampling_rate=0.1,
                         noise_multiplier=1.5, model_batch=4096)

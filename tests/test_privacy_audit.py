@@ -169,3 +169,18 @@ def test_chunked_training_matches_vmapped():
                                                                       model_batch=3), x, y, present)
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(chunked)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_per_canary_standardisation_uses_calibration_half_only():
+    from probkit.privacy.audit import _standardise_per_canary
+
+    rng = np.random.default_rng(0)
+    score = rng.normal(size=(40, 3)) * np.array([1.0, 5.0, 0.2]) + np.array([0.0, -3.0, 10.0])
+    member = rng.random((40, 3)) < 0.5
+    z = _standardise_per_canary(score, member, 20)
+    for c in range(3):
+        ref = z[:20][~member[:20, c], c]
+        np.testing.assert_allclose([ref.mean(), ref.std(ddof=1)], [0.0, 1.0], atol=1e-12)
+    changed = score.copy()
+    changed[20:] += 100.0  # audit half: no influence on the calibration statistics
+    np.testing.assert_allclose(_standardise_per_canary(changed, member, 20)[:20], z[:20])
