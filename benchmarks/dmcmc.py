@@ -219,7 +219,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--budgets", type=str, default=None, help="comma-separated NFE budgets (default 10,20,50,100)")
     p.add_argument("--integrators", type=str, default=None)
     p.add_argument("--n", type=int, default=None, help="samples per method")
-    p.add_argument("--samples-per-chain", type=int, default=32)
+    p.add_argument("--samples-per-chain", type=int, default=8, help="kept draws per chain (burn-in = the same number of sweeps)")
     p.add_argument("--mcmc-fraction", type=float, default=0.25, help="share of the budget spent on MCMC sweeps")
     p.add_argument("--step-size", type=float, default=None, help="relative Langevin step (h = step * sigma_t^2); default per target")
     p.add_argument("--estimator-steps", type=int, default=None)
