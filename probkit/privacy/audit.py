@@ -454,8 +454,9 @@ def _select_threshold(neg: np.ndarray, pos: np.ndarray, delta: float, level: flo
     from scipy import stats
 
     cand = np.unique(np.concatenate([neg, pos]))
-    fp = (neg[None, :] > cand[:, None]).sum(1)
-    fn = (pos[None, :] <= cand[:, None]).sum(1)
+    # counts at every candidate by binary search (O(n log n); no (candidates x scores) matrix)
+    fp = neg.size - np.searchsorted(np.sort(neg), cand, side="right")
+    fn = np.searchsorted(np.sort(pos), cand, side="right")
     a = stats.beta.ppf(level, fp + 0.5, neg.size - fp + 0.5)
     b = stats.beta.ppf(level, fn + 0.5, pos.size - fn + 0.5)
     with np.errstate(divide="ignore", invalid="ignore"):
