@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         defaults = dict(num_models=256, canaries="1,8", num_train=256, steps=100, sampling_rate=0.1, noise_multiplier=1.5)
     else:
-        defaults = dict(num_models=16384, canaries="1,16", num_train=512, steps=200, sampling_rate=0.1,
+        # same privacy parameters as --quick (so the accountant's eps is the same), 64x the models
+        defaults = dict(num_models=16384, canaries="1,16", num_train=256, steps=100, sampling_rate=0.1,
                         noise_multiplier=1.5, model_batch=4096)
     for name, value in defaults.items():
         if getattr(args, name) is None:
