@@ -21,6 +21,7 @@ Estimation of Differential Privacy", ICML, arXiv:2206.05199).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Any, NamedTuple
 
@@ -274,8 +275,16 @@ def accountant_epsilon(
         acc = pld_privacy_accountant.PLDAccountant()
     else:
         raise ValueError(f"accountant must be 'rdp' or 'pld'; got {accountant!r}")
-    acc.compose(event)
-    return float(acc.get_epsilon(delta))
+    # The RDP accountant logs a warning for each Renyi order whose series does not converge and
+    # excludes that order (the bound stays valid); keep those messages out of user output.
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)
+    try:
+        acc.compose(event)
+        return float(acc.get_epsilon(delta))
+    finally:
+        absl_logger.setLevel(level)
 
 
 # ----------------------------------------------------------------------------- DP-SGD
