@@ -24,6 +24,9 @@ For each NFE budget B (10, 20, 50, 100 score evaluations per sample) and integra
   The noise-level classifier's training is a one-off cost, like the score model's, and is not
   counted.
 
+Every cell is averaged over ``--seeds`` independent runs (the DLG value is noisy: draws of one
+chain share a mode, so mode frequencies vary with the number of chains, n / samples_per_chain).
+
 Metrics: sliced 2-Wasserstein (256 projections) and MMD (RBF mixture, median heuristic) between
 the n samples and a reference (exact draws; the data for digits), with the same-size
 exact-vs-exact value as the Monte Carlo floor (for digits the floor row is the model's own
@@ -31,8 +34,8 @@ limit, DPM-Solver++(2M) with 200 steps from noise).
 
 Usage::
 
-    python benchmarks/dmcmc.py --quick          # CPU smoke run (n = 512, 3 integrators, 3 budgets)
-    python benchmarks/dmcmc.py                  # full: n = 4096, 5 integrators, budgets 10, 20, 50, 100
+    python benchmarks/dmcmc.py --quick          # CPU smoke run (n = 512, 3 integrators, 3 budgets, 1 seed)
+    python benchmarks/dmcmc.py                  # full: n = 4096, 5 integrators, budgets 10, 20, 50, 100, 3 seeds
 
 Writes ``benchmarks/results/dmcmc_<platform>.json``, ``dmcmc_<platform>.png`` and prints a table.
 """
@@ -139,9 +142,14 @@ def run_target(name, args, budgets, integrators) -> list[dict]:
         grid = "uniform" if integ == "euler_maruyama" else "log_snr"
         for b in budgets:
             t0 = time.perf_counter()
-            r = probkit.sample(jax.random.PRNGKey(0), proc, score_fn, shape, n, max(1, b // nps), method=integ, grid=grid)
-            sw, mm = metrics(r.samples, ref)
-            rows.append(dict(target=name, method="from noise", integrator=integ, budget=b, nfe=float(r.nfe), sw2=sw, mmd=mm,
+            sws, mms = [], []
+            for seed in range(args.seeds):
+                r = probkit.sample(jax.random.PRNGKey(seed), proc, score_fn, shape, n, max(1, b // nps), method=integ, grid=grid)
+                sw, mm = metrics(r.samples, ref)
+                sws.append(sw)
+                mms.append(mm)
+            rows.append(dict(target=name, method="from noise", integrator=integ, budget=b, nfe=float(r.nfe),
+                             sw2=float(np.mean(sws)), sw2_std=float(np.std(sws)), mmd=float(np.mean(mms)),
                              seconds=time.perf_counter() - t0))
             print_row(rows[-1])
             for x_move, t_move in variants:
@@ -151,17 +159,22 @@ def run_target(name, args, budgets, integrators) -> list[dict]:
                 if steps < 1:
                     continue
                 t0 = time.perf_counter()
-                res = dmcmc.dlg(
-                    jax.random.PRNGKey(0), proc, score_fn, shape,
-                    log_prob_fn=log_prob_fn if t_move == "exact" else None,
-                    noise_estimator=est if t_move == "learned" else None,
-                    x_move=x_move, num_chains=n // spc, num_samples=spc, burn_in=burn, thin=thin,
-                    step_size=args.step_size or STEP_SIZES[(name, x_move)], t_min=T_MIN, t_max=T_MAX, num_t_grid=NUM_T_GRID,
-                    integrator=integ, denoise_steps=steps, denoise_grid_kind=grid,
-                )
-                sw, mm = metrics(res.samples, ref)
+                sws, mms = [], []
+                for seed in range(args.seeds):
+                    res = dmcmc.dlg(
+                        jax.random.PRNGKey(seed), proc, score_fn, shape,
+                        log_prob_fn=log_prob_fn if t_move == "exact" else None,
+                        noise_estimator=est if t_move == "learned" else None,
+                        x_move=x_move, num_chains=n // spc, num_samples=spc, burn_in=burn, thin=thin,
+                        step_size=args.step_size or STEP_SIZES[(name, x_move)], t_min=T_MIN, t_max=T_MAX,
+                        num_t_grid=NUM_T_GRID, integrator=integ, denoise_steps=steps, denoise_grid_kind=grid,
+                    )
+                    sw, mm = metrics(res.samples, ref)
+                    sws.append(sw)
+                    mms.append(mm)
                 rows.append(dict(
-                    target=name, method=f"DLG ({x_move}, {t_move} t)", integrator=integ, budget=b, nfe=res.nfe, sw2=sw, mmd=mm,
+                    target=name, method=f"DLG ({x_move}, {t_move} t)", integrator=integ, budget=b, nfe=res.nfe,
+                    sw2=float(np.mean(sws)), sw2_std=float(np.std(sws)), mmd=float(np.mean(mms)),
                     nfe_mcmc=res.nfe_mcmc, nfe_denoise=res.nfe_denoise, t_evals=res.t_evals, thin=thin, burn_in=burn,
                     denoise_steps=steps, acceptance=res.acceptance_rate, mean_t=float(res.t.mean()),
                     seconds=time.perf_counter() - t0,
@@ -170,14 +183,14 @@ def run_target(name, args, budgets, integrators) -> list[dict]:
     return rows
 
 
-HEADER = f"{'target':<7} {'method':<30} {'integrator':<15} {'NFE':>6} {'MCMC':>5} {'den.':>4} {'SW2':>8} {'MMD':>8} {'mean t':>6} {'acc':>5}"
+HEADER = f"{'target':<7} {'method':<30} {'integrator':<15} {'NFE':>6} {'MCMC':>5} {'den.':>4} {'SW2':>8} {'±sd':>7} {'MMD':>8} {'mean t':>6} {'acc':>5}"
 
 
 def print_row(r: dict) -> None:
     mc = r.get("nfe_mcmc")
     print(
         f"{r['target']:<7} {r['method']:<30} {r['integrator']:<15} {r['nfe']:>6.1f} "
-        f"{'' if mc is None else f'{mc:.1f}':>5} {'' if mc is None else r['nfe_denoise']:>4} {r['sw2']:>8.4f} {r['mmd']:>8.4f} "
+        f"{'' if mc is None else f'{mc:.1f}':>5} {'' if mc is None else r['nfe_denoise']:>4} {r['sw2']:>8.4f} {r.get('sw2_std', 0.0):>7.4f} {r['mmd']:>8.4f} "
         f"{'' if mc is None else format(r['mean_t'], '.2f'):>6} {'' if mc is None else format(r['acceptance'], '.2f'):>5}",
         flush=True,
     )
@@ -223,6 +236,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--mcmc-fraction", type=float, default=0.25, help="share of the budget spent on MCMC sweeps")
     p.add_argument("--step-size", type=float, default=None, help="relative Langevin step (h = step * sigma_t^2); default per target")
     p.add_argument("--estimator-steps", type=int, default=None)
+    p.add_argument("--seeds", type=int, default=None, help="repetitions averaged per cell (default 1 quick, 3 full)")
     p.add_argument("--out", type=str, default=None)
     args = p.parse_args(argv)
     if args.quick:
@@ -230,11 +244,13 @@ def main(argv=None) -> list[dict]:
         budgets = [10, 20, 50]
         integrators = ["dpm_solver_2m", "ddim", "euler_maruyama"]
         args.estimator_steps = args.estimator_steps or 1500
+        args.seeds = args.seeds or 1
     else:
         args.n = args.n or 4096
         budgets = [10, 20, 50, 100]
         integrators = ["dpm_solver_2m", "ddim", "heun", "ddpm", "euler_maruyama"]
         args.estimator_steps = args.estimator_steps or 10_000
+        args.seeds = args.seeds or 3
     if args.budgets:
         budgets = [int(b) for b in args.budgets.split(",")]
     if args.integrators:
@@ -255,7 +271,7 @@ def main(argv=None) -> list[dict]:
         "python": platform.python_version(), "quick": args.quick, "n": args.n, "budgets": budgets,
         "integrators": integrators, "samples_per_chain": args.samples_per_chain, "mcmc_fraction": args.mcmc_fraction,
         "step_size": args.step_size or {f"{k[0]}/{k[1]}": v for k, v in STEP_SIZES.items()}, "t_range": [T_MIN, T_MAX], "num_t_grid": NUM_T_GRID,
-        "estimator_steps": args.estimator_steps, "seconds": time.perf_counter() - t_start,
+        "estimator_steps": args.estimator_steps, "seeds": args.seeds, "seconds": time.perf_counter() - t_start,
     }
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     plot(rows, targets, out.with_suffix(".png"))

@@ -168,12 +168,12 @@ def test_ula_and_nfe_accounting():
     assert res.t_trace.shape == (16, sweeps)
     # the kept t are the trace values at the kept sweeps
     np.testing.assert_array_equal(np.asarray(res.t), np.asarray(res.t_trace[:, 10 + 1 :: 2]))
-    res_m = dmcmc.dlg(
-        jax.random.PRNGKey(3), PROC, gm.score_fn(PROC), (2,), log_prob_fn=gm.log_prob_fn(PROC),
-        x_move="hmc", num_integration_steps=4, num_chains=4, num_samples=5, burn_in=10, thin=2, num_x_steps=3,
-        num_t_grid=32, denoise_steps=4, denoise_grid_kind="uniform",
-    )
-    assert res_m.nfe_mcmc == pytest.approx(sweeps * (3 * 4 + 1) / 5) and res_m.nfe_denoise == 4
+    # per-sweep costs of the adjusted moves (one re-initialising value_and_grad at the new t)
+    grid, log_w = dmcmc.make_t_grid(0.1, 0.5, 8)
+    kw = dict(log_prob_fn=gm.log_prob_fn(PROC), num_x_steps=3)
+    assert dmcmc.build_kernel(PROC, gm.score_fn(PROC), grid, log_w, x_move="mala", **kw).nfe_per_step == 4
+    k_hmc = dmcmc.build_kernel(PROC, gm.score_fn(PROC), grid, log_w, x_move="hmc", num_integration_steps=4, **kw)
+    assert k_hmc.nfe_per_step == 13 and k_hmc.t_evals_per_step == 8 and k_hmc.t_move == "exact"
 
 
 @pytest.mark.parametrize("kind", ["uniform", "quadratic", "log_snr", "edm"])
