@@ -3,12 +3,14 @@
     python benchmarks/train_digits.py            # full recipe (16000 steps, ~6 min on 2 CPU cores), writes
                                                  # probkit/models/pretrained/digits_vp.{npz,json}
     python benchmarks/train_digits.py --quick    # smoke run (small, does not overwrite the model)
+    python benchmarks/train_digits.py --eval-only  # evaluate the shipped model (no training)
 
 Reports the DSM loss (EMA parameters, full data, 8 noise draws), draws samples with
 ``probkit.sample`` and compares them with the data: sliced Wasserstein to the data versus the
 same statistic between two halves of the data (the sampling noise floor), and the nearest
 training image distance (memorisation check: samples should not sit much closer to a
-training image than held-out data does). Writes a PNG of samples and
+training image than held-out data does), and a sweep over integrators and step counts.
+Writes a PNG of samples and
 ``benchmarks/results/train_digits_<platform>.json``.
 """
 from __future__ import annotations
@@ -31,7 +33,10 @@ from probkit.diagnostics.metrics import sliced_wasserstein  # noqa: E402
 from probkit.diffusion import VP  # noqa: E402
 from probkit.models.digits import load_digits_data, plot_digits  # noqa: E402
 from probkit.models.nets import (  # noqa: E402
+    TrainResult,
     count_params,
+    load_score_model,
+    read_metadata,
     dsm_loss,
     make_score_fn,
     save_score_model,
@@ -60,6 +65,7 @@ def main(argv=None) -> dict:
     p.add_argument("--method", default="ddpm")
     p.add_argument("--out", default=None, help="base path of the saved model (default: the shipped model)")
     p.add_argument("--no-save", action="store_true")
+    p.add_argument("--eval-only", action="store_true", help="load the model at --out (default: shipped) and evaluate")
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"], help="storage dtype of the weights")
     args = p.parse_args(argv)
 
@@ -68,7 +74,7 @@ def main(argv=None) -> dict:
         args.hidden, args.depth, args.num_samples, args.sample_steps = 64, 2, 200, 50
     platform = jax.default_backend()
     out = args.out or os.path.join(ROOT, "probkit", "models", "pretrained", "digits_vp")
-    save = not args.no_save and not (args.quick and args.out is None)
+    save = not args.no_save and not args.eval_only and not (args.quick and args.out is None)
     results_dir = os.path.join(ROOT, "benchmarks", "results")
     os.makedirs(results_dir, exist_ok=True)
 
@@ -82,9 +88,17 @@ def main(argv=None) -> dict:
     def callback(done, losses, state):
         print(f"  step {done:6d}  loss(chunk mean) {float(np.mean(losses)):.4f}  {time.time() - t0:6.1f}s", flush=True)
 
-    res = train_score_model(k_train, data, process, steps, args.batch_size, hidden=args.hidden, depth=args.depth,
-                            learning_rate=args.lr, ema_decay=args.ema, chunk_size=500 if not args.quick else 100,
-                            callback=callback)
+    if args.eval_only:
+        params, config, process = load_score_model(out)
+        res = TrainResult(params, config, jnp.full((1,), jnp.nan), None)
+        meta = read_metadata(out).get("metadata", {})
+        steps = meta.get("steps", 0)
+        args.batch_size, args.lr, args.ema = meta.get("batch_size"), meta.get("learning_rate"), meta.get("ema_decay")
+        args.hidden, args.depth = config.hidden, config.depth
+    else:
+        res = train_score_model(k_train, data, process, steps, args.batch_size, hidden=args.hidden, depth=args.depth,
+                                learning_rate=args.lr, ema_decay=args.ema, chunk_size=500 if not args.quick else 100,
+                                callback=callback)
     jax.block_until_ready(res.params)
     train_s = time.time() - t0
 
@@ -109,6 +123,17 @@ def main(argv=None) -> dict:
     nn_heldout = float(np.median(nn_dist(half_b, half_a)))
     nn_samples_half = float(np.median(nn_dist(samples_clipped[: len(half_b)], half_a)))
 
+    sweep = []
+    grid_of = {"dpm_solver_2m": "log_snr"}
+    for method, n in ([("ddpm", 200), ("ddim", 50), ("heun", 25), ("dpm_solver_2m", 20), ("dpm_solver_2m", 50)]
+                      if not args.quick else [("ddim", 20)]):
+        grid = grid_of.get(method, "uniform")
+        xs = probkit.sample(k_sample, process, score_fn, (64,), args.num_samples, n, method=method, grid=grid)
+        xs_np = np.asarray(xs.samples)
+        sweep.append({"method": method, "grid": grid, "num_steps": n, "nfe": xs.nfe,
+                      "sliced_wasserstein": float(sliced_wasserstein(jnp.asarray(np.clip(xs_np, -1, 1)), x0, k_sw)),
+                      "max_abs": float(np.abs(xs_np).max())})
+
     fig_path = os.path.join(results_dir, "digits_samples.png" if not args.quick else "digits_samples_quick.png")
     plot_digits(samples_clipped[:100], fig_path,
                 title=f"{args.method}, {args.sample_steps} steps, DSM loss {eval_loss:.4f}")
@@ -118,7 +143,8 @@ def main(argv=None) -> dict:
         "steps": steps, "batch_size": args.batch_size, "hidden": args.hidden, "depth": args.depth,
         "learning_rate": args.lr, "ema_decay": args.ema, "num_params": count_params(res.params),
         "train_seconds": round(train_s, 1),
-        "loss_first_500": float(losses[:500].mean()), "loss_last_500": float(losses[-500:].mean()),
+        "loss_first_500": float(losses[:500].mean()) if not args.eval_only else None,
+        "loss_last_500": float(losses[-500:].mean()) if not args.eval_only else None,
         "dsm_loss_ema_full_data": eval_loss,
         "sampler": {"method": args.method, "num_steps": args.sample_steps, "num_samples": args.num_samples,
                     "seconds": round(sample_s, 2)},
@@ -128,6 +154,7 @@ def main(argv=None) -> dict:
         "median_nn_dist_samples_to_half_data": nn_samples_half,
         "median_nn_dist_heldout_half_to_half": nn_heldout,
         "figure": os.path.relpath(fig_path, ROOT),
+        "sampler_sweep": sweep,
     }
     if save:
         meta = {k: summary[k] for k in ("steps", "batch_size", "learning_rate", "ema_decay", "num_params",
@@ -138,7 +165,7 @@ def main(argv=None) -> dict:
         summary["saved"] = [os.path.relpath(npz, ROOT), os.path.relpath(js, ROOT)]
         summary["npz_bytes"] = os.path.getsize(npz)
 
-    name = "train_digits" + ("_quick" if args.quick else "")
+    name = "train_digits" + ("_quick" if args.quick else "") + ("_eval" if args.eval_only else "")
     with open(os.path.join(results_dir, f"{name}_{platform}.json"), "w") as f:
         json.dump(summary, f, indent=1)
 
@@ -148,6 +175,9 @@ def main(argv=None) -> dict:
         if not isinstance(v, (dict, list)):
             print(f"{k:42s} {v}")
     print(f"{'sampler':42s} {summary['sampler']}")
+    print(f"\n{'method':15s} {'grid':9s} {'steps':>5s} {'NFE':>5s} {'SW to data':>11s}  (floor {sw_floor:.4f})")
+    for r in sweep:
+        print(f"{r['method']:15s} {r['grid']:9s} {r['num_steps']:5d} {r['nfe']:5d} {r['sliced_wasserstein']:11.4f}")
     return summary
 
 

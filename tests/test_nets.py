@@ -33,13 +33,13 @@ def _leaves_equal(a, b):
 # ----------------------------------------------------------------------------- network
 @pytest.mark.parametrize("dim", [2, (3, 4)])
 def test_init_shapes_and_zero_output(dim):
-    params, cfg = init_score_mlp(jax.random.PRNGKey(0), dim, hidden=16, depth=2)
+    params, cfg = init_score_mlp(jax.random.PRNGKey(0), dim, hidden=16, depth=2, gaussian_skip=False)
     shape = (dim,) if isinstance(dim, int) else dim
     assert cfg.event_shape == shape
     x = jax.random.normal(jax.random.PRNGKey(1), shape)
     eps = score_mlp_apply(params, cfg, x, 0.3, PROC)
     assert eps.shape == shape
-    np.testing.assert_array_equal(eps, 0.0)  # zero output layer
+    np.testing.assert_array_equal(eps, 0.0)  # zero output layer, no skip
     # after perturbing the output layer the network depends on x and t
     params["out"]["w"] = jax.random.normal(jax.random.PRNGKey(2), params["out"]["w"].shape)
     s = make_score_fn(params, cfg, PROC)
@@ -48,8 +48,23 @@ def test_init_shapes_and_zero_output(dim):
     assert not np.allclose(a, b) and not np.allclose(a, c)
     # score = -eps / sigma_t
     np.testing.assert_allclose(a, -score_mlp_apply(params, cfg, x, 0.3, PROC) / PROC.sigma(0.3), rtol=1e-6)
-    # hashable config (usable as a static argument)
-    hash(cfg)
+    hash(cfg)  # hashable config (usable as a static argument)
+
+
+@pytest.mark.parametrize("process", [VP(), VE(sigma_min=0.01, sigma_max=20.0)])
+def test_untrained_net_is_exact_gaussian_score(process):
+    # With the Gaussian skip and a zero output layer the network is the exact score of
+    # N(data_mean, data_std^2 I) at every t.
+    mean, std = np.array([0.5, -1.0, 2.0]), 1.7
+    params, cfg = init_score_mlp(jax.random.PRNGKey(0), 3, hidden=16, depth=2, data_std=std, data_mean=mean)
+    gauss = GaussianMixture(jnp.ones(1), jnp.asarray(mean)[None], jnp.full((1, 3), std**2))
+    x = 3.0 * jax.random.normal(jax.random.PRNGKey(1), (50, 3))
+    for t in (0.01, 0.3, 0.9):
+        got = jax.vmap(make_score_fn(params, cfg, process), (0, None))(x, t)
+        want = jax.vmap(gauss.score_fn(process), (0, None))(x, t)
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-4 / float(process.sigma(t)))
+    with pytest.raises(ValueError, match="data_mean"):
+        init_score_mlp(jax.random.PRNGKey(0), 3, data_mean=np.zeros(4))
 
 
 def test_process_required_unless_plain_time_input():
@@ -230,43 +245,44 @@ def _noised_draws(gm, t, n, seed):
 
 def test_training_reaches_the_exact_dsm_minimum(trained):
     gm, res = trained
-    losses = np.asarray(res.losses)
-    assert losses[:20].mean() > 0.5 and losses[-200:].mean() < 0.5 * losses[:20].mean()
-    # DSM losses on the same batch, times and noise (common random numbers): the untrained
-    # net (eps = 0) has loss ~1; the exact score attains the minimum of the DSM objective; the
-    # trained net must be close to it. The gap E||eps_theta - eps*||^2 / D >= 0 is what is
-    # left to learn: measured 0.011 at 2000 steps; we allow 0.03, while the moment-matched
-    # Gaussian score (the best unimodal fit) has a gap of 0.06.
+    # DSM losses on one batch with common random numbers (same x0, t, noise) for every model.
+    # The exact score attains the minimum of the DSM objective; a model's excess over it,
+    # E||eps_theta - eps*||^2 / D >= 0, is what is left to learn. At initialisation the
+    # network is the score of N(mean, std^2 I) (Gaussian skip, zero output layer): excess
+    # 0.06 on this mixture. Training must remove most of it: measured excess 0.008 after 2000
+    # steps; we require < 1/4 of the initial excess. Without the skip an untrained net
+    # (eps = 0) has loss ~1.
     x0 = gm.sample(jax.random.PRNGKey(7), 20_000)
     key = jax.random.PRNGKey(8)
     t = jax.random.uniform(jax.random.PRNGKey(9), (x0.shape[0],), minval=PROC.t_min, maxval=1.0)
     model = float(dsm_loss(res.params, res.config, PROC, key, x0, t=t))
-    params0, cfg0 = init_score_mlp(jax.random.PRNGKey(0), 2, hidden=8, depth=1)
-    untrained = float(dsm_loss(params0, cfg0, PROC, key, x0, t=t))
+    p_init, c_init = init_score_mlp(jax.random.PRNGKey(0), 2, hidden=8, depth=1,
+                                    data_std=res.config.data_std, data_mean=np.asarray(gm.sample(key, 20_000)).mean(0))
+    init = float(dsm_loss(p_init, c_init, PROC, key, x0, t=t))
+    p_zero, c_zero = init_score_mlp(jax.random.PRNGKey(0), 2, hidden=8, depth=1, gaussian_skip=False)
+    zero = float(dsm_loss(p_zero, c_zero, PROC, key, x0, t=t))
 
-    def loss_of(score_fn):
-        _, k_eps = jax.random.split(key)
-        eps = jax.random.normal(k_eps, x0.shape)
-        xt = PROC.alpha(t)[:, None] * x0 + PROC.sigma(t)[:, None] * eps
-        pred = -PROC.sigma(t)[:, None] * jax.vmap(score_fn)(xt, t)
-        return float(jnp.mean((pred - eps) ** 2))
+    _, k_eps = jax.random.split(key)
+    eps = jax.random.normal(k_eps, x0.shape)
+    xt = PROC.alpha(t)[:, None] * x0 + PROC.sigma(t)[:, None] * eps
+    pred = -PROC.sigma(t)[:, None] * jax.vmap(gm.score_fn(PROC))(xt, t)
+    exact = float(jnp.mean((pred - eps) ** 2))
 
-    exact = loss_of(gm.score_fn(PROC))
-    gauss = GaussianMixture(jnp.ones(1), gm.mean()[None], gm.covariance()[None])
-    gaussian = loss_of(gauss.score_fn(PROC))
-    assert abs(untrained - 1.0) < 0.03  # mean of eps^2 over 40000 draws: s.e. 0.007
-    assert exact < model < exact + 0.03, (exact, model)
-    assert gaussian > exact + 0.03  # the tolerance above separates a good fit from a unimodal one
+    assert abs(zero - 1.0) < 0.03  # mean of eps^2 over 40000 draws: s.e. 0.007
+    assert init > exact + 0.03, (init, exact)  # the initial Gaussian score is measurably worse
+    assert exact < model < exact + 0.25 * (init - exact), (exact, model, init)
+    losses = np.asarray(res.losses)
+    assert losses[-200:].mean() < losses[:20].mean()
 
 
 @pytest.mark.parametrize("t", [0.15, 0.2, 0.3, 0.5])
 def test_learned_score_matches_exact_score(trained, t):
     # Relative L2 error E||s_theta - s||^2 / E||s||^2 over x ~ p_t (4000 draws). Measured
-    # 0.012, 0.005, 0.0012, 0.0005 at t = 0.15, 0.2, 0.3, 0.5. Threshold 0.04 (>3x the worst).
+    # 0.012, 0.005, 0.001, 0.0001 at t = 0.15, 0.2, 0.3, 0.5. Threshold 0.04 (>3x the worst).
     # Discrimination: for this standardised mixture under VP the modes merge by t ~ 0.3
     # (alpha_0.3 = 0.63, sigma_0.3 = 0.78), so the moment-matched Gaussian score is itself
     # accurate at large t (rel. error 0.5, 0.22, 0.018, 2e-5). Where it is not (t <= 0.3) we
-    # also require 4x less error than it (measured ratios 42, 42, 15), so a model that misses
+    # also require 4x less error than it (measured ratios 40, 44, 18), so a model that misses
     # the modes fails.
     gm, res = trained
     x = _noised_draws(gm, t, 4000, seed=int(100 * t))
@@ -281,27 +297,32 @@ def test_learned_score_matches_exact_score(trained, t):
         assert rel < 0.25 * rel_gauss, (rel, rel_gauss)
 
 
-def test_samples_from_learned_score_match_mixture(trained):
-    # Sliced Wasserstein between 2000 samples of the learned model (DDPM, 200 steps) and
-    # 2000 exact draws, versus the same statistic between two independent exact sets of 2000
-    # (the Monte Carlo floor, several seeds). The model may exceed the floor by its
-    # discretisation and learning error; we allow 2x the largest floor + 0.02.
+@pytest.mark.parametrize("method, steps", [("ddpm", 100), ("dpm_solver_2m", 50)])
+def test_samples_from_learned_score_match_mixture(trained, method, steps):
+    # Sliced Wasserstein of 2000 samples to 2000 exact draws (3 seeds). Reference: the same
+    # sampler (method, grid, steps, key) driven by the exact score, which carries the same
+    # discretisation error. The learned model may add at most one Monte Carlo floor (SW
+    # between two independent exact sets of 2000, max over seeds ~0.045): measured model
+    # 0.073 vs exact-score 0.064 (DDPM, 100 steps) and 0.098 vs 0.089 (DPM-Solver++ 2M, 50).
+    # The probability-flow case guards the Gaussian skip: without it, prior draws from the
+    # tails escaped to |x| ~ 80 and the SW was 1.7. A moment-matched Gaussian scores 0.30.
     gm, res = trained
     score = make_score_fn(res.params, res.config, PROC)
-    out = probkit.sample(jax.random.PRNGKey(11), PROC, score, (2,), 2000, 200, method="ddpm")
-    assert np.all(np.isfinite(out.samples))
-    floors, sws = [], []
+    out = probkit.sample(jax.random.PRNGKey(11), PROC, score, (2,), 2000, steps, method=method).samples
+    ref_out = probkit.sample(jax.random.PRNGKey(11), PROC, gm.score_fn(PROC), (2,), 2000, steps, method=method).samples
+    assert np.all(np.isfinite(out)) and float(jnp.abs(out).max()) < 4.0
+    floors, sws, sws_exact = [], [], []
     for s in range(3):
         ref = gm.sample(jax.random.PRNGKey(20 + s), 2000)
         ref2 = gm.sample(jax.random.PRNGKey(40 + s), 2000)
         k = jax.random.PRNGKey(60 + s)
         floors.append(float(sliced_wasserstein(ref, ref2, k)))
-        sws.append(float(sliced_wasserstein(out.samples, ref, k)))
-    assert max(sws) < 2 * max(floors) + 0.02, (sws, floors)
-    # and the samples are not what an unimodal model gives
+        sws.append(float(sliced_wasserstein(out, ref, k)))
+        sws_exact.append(float(sliced_wasserstein(ref_out, ref, k)))
+    assert max(sws) < max(sws_exact) + max(floors), (sws, sws_exact, floors)
     gauss = GaussianMixture(jnp.ones(1), gm.mean()[None], gm.covariance()[None])
     sw_gauss = float(sliced_wasserstein(gauss.sample(jax.random.PRNGKey(5), 2000), ref, k))
-    assert sw_gauss > 2 * max(floors) + 0.02, (sw_gauss, floors)
+    assert sw_gauss > max(sws_exact) + max(floors), sw_gauss
 
 
 def test_config_json_round_trip():
