@@ -38,6 +38,7 @@ __all__ = [
     "pretrained_digits_path",
     "load_pretrained_digits",
     "pretrained_digits_score_fn",
+    "pretrained_digits_metadata",
     "plot_digits",
 ]
 

@@ -70,6 +70,8 @@ __all__ = [
     "train_score_model",
     "save_score_model",
     "load_score_model",
+    "read_metadata",
+    "stratified_times",
     "FORMAT_VERSION",
 ]
 
