@@ -171,7 +171,14 @@ class GaussianMixture:
         if self.is_diag:
             return self.means[comp] + jnp.sqrt(self.covs[comp]) * z
         chol = jnp.linalg.cholesky(self.covs)
-        return self.means[comp] + jnp.einsum("nij,nj->ni", chol[comp], z)
+
+        # One (n, d) x (d, d) product per component, kept where comp == k: memory O(n d) rather
+        # than the O(n d^2) of gathering a Cholesky factor per draw (10 GB at n = 4096, d = 800).
+        def add_component(k, acc):
+            return jnp.where((comp == k)[:, None], z @ chol[k].T, acc)
+
+        noise = jax.lax.fori_loop(0, self.num_components, add_component, jnp.zeros_like(z))
+        return self.means[comp] + noise
 
     # --- diffusion -------------------------------------------------------------------
     def noised(self, process, t: ArrayLike) -> "GaussianMixture":
