@@ -225,6 +225,7 @@ def test_diagnostics_converged_single_gaussian():
     )
     idata = res.to_inference_data()
     assert idata.posterior["t"].shape == (4, 300) and idata.posterior["x"].shape == (4, 300, 2)
+    assert "acceptance" in idata.sample_stats and res.to_inference_data(max_coords=1).posterior["x"].shape == (4, 300, 1)
     d = dmcmc.diagnostics(res)
     assert d.rhat_t < 1.05 and d.rhat_x_max < 1.05
     assert 50 < d.ess_t <= 4 * 300 * 2 and 50 < d.ess_x_min

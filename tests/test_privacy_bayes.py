@@ -194,6 +194,8 @@ def test_gdp_posterior_nuts():
     import arviz as az
 
     idata = res.to_inference_data()
+    assert idata.posterior["mu"].shape == (2, 400) and {"location", "scale"} <= set(idata.posterior.data_vars)
+    assert set(idata.sample_stats.data_vars) == {"diverging", "acceptance_rate"}
     assert float(az.rhat(idata)["mu"]) < 1.05
     assert float(az.ess(idata)["mu"]) > 200
     diag = res.diagnostics()

@@ -302,6 +302,45 @@ def test_resample_and_inference_data():
         out.resample(jax.random.PRNGKey(0), 0)
 
 
+def test_inference_data_honours_var_name_and_carries_weights_ess_evidence():
+    """``WeightedParticles.to_inference_data`` delegates to ``probkit.diagnostics`` with every
+    argument: the posterior is named ``var_name``; weights, Kish ESS and log-evidence are in
+    ``sample_stats``; ``key`` / ``num_draws`` resample for export."""
+    from probkit.diagnostics import kish_ess, to_inference_data
+
+    out = run_smc(jax.random.PRNGKey(1), TEMPERED, 512, TS)
+    idata = out.to_inference_data(var_name="theta")
+    assert list(idata.posterior.data_vars) == ["theta"] and idata.posterior["theta"].shape == (1, 512, 2)
+    np.testing.assert_allclose(idata.posterior["theta"].values[0], np.asarray(out.particles))
+    stats = idata.sample_stats
+    np.testing.assert_allclose(stats["log_weight"].values[0], np.asarray(out.log_weights), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats["weight"].values[0], np.asarray(out.weights), rtol=1e-5, atol=1e-9)
+    assert stats.attrs["final_ess"] == pytest.approx(kish_ess(out.log_weights), rel=1e-6)
+    assert stats.attrs["log_evidence"] == pytest.approx(float(out.log_evidence))
+    assert stats.attrs["nfe"] == out.nfe and stats.attrs["num_steps"] == 20 and stats.attrs["corrector"] == "none"
+    np.testing.assert_allclose(idata.smc_history["ess"].values, np.asarray(out.ess))
+    # the method and the diagnostics function are one implementation
+    same = to_inference_data(out, "theta")
+    np.testing.assert_array_equal(same.sample_stats["log_weight"].values, stats["log_weight"].values)
+    # keyword arguments pass through: resampled export under the chosen name
+    draws = out.to_inference_data("z", key=jax.random.PRNGKey(2), num_draws=100, resampling="multinomial")
+    assert draws.posterior["z"].shape == (1, 100, 2) and draws.sample_stats.attrs["resampled_for_export"] == 1
+    np.testing.assert_allclose(draws.sample_stats["weight"].values, 1 / 100)
+    # pytree particles: leaves are named after var_name
+    tree = out._replace(particles={"a": out.particles, "b": out.particles[:, 0]})
+    assert set(tree.to_inference_data("theta").posterior.data_vars) == {"theta_a", "theta_b"}
+
+
+def test_import_smc_does_not_import_arviz_or_matplotlib():
+    code = (
+        "import sys, probkit.smc, probkit.fkc, probkit.inverse, probkit.dmcmc, probkit.privacy; "
+        "bad = [m for m in ('arviz', 'xarray', 'matplotlib') if m in sys.modules]; assert not bad, bad"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def test_value_errors():
     key = jax.random.PRNGKey(0)
     with pytest.raises(ValueError, match="num_particles"):

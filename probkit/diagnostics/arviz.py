@@ -1,6 +1,9 @@
 """ArviZ InferenceData from probkit results, and weighted summaries without ArviZ.
 
 ArviZ (and xarray) are imported lazily, inside the functions, so samplers import without them.
+This is the one implementation: the ``.to_inference_data()`` methods of probkit's results
+(:class:`probkit.smc.WeightedParticles`, ``probkit.dmcmc.DLGResult``,
+``probkit.privacy.GDPPosterior``) delegate here.
 
 **Weighted particles** — anything with ``particles`` (a pytree with leading axis N, usually an
 array ``(N, ...)``) and ``log_weights`` ``(N,)``, such as :class:`probkit.smc.WeightedParticles`
@@ -199,14 +202,14 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
     resampled_for_export = key is not None
     if resampled_for_export:
         import jax.numpy as jnp
-        from blackjax.smc import resampling as bj_resampling
 
-        if resampling not in ("systematic", "stratified", "multinomial", "residual"):
-            raise ValueError(f"`resampling` must be systematic, stratified, multinomial or residual, got {resampling!r}")
+        from probkit.smc.feynman_kac import _resampler  # the engine's scheme names and check
+
+        resample_fn = _resampler(resampling)
         num_draws = n if num_draws is None else num_draws
         if isinstance(num_draws, bool) or not isinstance(num_draws, (int, np.integer)) or num_draws < 1:
             raise ValueError(f"`num_draws` must be a positive integer, got {num_draws!r}")
-        idx = np.asarray(getattr(bj_resampling, resampling)(key, jnp.asarray(w, jnp.float32), int(num_draws)))
+        idx = np.asarray(resample_fn(key, jnp.asarray(w, jnp.float32), int(num_draws)))
         posterior = {k: v[:, idx] for k, v in posterior.items()}
         lw_out = np.full(int(num_draws), -np.log(num_draws))
     else:

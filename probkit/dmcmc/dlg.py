@@ -305,9 +305,10 @@ class DLGResult(NamedTuple):
     grid: Array
     log_weights: Array
 
-    def to_inference_data(self):
-        """ArviZ InferenceData of the kept chains (``t`` and ``x``) for R-hat / ESS."""
-        return to_inference_data(self)
+    def to_inference_data(self, max_coords: int = 16):
+        """ArviZ InferenceData of the kept chains (``t`` and ``x``) for R-hat / ESS (see
+        :func:`to_inference_data`)."""
+        return to_inference_data(self, max_coords)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:

@@ -308,12 +308,14 @@ class GDPPosterior(NamedTuple):
     divergences: jax.Array
 
     def to_inference_data(self):
-        """ArviZ InferenceData (lazy import) for ``az.summary`` / ``az.rhat`` / ``az.ess``."""
-        import arviz as az
+        """ArviZ InferenceData (lazy import) for ``az.summary`` / ``az.rhat`` / ``az.ess``: ``mu``,
+        ``location`` and ``scale`` in ``posterior``; ``diverging`` and ``acceptance_rate`` in
+        ``sample_stats``. Uses :func:`probkit.diagnostics.arviz.chains_to_inference_data`."""
+        from probkit.diagnostics.arviz import chains_to_inference_data
 
-        return az.from_dict(
-            posterior={"mu": np.asarray(self.mu), "location": np.asarray(self.location), "scale": np.asarray(self.scale)},
-            sample_stats={"diverging": np.asarray(self.divergences), "acceptance_rate": np.asarray(self.acceptance_rate)},
+        return chains_to_inference_data(
+            {"mu": self.mu, "location": self.location, "scale": self.scale},
+            sample_stats={"diverging": self.divergences, "acceptance_rate": self.acceptance_rate},
         )
 
     def diagnostics(self) -> dict[str, float]:

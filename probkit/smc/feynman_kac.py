@@ -211,54 +211,21 @@ class WeightedParticles(NamedTuple):
         idx = _resampler(method)(key, self.weights, n)
         return jax.tree.map(lambda a: a[idx], self.particles)
 
-    def to_inference_data(self, var_name: str = "x"):
-        """ArviZ InferenceData (one chain, N draws; weights, ESS history and log-evidence in
-        ``sample_stats``). Uses ``probkit.diagnostics.arviz.to_inference_data`` when available."""
-        try:
-            from probkit.diagnostics.arviz import to_inference_data as _to_idata  # type: ignore
-        except ImportError:
-            _to_idata = None
-        if _to_idata is not None:
-            return _to_idata(self)
-        return _to_inference_data(self, var_name)
+    def to_inference_data(
+        self, var_name: str = "x", *, key: Array | None = None, num_draws: int | None = None,
+        resampling: str = "systematic",
+    ):
+        """ArviZ InferenceData: the particles as one chain of N draws named ``var_name``;
+        normalised ``log_weight`` / ``weight`` per draw in ``sample_stats``, with
+        ``log_evidence``, ``final_ess`` (Kish), ``nfe``, ``corrector`` and ``num_steps`` in
+        ``sample_stats.attrs``; the per-step ESS history in the ``smc_history`` group. With
+        ``key``, ``num_draws`` equally weighted resampled draws are stored instead.
 
+        Delegates to :func:`probkit.diagnostics.arviz.to_inference_data` (ArviZ imported lazily).
+        """
+        from probkit.diagnostics.arviz import to_inference_data
 
-def _to_inference_data(res: WeightedParticles, var_name: str = "x"):
-    import arviz as az  # lazy: arviz is heavy and optional for sampling
-
-    leaves = jax.tree_util.tree_leaves_with_path(res.particles)
-    if len(leaves) == 1 and not leaves[0][0]:
-        posterior = {var_name: np.asarray(leaves[0][1])[None]}
-    else:
-        posterior = {
-            (var_name + jax.tree_util.keystr(p)).replace("[", "_").replace("]", "").replace("'", "").replace(".", "_"): np.asarray(a)[None]
-            for p, a in leaves
-        }
-    lw = np.asarray(res.log_weights)
-    k = int(np.asarray(res.ess).shape[0])
-    sample_stats = {
-        "log_weight": lw[None],
-        "weight": np.exp(lw)[None],
-        "log_evidence": np.full((1, lw.shape[0]), float(res.log_evidence)),
-    }
-    idata = az.from_dict(posterior=posterior, sample_stats=sample_stats)
-    idata.sample_stats.attrs.update(
-        log_evidence=float(res.log_evidence), nfe=int(res.nfe), corrector=res.corrector, num_steps=k,
-        final_ess=float(1.0 / np.sum(np.exp(2 * lw))),
-    )
-    import xarray as xr
-
-    hist = xr.Dataset(
-        {
-            "ess": ("step", np.asarray(res.ess)),
-            "resampled": ("step", np.asarray(res.resampled)),
-            "log_weight_spread": ("step", np.asarray(res.log_weight_spread)),
-            "acceptance": ("step", np.asarray(res.acceptance)),
-            "t": ("step", np.asarray(res.times)[1:]),
-        }
-    )
-    idata.add_groups({"smc_history": hist})
-    return idata
+        return to_inference_data(self, var_name, key=key, num_draws=num_draws, resampling=resampling)
 
 
 # ----------------------------------------------------------------------------------------------
