@@ -114,8 +114,42 @@ class Process:
         return 0.5 * (lo + hi)
 
 
+class _VPFamily(Process):
+    """Variance-preserving processes: f(t) = -beta(t)/2 and g(t) = sqrt(beta(t)); subclasses
+    define :meth:`beta` (with alpha and sigma consistent with it)."""
+
+    def beta(self, t: ArrayLike) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def drift_coef(self, t: ArrayLike) -> Array:
+        return -0.5 * self.beta(t)
+
+    def diffusion(self, t: ArrayLike) -> Array:
+        return jnp.sqrt(self.beta(t))
+
+
+class _VEFamily(Process):
+    """Variance-exploding processes: alpha = 1 and f = 0, with ``sigma_min < sigma_max``
+    (positive, checked by :meth:`_check_sigmas`); subclasses define sigma and g."""
+
+    sigma_min: float
+    sigma_max: float
+
+    def _check_sigmas(self) -> None:
+        _check_positive("sigma_min", self.sigma_min)
+        _check_positive("sigma_max", self.sigma_max)
+        if self.sigma_max <= self.sigma_min:
+            raise ValueError(f"`sigma_max` ({self.sigma_max}) must exceed `sigma_min` ({self.sigma_min})")
+
+    def alpha(self, t: ArrayLike) -> Array:
+        return jnp.ones_like(jnp.asarray(t, dtype=jnp.result_type(float)))
+
+    def drift_coef(self, t: ArrayLike) -> Array:
+        return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(float)))
+
+
 @dataclasses.dataclass(frozen=True)
-class VP(Process):
+class VP(_VPFamily):
     """Variance-preserving process with beta(t) = beta_min + t (beta_max - beta_min).
 
     f(t) = -beta(t)/2, g(t) = sqrt(beta(t)), alpha_t = exp(-B(t)/2) with
@@ -149,15 +183,9 @@ class VP(Process):
         b = self._int_beta(t)
         return -b - jnp.log(-jnp.expm1(-b))
 
-    def drift_coef(self, t: ArrayLike) -> Array:
-        return -0.5 * self.beta(t)
-
-    def diffusion(self, t: ArrayLike) -> Array:
-        return jnp.sqrt(self.beta(t))
-
 
 @dataclasses.dataclass(frozen=True)
-class VPCosine(Process):
+class VPCosine(_VPFamily):
     """VP process with alpha_t = cos(pi/2 (u + s)/(1 + s)) / cos(pi/2 s/(1 + s)), u = t * t_end.
 
     Nichol & Dhariwal 2021 (arXiv 2102.09672). t is rescaled by ``t_end`` = 0.9946 so that
@@ -185,15 +213,9 @@ class VPCosine(Process):
     def beta(self, t: ArrayLike) -> Array:
         return jnp.pi * self.t_end / (1.0 + self.s) * jnp.tan(self._phase(t))
 
-    def drift_coef(self, t: ArrayLike) -> Array:
-        return -0.5 * self.beta(t)
-
-    def diffusion(self, t: ArrayLike) -> Array:
-        return jnp.sqrt(self.beta(t))
-
 
 @dataclasses.dataclass(frozen=True)
-class VE(Process):
+class VE(_VEFamily):
     """Variance-exploding process: alpha = 1, sigma_t^2 = sigma_min^2 (r^{2t} - 1), r = sigma_max/sigma_min.
 
     f = 0, g(t)^2 = d sigma_t^2/dt = 2 log(r) sigma_min^2 r^{2t} (Song et al. 2021).
@@ -204,30 +226,21 @@ class VE(Process):
     t_min: float = 1e-3
 
     def __post_init__(self) -> None:
-        _check_positive("sigma_min", self.sigma_min)
-        _check_positive("sigma_max", self.sigma_max)
-        if self.sigma_max <= self.sigma_min:
-            raise ValueError(f"`sigma_max` ({self.sigma_max}) must exceed `sigma_min` ({self.sigma_min})")
+        self._check_sigmas()
 
     @property
     def _log_r(self) -> float:
         return math.log(self.sigma_max / self.sigma_min)
 
-    def alpha(self, t: ArrayLike) -> Array:
-        return jnp.ones_like(jnp.asarray(t, dtype=jnp.result_type(float)))
-
     def sigma(self, t: ArrayLike) -> Array:
         return self.sigma_min * jnp.sqrt(jnp.expm1(2.0 * self._log_r * jnp.asarray(t)))
-
-    def drift_coef(self, t: ArrayLike) -> Array:
-        return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(float)))
 
     def diffusion(self, t: ArrayLike) -> Array:
         return self.sigma_min * jnp.sqrt(2.0 * self._log_r) * jnp.exp(self._log_r * jnp.asarray(t))
 
 
 @dataclasses.dataclass(frozen=True)
-class EDM(Process):
+class EDM(_VEFamily):
     """EDM process (Karras et al. 2022, arXiv 2206.00364): alpha = 1, sigma(t) = sigma_max t.
 
     g(t)^2 = d sigma^2/dt = 2 sigma_max^2 t. ``sigma_min`` sets the end of generative grids
@@ -239,24 +252,15 @@ class EDM(Process):
     rho: float = 7.0
 
     def __post_init__(self) -> None:
-        _check_positive("sigma_min", self.sigma_min)
-        _check_positive("sigma_max", self.sigma_max)
+        self._check_sigmas()
         _check_positive("rho", self.rho)
-        if self.sigma_max <= self.sigma_min:
-            raise ValueError(f"`sigma_max` ({self.sigma_max}) must exceed `sigma_min` ({self.sigma_min})")
 
     @property
     def t_min(self) -> float:  # type: ignore[override]
         return self.sigma_min / self.sigma_max
 
-    def alpha(self, t: ArrayLike) -> Array:
-        return jnp.ones_like(jnp.asarray(t, dtype=jnp.result_type(float)))
-
     def sigma(self, t: ArrayLike) -> Array:
         return self.sigma_max * jnp.asarray(t)
-
-    def drift_coef(self, t: ArrayLike) -> Array:
-        return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(float)))
 
     def diffusion(self, t: ArrayLike) -> Array:
         return self.sigma_max * jnp.sqrt(2.0 * jnp.asarray(t))

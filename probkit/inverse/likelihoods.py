@@ -39,7 +39,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from probkit.diffusion.schedules import Process
-from probkit.inverse.operators import LinearOperator, as_operator
+from probkit.inverse.operators import LinearOperator, _check_shape, as_operator
 
 Array = jax.Array
 
@@ -155,12 +155,7 @@ def from_numpyro(dist_fn: Callable[[Array], Any], y: ArrayLike, x_shape: Sequenc
     """
     if not callable(dist_fn):
         raise ValueError("`dist_fn` must be a callable x -> numpyro distribution")
-    try:
-        x_shape = tuple(int(s) for s in x_shape)
-    except TypeError:
-        raise ValueError(f"`x_shape` must be a tuple of positive integers, got {x_shape!r}") from None
-    if len(x_shape) == 0 or any(s < 1 for s in x_shape):
-        raise ValueError(f"`x_shape` must be a non-empty tuple of positive integers, got {x_shape!r}")
+    x_shape = _check_shape("x_shape", x_shape)
     y_arr = jnp.asarray(y)
     if jnp.issubdtype(y_arr.dtype, jnp.floating):
         y_arr = _check_finite_array("y", y_arr)

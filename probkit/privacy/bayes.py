@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special, stats
 
-from probkit.privacy.regions import _check_counts, _check_delta, _check_level, epsilon_from_rates
+from probkit.privacy.regions import _check_counts, _check_delta, _check_level, _eps64, epsilon_from_rates
 
 __all__ = [
     "EpsilonPosterior",
@@ -126,14 +126,6 @@ def epsilon_posterior_cdf(eps, fp, n_negative, fn, n_positive, delta, prior: Pri
     _check_delta(delta)
     a_post, b_post = rate_posteriors(fp, n_negative, fn, n_positive, prior)
     return _cdf_table(eps, a_post, b_post, float(delta), num_grid)
-
-
-def _eps64(a, b, delta):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s1 = np.where(1 - delta - a > 0, np.log(np.maximum(1 - delta - a, 1e-300)) - np.log(b), -np.inf)
-        s2 = np.where(1 - delta - b > 0, np.log(np.maximum(1 - delta - b, 1e-300)) - np.log(a), -np.inf)
-    return np.maximum(np.maximum(s1, s2), 0.0)
 
 
 @partial(jax.jit, static_argnames=("num_samples",))

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from probkit.privacy.regions import _check_counts, _check_delta, _check_level
+from probkit.privacy.regions import _check_counts, _check_delta, _check_level, _eps64
 
 __all__ = [
     "rate_interval",
@@ -66,18 +66,6 @@ def rate_interval(k: int, n: int, level: float = 0.95, method: Method = "clopper
     elif sided == "lower":
         hi = 1.0
     return float(lo), float(hi)
-
-
-def _eps64(a, b, delta) -> float:
-    """``epsilon_from_rates`` in float64 (numpy): reference bounds at tiny delta, where float32
-    cannot resolve ``1 - delta``."""
-    def side(num_rate, den_rate):
-        num = 1.0 - delta - num_rate
-        if num <= 0:
-            return 0.0
-        return np.inf if den_rate <= 0 else float(np.log(num / den_rate))
-
-    return max(side(a, b), side(b, a), 0.0)
 
 
 def _katz_lower(fp, n_negative, fn, n_positive, delta, level):
@@ -126,7 +114,7 @@ def epsilon_lower_bound(
     per = _per_rate_level(level, correction, 2)
     a_hi = rate_interval(fp, n_negative, per, method, sided="upper")[1]
     b_hi = rate_interval(fn, n_positive, per, method, sided="upper")[1]
-    return _eps64(a_hi, b_hi, delta)
+    return float(_eps64(a_hi, b_hi, delta))
 
 
 def clopper_pearson_epsilon(
@@ -171,4 +159,4 @@ def epsilon_confidence_interval(
     per = _per_rate_level(level, correction, 2)
     a_lo, a_hi = rate_interval(fp, n_negative, per, method)
     b_lo, b_hi = rate_interval(fn, n_positive, per, method)
-    return _eps64(a_hi, b_hi, delta), _eps64(a_lo, b_lo, delta)
+    return float(_eps64(a_hi, b_hi, delta)), float(_eps64(a_lo, b_lo, delta))

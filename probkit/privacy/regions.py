@@ -129,6 +129,17 @@ def epsilon_from_rates(fpr, fnr, delta) -> Array:
     return jnp.maximum(eps, 0.0)
 
 
+def _eps64(fpr, fnr, delta) -> np.ndarray:
+    """:func:`epsilon_from_rates` in float64 NumPy, unvalidated and broadcasting: reference
+    values (frequentist bounds, the support of the eps posterior) at tiny delta, where float32
+    cannot resolve ``1 - delta``."""
+    a, b = np.asarray(fpr, np.float64), np.asarray(fnr, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s1 = np.where(1 - delta - a > 0, np.log(np.maximum(1 - delta - a, 1e-300)) - np.log(b), -np.inf)
+        s2 = np.where(1 - delta - b > 0, np.log(np.maximum(1 - delta - b, 1e-300)) - np.log(a), -np.inf)
+    return np.maximum(np.maximum(s1, s2), 0.0)
+
+
 def delta_from_rates(fpr, fnr, eps) -> Array:
     """Smallest delta consistent with rates (``fpr``, ``fnr``) at a given ``eps``:
     ``max(1 - fpr - e^eps fnr, 1 - fnr - e^eps fpr, 0)``."""
