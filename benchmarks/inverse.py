@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -149,7 +150,8 @@ def main() -> None:
     out_path = Path(args.out) if args.out else Path(__file__).parent / "results" / f"inverse_{platform_name}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"platform": platform_name, "device": jax.devices()[0].device_kind, "host": platform.node(),
-            "noise_std": args.noise, "num_particles": n, "nfe": nfe, "seeds": seeds, "quick": args.quick}
+            "noise_std": args.noise, "num_particles": n, "nfe": nfe, "seeds": seeds, "quick": args.quick,
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
     out_path.write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
     print(f"wrote {out_path}")
 
