@@ -140,7 +140,7 @@ from probkit.diagnostics import plots  # noqa: E402
 
 fig = plots.plot_diagnostics(res, exact, title="DLG (MALA, exact t): chains and marginals")
 plt.show()
-plots.plot_chains(res, kind="trace", var_names=("t", "x"), max_coords=2)
+plots.plot_chains(res, kind="trace", var_names=("t", "x"), max_coords=2, max_chains=6)
 plt.gcf().set_size_inches(9, 4)
 plt.tight_layout()
 plt.show()

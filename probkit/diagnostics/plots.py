@@ -347,12 +347,14 @@ def plot_marginals(
     return axes
 
 
-def plot_chains(result: Any, *, kind: str = "trace", var_names: Sequence[str] = ("t",), max_coords: int = 4, axes: Any = None):
+def plot_chains(result: Any, *, kind: str = "trace", var_names: Sequence[str] = ("t",), max_coords: int = 4,
+                max_chains: int | None = 8, axes: Any = None):
     """Trace (``kind="trace"``) or rank (``kind="rank"``) plots of the chains of a
     :class:`probkit.dmcmc.DLGResult` (or any ArviZ InferenceData) via ``arviz.plot_trace`` /
     ``arviz.plot_rank``: ``t`` is the noise level, ``x`` its first ``max_coords`` coordinates.
     Rank plots that are flat across chains indicate mixing (Vehtari et al. 2021). Returns
-    ArviZ's axes."""
+    ArviZ's axes. ``max_chains``: draw the first chains only (``None``: all).
+    """
     import arviz as az
 
     if kind not in ("trace", "rank"):
@@ -362,6 +364,10 @@ def plot_chains(result: Any, *, kind: str = "trace", var_names: Sequence[str] = 
         if not hasattr(result, "to_inference_data"):
             raise ValueError(f"`result` must be a DLGResult or an InferenceData, got {type(result).__name__}")
         idata = result.to_inference_data(max_coords=max_coords)
+    if max_chains is not None:
+        if isinstance(max_chains, bool) or not isinstance(max_chains, (int, np.integer)) or max_chains < 1:
+            raise ValueError(f"`max_chains` must be a positive integer or None, got {max_chains!r}")
+        idata = idata.isel(chain=slice(0, int(max_chains)))
     if kind == "trace":
         return az.plot_trace(idata, var_names=list(var_names), axes=axes, compact=False)
     return az.plot_rank(idata, var_names=list(var_names), ax=axes)
@@ -406,8 +412,8 @@ def plot_diagnostics(result: Any, reference: Any = None, *, log_prob_fn: Callabl
         for c in range(min(8, t.shape[0])):
             ax_tr.plot(t[c], lw=0.8)
         ax_tr.set(title="trace of t (8 chains)", xlabel="kept draw", ylabel="t")
-        plot_chains(result, kind="rank", var_names=("t",), axes=np.array([ax_rk]))
-        ax_rk.set_title("rank plot of t (ArviZ)", fontsize=10)
+        plot_chains(result, kind="rank", var_names=("t",), max_chains=4, axes=np.array([ax_rk]))
+        ax_rk.set_title("rank plot of t, 4 chains (ArviZ)", fontsize=10)
         plot_marginals([fig.add_subplot(gs[0, 2 + i]) for i in range(k)], x, reference, label="denoised DLG draws")
     elif hasattr(result, "grid_cdf") and hasattr(result, "samples"):  # EpsilonPosterior
         fig, ax = plt.subplots(figsize=(5.5, 3.2), layout="constrained")
