@@ -126,10 +126,10 @@ plot_digits(x_anneal[:15], ncols=15, title="beta = 2, FKC (resampled)")
 plt.show()
 
 # %% [markdown]
-# **Read the diagnostics before the pictures.** The smallest ESS is about 2 of 256 and the
+# **Read the diagnostics before the pictures.** The smallest ESS is a handful of the 256 particles and the
 # log-weight spread explodes near $t = 0$: in 64 dimensions the log-weight increments are sums over
 # coordinates, their variance grows with the dimension, and a few resampling events leave every
-# particle descended from one or two ancestors — the FKC draws above are copies of one digit. This
+# particle descended from a few ancestors — the FKC draws above are copies of one or two digits. This
 # is FKC's main failure mode (see *Which sampler when*): the estimate is consistent as $N \to \infty$
 # but at this size it is one lineage, so the statistics above describe a single image, not $p^2$.
 # What helps: many more particles (the weights' variance is what matters, so $N$ must grow
