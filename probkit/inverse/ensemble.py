@@ -63,10 +63,13 @@ ENSEMBLE_INTEGRATORS = ("euler_maruyama", "ddpm", "ddim")
 
 
 class EnsembleParticle(NamedTuple):
-    """Position ``x`` and the cached log-potential of the step that produced it."""
+    """Position ``x``, the cached log-potential of the step that produced it and, for
+    ``twist="denoised"``, the cached score and log-twist at (x, t)."""
 
     x: Array
     log_g: Array
+    score: Array | None = None
+    log_l: Array | None = None
 
 
 def weight_rate(process: Process, x: Array, t: Array, score: Array, u: Array, dt_log_l: Array, lap: Array) -> Array:
@@ -74,6 +77,29 @@ def weight_rate(process: Process, x: Array, t: Array, score: Array, u: Array, dt
     g2 = process.diffusion(t) ** 2
     return (-dt_log_l - process.drift_coef(t) * jnp.sum(x * u) + 0.5 * g2 * lap
             + g2 * jnp.sum(score * u) + 0.5 * g2 * jnp.sum(u * u))
+
+
+WEIGHTS = ("auto", "transition", "rate")
+PROPOSALS = ("guided", "adapted")
+TWISTS = ("path", "denoised")
+
+
+def _kernel_coefs(process: Process, integrator: str, eta: float, eta_ddim: float, x: Array, t: Array, t_next: Array):
+    """The prior chain's Gaussian kernel x' ~ N(b + c·score, var I) of one step t -> t_next:
+    ``(b, c, var)`` with the mean affine in the score (so the guided mean is b + c (s + u))."""
+    h = t - t_next
+    if integrator == "euler_maruyama":
+        g2 = process.diffusion(t) ** 2
+        eta2 = eta**2 * g2
+        return x - h * process.drift(x, t), 0.5 * h * (g2 + eta2), eta2 * h
+    # DDPM / DDIM (probkit.diffusion.make_integrator): x' = a' x̂0 + sqrt(s'^2 - c2) eps + sqrt(c2) z,
+    # x̂0 = (x + σ² s)/α, eps = -σ s
+    eta_c = 1.0 if integrator == "ddpm" else eta_ddim
+    a_t, a_n = process.alpha(t), process.alpha(t_next)
+    s_t, s_n = process.sigma(t), process.sigma(t_next)
+    var_cond = s_t**2 - (a_t / a_n) ** 2 * s_n**2
+    c2 = eta_c**2 * jnp.clip(var_cond * s_n**2 / s_t**2, 0.0)
+    return (a_n / a_t) * x, a_n * s_t**2 / a_t - jnp.sqrt(jnp.clip(s_n**2 - c2, 0.0)) * s_t, c2
 
 
 def ensemble_model(
@@ -88,20 +114,71 @@ def ensemble_model(
     weighted: bool = True,
     log_prob_fn: Callable[[Array, Array], Array] | None = None,
     t_start: float = 1.0,
+    weights: str = "auto",
+    proposal: str = "guided",
+    t_end: float | None = None,
+    twist: str = "path",
 ) -> FeynmanKacModel:
     """The Feynman-Kac model of the posterior path p_t l_t (module docstring). Particles are
-    :class:`EnsembleParticle`; ``weighted=False`` gives the same guided proposal without weights."""
+    :class:`EnsembleParticle`; ``weighted=False`` gives the same guided proposal without weights.
+
+    ``weights``: ``"auto"`` (``"transition"`` unless the kernel is noiseless and the proposal
+    guided), ``"transition"`` (telescoped log l_t plus the exact log-ratio of the prior
+    chain's Gaussian kernel to the proposal's; needs a noisy kernel) or ``"rate"`` (Chen et
+    al.'s continuous-time rate × h). ``proposal``: ``"guided"`` (the kernel with score s + u)
+    or ``"adapted"`` (the kernel times l_{t'} sampled exactly; needs ``path.propose``).
+    ``t_end``: the last grid time; the step that reaches it targets p_{t_end} · l (the exact
+    likelihood, l_0) instead of p_{t_end} l_{t_end}, so ``log_evidence`` estimates
+    log ∫ p_{t_end}(x) l(x) dx.
+    """
     shape = tuple(int(s) for s in shape)
     dtype = jnp.result_type(float)
     var0 = float(process.prior_scale()) ** 2
     dim = int(np.prod(shape))
     t0 = jnp.asarray(t_start, dtype)
     grads = jax.value_and_grad(path.log_l, argnums=(0, 1))
+    if weights not in WEIGHTS:
+        raise ValueError(f"`weights` must be one of {WEIGHTS}, got {weights!r}")
+    if proposal not in PROPOSALS:
+        raise ValueError(f"`proposal` must be one of {PROPOSALS}, got {proposal!r}")
+    if twist not in TWISTS:
+        raise ValueError(f"`twist` must be one of {TWISTS}, got {twist!r}")
+    if twist == "denoised" and (path.log_l_denoised is None or weights == "rate" or proposal != "guided" or not weighted):
+        raise ValueError("`twist='denoised'` needs a path with `log_l_denoised`, transition weights, the guided proposal and weighted=True")
+    if proposal == "adapted" and path.propose is None:
+        raise ValueError(f"`proposal='adapted'` needs a likelihood path with an exact `propose` (the 'gaussian' path); {path.name!r} has none")
+    noiseless = (integrator == "euler_maruyama" and eta == 0) or (integrator == "ddim" and eta_ddim == 0)
+    if weights == "auto":
+        weights = "rate" if (noiseless and proposal == "guided") else "transition"
+    if weighted and weights == "transition" and proposal == "guided" and noiseless:
+        raise ValueError("`weights='transition'` needs a noisy kernel (eta > 0, or ddim with eta_ddim > 0); use weights='rate' or proposal='adapted'")
+
+    def _t_eff(t_next):
+        # the last step targets the exact likelihood l = l_0
+        if t_end is None:
+            return t_next
+        return jnp.where(t_next <= t_end, jnp.zeros_like(t_next), t_next)
 
     def _log_ref(x):
         return -0.5 * (jnp.sum(x**2) / var0 + dim * math.log(2 * math.pi * var0))
 
+    def _denoise(x, s, t):
+        return (x + process.sigma(t) ** 2 * s) / process.alpha(t)
+
+    def _twist(x, s, t, t_eff):
+        """log l̃_t(x̂_0(x)) (t_eff = 0: the exact likelihood at x) and the proposal's guidance
+        ∇_{x0} log l̃ / α_t (∂x̂_0/∂x ≈ I/α_t: no gradient through the score)."""
+        x0 = _denoise(x, s, t)
+        lt, g = jax.value_and_grad(path.log_l_denoised)(x0, t)
+        return jnp.where(t_eff == 0, path.log_l(x, t_eff), lt), g / process.alpha(t)
+
     def init(key):
+        if twist == "denoised":
+            x = math.sqrt(var0) * jax.random.normal(key, shape, dtype)
+            s = score_fn(x, t0)
+            log_tw, _ = _twist(x, s, t0, t0)
+            log_w = log_tw if log_prob_fn is None else log_tw + log_prob_fn(x, t0) - _log_ref(x)
+            return EnsembleParticle(x, jnp.asarray(log_w, dtype), s.astype(dtype), log_tw.astype(dtype))
         if path.init is not None:
             x, log_w = path.init(key, t0, var0)
         else:
@@ -115,14 +192,36 @@ def ensemble_model(
         h = t - t_next
         x = p.x
         k_lap, k_move = jax.random.split(key)
+        t_n = _t_eff(t_next)
+        if twist == "denoised":
+            # twisted proposal with the cached score; weight l̃_{t'}(x') K / (Q l̃_t(x))
+            s = p.score
+            _, u = _twist(x, s, t, t)
+            b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
+            z = jax.random.normal(k_move, x.shape, x.dtype)
+            shift = c * u
+            x_new = b + c * s + shift + jnp.sqrt(var) * z
+            log_ratio = -(jnp.sum(z * shift) / jnp.sqrt(var) + 0.5 * jnp.sum(shift**2) / var)
+            s_new = score_fn(x_new, t_next)
+            log_tw, _ = _twist(x_new, s_new, t_next, t_n)
+            log_g = log_tw - p.log_l + log_ratio
+            return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype), s_new.astype(dtype), log_tw.astype(dtype))
         s = score_fn(x, t)
-        if weighted:
-            _, (u, dt_log_l) = grads(x, t)
-            lap = path.laplacian(k_lap, x, t)
-            log_g = h * weight_rate(process, x, t, s, u, dt_log_l, lap)
-        else:
+        if not weighted:
             u = jax.grad(path.log_l)(x, t)
             log_g = jnp.zeros((), dtype)
+        elif weights == "rate":
+            log_l_x, (u, dt_log_l) = grads(x, t)
+            lap = path.laplacian(k_lap, x, t)
+            log_g = h * weight_rate(process, x, t, s, u, dt_log_l, lap)
+        elif proposal == "adapted":
+            # locally optimal proposal: x' ~ K(x, ·) l_{t'} / Z(x), weight Z(x) / l_t(x)
+            b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
+            x_new, log_z = path.propose(k_move, b + c * s, var, t_n)
+            log_g = log_z - path.log_l(x, t)
+            return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype))
+        else:
+            log_l_x, u = jax.value_and_grad(path.log_l)(x, t)
         total = s + u
         if integrator == "euler_maruyama":
             g2 = process.diffusion(t) ** 2
@@ -135,6 +234,15 @@ def ensemble_model(
             # integrator calls its score once, at (x, t), so the network is not called again)
             integ = make_integrator(integrator, process, lambda x_, t_: total, eta_ddim=eta_ddim)
             x_new = integ.step(k_move, IntegratorState(x, ()), t, t_next).x
+        if weighted and weights == "transition":
+            # telescoped log l plus log N(x'; m_p, var) - log N(x'; m_q, var), m_q - m_p = c u
+            b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
+            shift = c * u
+            resid = x_new - (b + c * total)
+            log_ratio = -(jnp.sum(resid * shift) + 0.5 * jnp.sum(shift**2)) / var
+            log_g = path.log_l(x_new, t_n) - log_l_x + log_ratio
+        elif weighted and t_end is not None:
+            log_g = log_g + jnp.where(t_n == 0, path.log_l(x_new, t_n) - path.log_l(x_new, t_next), 0.0)
         return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype))
 
     def log_potential(t, t_next, prev, new):
@@ -144,10 +252,10 @@ def ensemble_model(
     if log_prob_fn is not None:
 
         def log_target(x, t):
-            return log_prob_fn(x, t) + path.log_l(x, t)
+            return log_prob_fn(x, t) + path.log_l(x, _t_eff(t))
 
     def target_score(x, t):
-        return score_fn(x, t) + jax.grad(path.log_l)(x, t)
+        return score_fn(x, t) + jax.grad(path.log_l)(x, _t_eff(t))
 
     return FeynmanKacModel(
         init=init,
