@@ -248,14 +248,27 @@ def ensemble_model(
     def log_potential(t, t_next, prev, new):
         return new.log_g
 
+    def _log_twist_at(x, t):
+        # the intermediate target's likelihood factor at (x, t) (recomputes the score)
+        if twist == "denoised":
+            return _twist(x, score_fn(x, t), t, _t_eff(t))[0]
+        return path.log_l(x, _t_eff(t))
+
     log_target = None
     if log_prob_fn is not None:
 
         def log_target(x, t):
-            return log_prob_fn(x, t) + path.log_l(x, _t_eff(t))
+            return log_prob_fn(x, t) + _log_twist_at(x, t)
 
     def target_score(x, t):
-        return score_fn(x, t) + jax.grad(path.log_l)(x, _t_eff(t))
+        return score_fn(x, t) + jax.grad(_log_twist_at)(x, t)
+
+    def set_position(p, x, t):
+        if twist == "denoised":  # refresh the cached score and log-twist of a moved particle
+            s_new = score_fn(x, t)
+            log_tw, _ = _twist(x, s_new, t, _t_eff(t))
+            return p._replace(x=x, score=s_new.astype(dtype), log_l=log_tw.astype(dtype))
+        return p._replace(x=x)
 
     return FeynmanKacModel(
         init=init,
@@ -265,7 +278,7 @@ def ensemble_model(
         log_target=log_target,
         target_score=target_score,
         position=lambda p: p.x,
-        set_position=lambda p, x, t: p._replace(x=x),
+        set_position=set_position,
     )
 
 
@@ -305,6 +318,9 @@ def ensemble(
     ess_threshold: float = 0.5,
     corrector: Any = None,
     sharding: Any = None,
+    twist: str | None = None,
+    weights: str = "auto",
+    proposal: str = "guided",
 ) -> WeightedParticles:
     """Posterior samples of x given y with a diffusion prior, by the approximation-free weighted
     ensemble of Chen et al. (2025, arXiv 2506.03979), on the Feynman-Kac engine.
@@ -326,10 +342,18 @@ def ensemble(
       log_prob_fn: optional exact noised prior log density ``(x, t) -> log p_t(x)``: exact
         start weights and MALA/HMC correctors.
       resampling, ess_threshold, corrector, sharding: as in :func:`probkit.smc.run_smc`.
+      twist: ``"denoised"`` (default: the path's likelihood at Tweedie's x̂_0(x), cached score,
+        telescoped weights; NFE = ``num_steps`` + 1) or ``"path"`` (l_t(x) itself, Chen et
+        al.'s path; the default when ``weights="rate"``, ``proposal="adapted"``,
+        ``weighted=False`` or the kernel is noiseless).
+      weights: ``"auto"``, ``"transition"`` (exact discrete weights) or ``"rate"`` (Chen et al.'s
+        rate × h); see :func:`ensemble_model`.
+      proposal: ``"guided"`` or ``"adapted"`` (exact kernel × l_{t'}; Gaussian path only).
 
     Returns:
       :class:`probkit.smc.WeightedParticles` with ``particles`` of shape ``(N, *x_shape)``,
-      ``nfe`` = score evaluations per particle, ``log_evidence`` ≈ log p(y).
+      ``nfe`` = score evaluations per particle, ``log_evidence`` ≈ log ∫ p_{t_min}(x) l(x) dx
+      (≈ log p(y); with ``weights="rate"`` and ``twist="path"``: log ∫ p_{t_min} l_{t_min}).
     """
     _validate_common(process, score_fn, likelihood, num_particles, num_steps, grid)
     if integrator not in ENSEMBLE_INTEGRATORS:
@@ -338,10 +362,17 @@ def ensemble(
         raise ValueError(f"`eta` must be a non-negative number (multiple of g), got {eta!r}")
     if not (isinstance(eta_ddim, (int, float)) and 0.0 <= eta_ddim <= 1.0):
         raise ValueError(f"`eta_ddim` must lie in [0, 1], got {eta_ddim!r}")
+    noiseless = (integrator == "euler_maruyama" and eta == 0) or (integrator == "ddim" and eta_ddim == 0)
+    if twist is None:
+        twist = "path" if (weights == "rate" or proposal == "adapted" or not weighted or noiseless) else "denoised"
+    if twist not in TWISTS:
+        raise ValueError(f"`twist` must be one of {TWISTS}, got {twist!r}")
     path = make_path(likelihood_path, likelihood, process, **(path_options or {}))
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
+    t_end = None if (weights == "rate" and twist == "path") else float(ts[-1])
     model = ensemble_model(process, score_fn, path, likelihood.x_shape, integrator=integrator, eta=eta,
-                           eta_ddim=eta_ddim, weighted=weighted, log_prob_fn=log_prob_fn)
+                           eta_ddim=eta_ddim, weighted=weighted, log_prob_fn=log_prob_fn, weights=weights,
+                           proposal=proposal, t_end=t_end, twist=twist)
     out = run_smc(key, model, int(num_particles), ts, resampling=resampling, ess_threshold=ess_threshold,
-                  corrector=corrector, nfe_per_step=1, sharding=sharding)
+                  corrector=corrector, nfe_per_step=1, nfe_init=1 if twist == "denoised" else 0, sharding=sharding)
     return out._replace(particles=out.particles.x)
