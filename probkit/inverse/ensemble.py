@@ -20,18 +20,39 @@ substituting, div f cancels, f·s cancels, the Δ log p terms cancel
 
     r = ∂_s log l_t - f·u + (g²/2) Δ log l_t + g² ⟨s, u⟩ + (g²/2) ‖u‖²
 
-(DESIGN §4). Only the score s is a network call; u, Δ log l_t and ∂_s log l_t = -∂_t log l_t
-come from the likelihood path (closed form or autodiff), so a step costs **one** score
-evaluation — no gradient through the network, unlike DPS and TDS.
+(the weight rate of Chen et al.). Only the score s is a network call; u, Δ log l_t and
+∂_s log l_t = -∂_t log l_t come from the likelihood path (closed form or autodiff), so a step
+costs **one** score evaluation — no gradient through the network, unlike DPS and TDS.
 
-**Discretisation.** On the grid t_k > t_{k+1}, h = t_k - t_{k+1}: log G_k = h · r(x_k, t_k) and
-one step of the proposal with the score s + u, by Euler-Maruyama (noise ``eta`` · g), DDPM
-ancestral or DDIM (:func:`probkit.diffusion.make_integrator` with the cached guided score, so
-the network is called once). The rate does not depend on η, so every integrator uses the same
-weights. Euler's O(h) bias grows with the sharpness of the likelihood (DESIGN §4: mean 1.94 at
-1000 steps vs exact 1.876 for s_y = 0.3); the Gaussian path, whose l_t sharpens only as the
-noise disappears, and more steps reduce it. Resampling and the log-evidence are the engine's
-(:func:`probkit.smc.run_smc`): ``log_evidence`` estimates log ∫ p_{t_min} l (≈ log p(y)).
+**Discretisation (issue 11).** Chen et al.'s weights, log G_k = h · r(x_k, t_k)
+(``weights="rate"``), are a left-point quadrature of ∫ r ds that does not telescope: its error
+is O(h) per unit time with constants that grow with ‖u‖² and Δ log l_t as the likelihood
+sharpens, and inside exp() it biases the evidence *upwards* (+0.3 to +11 nats at 50-200 steps
+on mixture problems; a stochastic Hutchinson Laplacian adds a further Jensen bias). By Itô's
+formula, for η = g, ∫ r ds = log l_{t'}(x') - log l_t(x) - ∫ (g²/2)‖u‖² ds - ∫ g u·dW, i.e. the
+telescoped likelihood plus the Girsanov log-density ratio of the prior reverse chain to the
+guided one. Its exact discrete counterpart (``weights="transition"``, the default) is
+
+    log G_k = log l_{t_{k+1}}(x_{k+1}) - log l_{t_k}(x_k) + log K(x_{k+1} | x_k) - log Q(x_{k+1} | x_k),
+
+K the prior chain's Gaussian kernel (Euler-Maruyama with noise η·g, or DDPM / DDIM with
+``eta_ddim`` > 0) driven by s, Q the same kernel driven by s + u. These weights are exact for the
+discretised prior chain, so the only time-discretisation error left is that of *unconditional*
+sampling with the same kernel (which vanishes as h → 0): the sampler stays consistent in N and
+steps and needs no Laplacian at all. ``proposal="adapted"`` samples K · l_{t'} exactly (Gaussian
+path) with weight ∫ K l_{t'} / l_t.
+
+**Twist (the choice of likelihood path).** The flat-prior Gaussian path l_t(x) ignores the
+prior's shrinkage of x_0 given x_t; on multimodal priors its intermediate targets p_t l_t are far
+from the posterior's noised marginals and the weights are heavy-tailed (log p(y) seed spread
+0.3-0.8 nat that does not fall with N). ``twist="denoised"`` (the default of :func:`ensemble`)
+evaluates the path's likelihood at Tweedie's denoised estimate, l̃_t(x) = l_t^{path}(x̂_0(x)),
+x̂_0 = (x + σ_t² s(x, t))/α_t (Gaussian path: N(y; A x̂_0, s_y² I + c r_t² A Aᵀ), the TDS
+twist), using the score that the next step needs anyway (cached in the particle), so a step
+still costs **one** score evaluation and no gradient through the network: the proposal's
+guidance is ∇ log l̃ with ∂x̂_0/∂x ≈ I/α_t, and the transition weights make any guidance exact.
+The last step targets p_{t_min} · l exactly (l̃_0 = l at x), so ``log_evidence`` estimates
+log ∫ p_{t_min}(x) l(x) dx ≈ log p(y).
 
 **Start.** For the Gaussian path q̃_1 ∝ N(0, v I) l_1 is Gaussian and sampled exactly
 (v = ``process.prior_scale()²``); otherwise particles start from N(0, v I) with weight l_1. If
