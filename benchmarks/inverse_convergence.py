@@ -158,7 +158,7 @@ def run_cell(pb: Problem, sampler: str, nfe: int, n: int, seeds: int, ref_key=0)
 
     def one(key, ref):
         out = run_smc(key, model, n, ts, nfe_per_step=per, nfe_init=init, check=False)
-        pos = out.particles.x if hasattr(out.particles, "x") else out.particles
+        pos = out.particles.x if isinstance(out.particles, tuple) else out.particles  # engine may project
         idx = jax.random.choice(jax.random.fold_in(key, 1), n, (n,), p=jnp.exp(out.log_weights))
         xs = jnp.reshape(pos, (n, d))[idx]
         return out.log_evidence, sliced_wasserstein(xs, ref, k_sw), jnp.min(out.ess)

@@ -155,10 +155,13 @@ def _evidence_runs(gm, A, y, sy, num_steps, n, seeds, **kw):
     model = inverse.ensemble_model(proc, gm.score_fn(proc), inverse.gaussian_path(lik, proc), (gm.dim,),
                                    log_prob_fn=gm.log_prob_fn(proc), twist=twist,
                                    t_end=None if kw.get("weights") == "rate" else float(ts[-1]), **kw)
-    run = jax.jit(jax.vmap(lambda k: run_smc(k, model, n, ts, check=False)[:5]))
-    parts, lw, _, _, lz = run(jax.random.split(jax.random.PRNGKey(42), seeds))
+    def one(k):
+        out = run_smc(k, model, n, ts, check=False)
+        pos = out.particles.x if isinstance(out.particles, EnsembleParticle) else out.particles
+        return pos, out.log_weights, out.log_evidence
+
+    pos, lw, lz = jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(42), seeds))
     exact = float(gm.noised(proc, proc.t_min).log_marginal_likelihood(A, y, sy))
-    pos = parts.x
     return np.asarray(lz), exact, pos, lw
 
 
