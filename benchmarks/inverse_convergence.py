@@ -190,7 +190,12 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--plot", default=None)
     ap.add_argument("--budget-s", type=float, default=1e9, help="skip the remaining cells after this many seconds")
+    ap.add_argument("--replot", default=None, help="only redraw the plot of this JSON file")
     args = ap.parse_args()
+    if args.replot:
+        data = json.loads(Path(args.replot).read_text())
+        plot(data["rows"], data["problems"], args.plot or str(Path(args.replot).with_suffix(".png")))
+        return
     if args.quick:
         steps = args.steps or [100, 200, 400]
         ns = args.ns or [256, 1024, 4096]
@@ -240,47 +245,50 @@ def main() -> None:
         meta["complete"] = True
     save()
     print(f"wrote {out}")
-    plot(rows, problems, args.plot or str(out.with_suffix(".png")))
+    plot(rows, [p.describe() for p in problems], args.plot or str(out.with_suffix(".png")))
 
 
 def plot(rows, problems, path) -> None:
+    """RMS log p(y) error and sliced W2 vs NFE, RMS error vs N (problems: ``Problem.describe()``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    samplers = sorted({r["sampler"] for r in rows}, key=lambda s: (SAMPLERS + (s,)).index(s))
+    colors = {"before": "C3", "guided": "C1", "adapted": "C4", "denoised": "C2", "tds": "C0"}
+    labels = {"before": "before (rate x h)", "guided": "path + exact weights", "adapted": "path, adapted",
+              "denoised": "ensemble (denoised twist)", "tds": "twisted SMC"}
+    problems = [pb for pb in problems if any(r["seed"] == pb["seed"] for r in rows)]
     fig, axes = plt.subplots(len(problems), 3, figsize=(12, 3.0 * len(problems)), squeeze=False)
-    for ax_row, pb in zip(axes, problems):
-        sel = [r for r in rows if r["seed"] == pb.seed]
-        for s in samplers:
+    for ax_row, info in zip(axes, problems):
+        sel = [r for r in rows if r["seed"] == info["seed"]]
+        for s in colors:
             st = sorted([r for r in sel if r["sampler"] == s and r["sweep"] == "steps"], key=lambda r: r["nfe"])
             nn = sorted([r for r in sel if r["sampler"] == s and r["sweep"] == "N"], key=lambda r: r["N"])
+            kw = dict(color=colors[s], marker="o", label=labels[s])
             if st:
-                ax_row[0].loglog([r["nfe"] for r in st], [r["err_rms"] for r in st], "o-", label=s)
-                ax_row[1].loglog([r["nfe"] for r in st], [r["sw_mean"] for r in st], "o-", label=s)
+                ax_row[0].loglog([r["nfe"] for r in st], [r["err_rms"] for r in st], **kw)
+                ax_row[1].loglog([r["nfe"] for r in st], [r["sw_mean"] for r in st], **kw)
             if nn:
-                ax_row[2].loglog([r["N"] for r in nn], [r["err_rms"] for r in nn], "o-", label=s)
+                ax_row[2].loglog([r["N"] for r in nn], [r["err_rms"] for r in nn], **kw)
         st = [r for r in sel if r["sweep"] == "steps"]
         if st:
-            ax_row[1].axhline(np.mean([r["sw_floor"] for r in st]), color="k", ls=":", label="exact floor")
+            ax_row[1].axhline(np.mean([r["sw_floor"] for r in st]), color="k", ls=":", label="exact vs exact")
         nn = sorted({r["N"] for r in sel if r["sweep"] == "N"})
         if nn:
             ref = [r["err_rms"] for r in sel if r["sweep"] == "N" and r["N"] == nn[0]]
-            c = float(np.min(ref)) if ref else 1.0
+            c = float(np.min(ref))
             ax_row[2].loglog(nn, [c * (n / nn[0]) ** -0.5 for n in nn], "k:", label="N^-1/2")
-        info = pb.describe()
-        ax_row[0].set_title(f"d={info['d']} {info['operator']} s_y={info['noise']}: RMS log p(y) error")
-        ax_row[1].set_title("sliced W2 to exact posterior")
-        ax_row[2].set_title("RMS log p(y) error vs N")
-        ax_row[0].set_xlabel("NFE")
-        ax_row[1].set_xlabel("NFE")
-        ax_row[2].set_xlabel("N")
+        ax_row[0].set_title(f"d={info['d']} {info['operator']} s_y={info['noise']}: RMS log p(y) error", fontsize=9)
+        ax_row[1].set_title("sliced W2 to exact posterior", fontsize=9)
+        ax_row[2].set_title("RMS log p(y) error vs N", fontsize=9)
+        for ax, xl in zip(ax_row, ("NFE", "NFE", "N")):
+            ax.set_xlabel(xl)
     axes[0][0].legend(fontsize=7)
-    axes[0][2].legend(fontsize=7)
+    axes[0][1].legend(fontsize=7)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     print(f"wrote {path}")
 
 
