@@ -12,9 +12,9 @@ images; the 450 test images are held out for evaluation):
   denoising score matching with condition dropout (probability ``--p-uncond``) under ``VP()``;
 * the classifier: an MLP trained by cross-entropy with input-noise augmentation.
 
-Reports the DSM loss on the test split (conditional and unconditional, common random numbers),
-the classifier's test accuracy, and the classifier accuracy of plain conditional samples
-(``probkit.sample``, DDPM) per class, a sanity check of the conditioning. Writes
+Reports the DSM loss on the test split (conditional and unconditional, common random numbers)
+and the classifier's test accuracy (``benchmarks/guidance.py`` reports the classifier accuracy
+of conditional samples: its w = 1 rows). Writes
 ``benchmarks/results/train_guidance_<platform>.json`` (or ``--json``).
 """
 from __future__ import annotations
@@ -32,7 +32,6 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import probkit  # noqa: E402
 from probkit.diffusion import VP  # noqa: E402
 from probkit.models import conditional as C  # noqa: E402
 from probkit.models.nets import count_params, stratified_times  # noqa: E402
@@ -63,7 +62,7 @@ def main(argv=None) -> dict:
     process = VP()
     x_tr, y_tr, x_te, y_te = C.load_digits_split()
     key = jax.random.PRNGKey(args.seed)
-    k_score, k_clf, k_eval, k_sample = jax.random.split(key, 4)
+    k_score, k_clf, k_eval = jax.random.split(key, 3)
 
     # ---- score model
     t0 = time.time()
@@ -101,16 +100,6 @@ def main(argv=None) -> dict:
     pred_te = np.asarray(C.classifier_logits(clf_params, clf_cfg, x_te)).argmax(-1)
     clf_acc = float((pred_te == y_te).mean())
 
-    # ---- sanity: plain conditional samples (w = 1), classifier accuracy per class
-    n_per = 50 if args.quick else 200
-    accs = []
-    for c in range(10):
-        sf = C.conditional_score_fn(res.params, res.config, process, c)
-        xs = probkit.sample(jax.random.fold_in(k_sample, c), process, sf, (64,), n_per, 50 if args.quick else 200,
-                            method="ddpm").samples
-        pc = np.asarray(C.classifier_logits(clf_params, clf_cfg, jnp.clip(xs, -1, 1))).argmax(-1)
-        accs.append(float((pc == c).mean()))
-
     summary = {
         "platform": platform,
         "device": str(jax.devices()[0]),
@@ -121,8 +110,6 @@ def main(argv=None) -> dict:
             "train_seconds": round(train_s, 1),
             "loss_last_1000": float(np.mean(np.asarray(res.losses)[-1000:])),
             "dsm_loss_test_cond": loss_cond, "dsm_loss_test_uncond": loss_uncond,
-            "cond_sample_classifier_accuracy_per_class": accs,
-            "cond_sample_classifier_accuracy": float(np.mean(accs)),
         },
         "classifier": {
             "steps": clf_steps, "hidden": clf_cfg.hidden, "depth": clf_cfg.depth, "num_params": count_params(clf_params),
@@ -135,8 +122,7 @@ def main(argv=None) -> dict:
                   "trained_with": "benchmarks/train_guidance.py", "seed": args.seed, "storage_dtype": args.dtype}
         sm = summary["score_model"]
         meta = {**common, **{k: sm[k] for k in ("steps", "batch_size", "learning_rate", "p_uncond", "num_params",
-                                                   "dsm_loss_test_cond", "dsm_loss_test_uncond",
-                                                   "cond_sample_classifier_accuracy")}, "null_label": 10}
+                                                   "dsm_loss_test_cond", "dsm_loss_test_uncond")}, "null_label": 10}
         files = list(C.save_conditional_score_model(os.path.join(out_dir, "digits_cond_vp"), res.params, res.config,
                                                     process, dtype=args.dtype, metadata=meta))
         cm = {**common, **summary["classifier"]}
