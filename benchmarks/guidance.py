@@ -151,11 +151,15 @@ def main(argv=None) -> dict:
     p.add_argument("--model-dir", default=None, help="folder with digits_cond_vp.* and digits_classifier.* "
                                                       "(default: the shipped models)")
     p.add_argument("--pairs", default="1-7,3-8,4-9,0-6,2-3", help="class pairs for the product demo")
+    p.add_argument("--scaling-n", type=int, nargs="*", default=[256, 4096],
+                   help="extra FKC runs (seed 0) at w = --scaling-w with these particle counts per class")
+    p.add_argument("--scaling-w", type=float, default=4.0)
     p.add_argument("--out", default=None)
     p.add_argument("--fig-dir", default=None)
     args = p.parse_args(argv)
     if args.quick:
         args.num_particles, args.steps, args.seeds, args.weights = 32, 30, 1, [1.0, 4.0]
+        args.scaling_n = [64]
     platform = jax.default_backend()
     out_path = args.out or os.path.join(ROOT, "benchmarks", "results", f"guidance{'_quick' if args.quick else ''}_{platform}.json")
     fig_dir = args.fig_dir or os.path.join(ROOT, "benchmarks", "results")
@@ -233,6 +237,26 @@ def main(argv=None) -> dict:
                   f"/{row['ess_min']:.3f} resamples {row['resample_steps']:.0f}  "
                   f"{row['seconds_first_call']:.1f}s first, {row['seconds_later_calls']}s later", flush=True)
 
+    # ---- particle-count scaling of FKC at one w (seed 0)
+    scaling = []
+    for n_s in args.scaling_n:
+        keys = jax.random.split(jax.random.fold_in(key, 0), 10)
+        t0 = time.perf_counter()
+        xs, lws, ess, res = (np.asarray(a) for a in jax.block_until_ready(run_cfg(
+            keys, params, jnp.asarray(classes), config=config, process=process, w=float(args.scaling_w),
+            weighted=True, n=n_s, k=k, eta=args.eta)))
+        sec = time.perf_counter() - t0
+        cm = [class_metrics(xs[c], lws[c], c, clf, refs[c], min(n_s, len(trains[c])), jax.random.fold_in(key, 1 + c),
+                            bandwidths) for c in classes]
+        scaling.append({"w": args.scaling_w, "num_particles_per_class": n_s, "seconds_incl_compile": round(sec, 3),
+                        **{m: float(np.mean([r[m] for r in cm])) for m in cm[0]},
+                        "ess_mean": float(ess.mean() / n_s), "ess_min": float(ess.min() / n_s),
+                        "resample_steps": float(res.sum(1).mean())})
+        r = scaling[-1]
+        print(f"scaling w={args.scaling_w:g} N={n_s}: acc {r['acc']:.3f} conf {r['conf']:.3f} div {r['div']:.3f} "
+              f"cov {r['cov']:.3f} sw2 {r['sw2']:.4f} mmd {r['mmd']:.4f} ess {r['ess_mean']:.2f}/{r['ess_min']:.3f}",
+              flush=True)
+
     # ---- composition demo: p(x|c1) p(x|c2)
     pairs = np.array([[int(a) for a in s.split("-")] for s in args.pairs.split(",")])
     product_rows, product_draws = [], {}
@@ -273,6 +297,7 @@ def main(argv=None) -> dict:
         "rows": rows,
         "ess_over_time": {f"w={w:g},{m}": [float(v) for v in c[:: max(1, len(c) // 50)]]
                           for (w, m), c in ess_curves.items()},
+        "fkc_particle_scaling": scaling,
         "product": product_rows,
     }
     with open(out_path, "w") as f:
