@@ -90,11 +90,12 @@ def test_conditional_network_save_load_round_trip(tmp_path):
     p2, c2, proc2 = C.load_conditional_score_model(tmp_path / "m.npz")
     assert c2 == config and proc2 == PROC
     x = jnp.linspace(-1, 1, 6)
+    call = jax.jit(lambda f, x: f(x, 0.3))  # one compilation for every label and both parameter sets
     for label in (0, 2, None):
-        a = C.conditional_score_fn(params, config, PROC, label)(x, 0.3)
-        b = C.conditional_score_fn(p2, c2, proc2, label)(x, 0.3)
+        a = call(C.conditional_score_fn(params, config, PROC, label), x)
+        b = call(C.conditional_score_fn(p2, c2, proc2, label), x)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    s0, s1 = (np.asarray(C.conditional_score_fn(params, config, PROC, c)(x, 0.3)) for c in (0, 1))
+    s0, s1 = (np.asarray(call(C.conditional_score_fn(params, config, PROC, c), x)) for c in (0, 1))
     assert np.abs(s0 - s1).max() > 1e-4  # the label changes the score
     assert C.read_model_metadata(tmp_path / "m")["note"] == "test"
     # a classifier round-trips too
