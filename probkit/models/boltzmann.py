@@ -58,6 +58,7 @@ the shipped LJ-13 model trained at T = 2 loads with :func:`load_pretrained`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -357,6 +358,47 @@ class MCMCResult(NamedTuple):
     step_size: float
 
 
+def _mcmc_alg(system, temperature, step, method, n_leap):
+    import blackjax
+
+    logdensity = system.internal_log_prob(temperature)
+    if method == "hmc":
+        return blackjax.hmc(logdensity, step, jnp.ones(system.internal_dim), n_leap)
+    return blackjax.mala(logdensity, step)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _mcmc_init(y0, temperature, system, method, n_leap):
+    return jax.vmap(_mcmc_alg(system, temperature, 1.0, method, n_leap).init)(y0)
+
+
+def _mcmc_steps(alg, state, key, length):
+    def one(state, k):
+        state, info = alg.step(k, state)
+        return state, info.acceptance_rate
+
+    return jax.lax.scan(one, state, jax.random.split(key, length))
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7))
+def _mcmc_block(states, key, step, temperature, system, method, n_leap, length):
+    alg = _mcmc_alg(system, temperature, step, method, n_leap)
+    keys = jax.random.split(key, jax.tree_util.tree_leaves(states)[0].shape[0])
+    return jax.vmap(lambda s, k: _mcmc_steps(alg, s, k, length))(states, keys)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7, 8))
+def _mcmc_draws(states, key, step, temperature, system, method, n_leap, thin, num_draws):
+    alg = _mcmc_alg(system, temperature, step, method, n_leap)
+
+    def draw(state, k):
+        state, acc = _mcmc_steps(alg, state, k, thin)
+        return state, (state.position, -state.logdensity * temperature, jnp.mean(acc))
+
+    keys = jax.random.split(key, jax.tree_util.tree_leaves(states)[0].shape[0])
+    return jax.vmap(lambda s, k: jax.lax.scan(draw, s, jax.random.split(k, num_draws)))(states, keys)
+
+
 def mcmc_sample(
     key: Array,
     system: _System,
@@ -380,8 +422,6 @@ def mcmc_sample(
     common step size is multiplied by ``exp(2 (acc - target) / (1 + r/4))`` (round ``r``) (target 0.65 for HMC, 0.57 for
     MALA). Then the step is frozen and ``num_draws * thin`` steps run, keeping every ``thin``-th.
     """
-    import blackjax
-
     _check_temperature(temperature)
     if method not in ("hmc", "mala"):
         raise ValueError(f"`method` must be 'hmc' or 'mala', got {method!r}")
@@ -389,56 +429,22 @@ def mcmc_sample(
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"`{name}` must be a positive integer, got {v!r}")
     target = target_acceptance if target_acceptance is not None else (0.65 if method == "hmc" else 0.57)
-    logdensity = system.internal_log_prob(temperature)
     k_init, k_warm, k_run = jax.random.split(key, 3)
     y0 = harmonic_init(k_init, system, num_chains) if init is None else jnp.asarray(init)
     if y0.shape != (num_chains, system.internal_dim):
         raise ValueError(f"`init` must have shape ({num_chains}, {system.internal_dim}), got {y0.shape}")
 
-    def make(step):
-        if method == "hmc":
-            return blackjax.hmc(logdensity, step, jnp.ones(system.internal_dim), num_integration_steps)
-        return blackjax.mala(logdensity, step)
-
-    @jax.jit
-    def run_block(states, key, step, length):
-        alg = make(step)
-
-        def one(state, k):
-            state, info = alg.step(k, state)
-            return state, info.acceptance_rate
-
-        def chain(state, key):
-            return jax.lax.scan(one, state, jax.random.split(key, length.shape[0]))
-
-        return jax.vmap(chain)(states, jax.random.split(key, num_chains))
-
-    @jax.jit
-    def run_sampling(states, key, step):
-        alg = make(step)
-
-        def one(state, k):
-            state, info = alg.step(k, state)
-            return state, info.acceptance_rate
-
-        def draw(state, k):
-            state, acc = jax.lax.scan(one, state, jax.random.split(k, thin))
-            return state, (state.position, -state.logdensity * temperature, jnp.mean(acc))
-
-        def chain(state, key):
-            return jax.lax.scan(draw, state, jax.random.split(key, num_draws))
-
-        return jax.vmap(chain)(states, jax.random.split(key, num_chains))
-
-    states = jax.vmap(make(step_size).init)(y0)
+    cfg = (system, method, int(num_integration_steps))
+    temp = jnp.asarray(temperature, jnp.float32)
+    states = _mcmc_init(y0, temp, *cfg)
     step = float(step_size)
     block = max(1, num_warmup // max(1, adapt_rounds)) if num_warmup > 0 else 0
     for r in range(adapt_rounds if num_warmup > 0 else 0):
-        states, acc = run_block(states, jax.random.fold_in(k_warm, r), step, jnp.zeros(block))
+        states, acc = _mcmc_block(states, jax.random.fold_in(k_warm, r), step, temp, *cfg, block)
         step = float(step * math.exp(2.0 / (1.0 + r / 4.0) * (float(jnp.mean(acc)) - target)))
         if verbose:
             print(f"  warm-up round {r}: acceptance {float(jnp.mean(acc)):.3f} -> step {step:.4g}", flush=True)
-    _, (ys, energies, acc) = run_sampling(states, k_run, step)
+    _, (ys, energies, acc) = _mcmc_draws(states, k_run, step, temp, *cfg, thin, num_draws)
     return MCMCResult(ys, energies, jnp.mean(acc), step)
 
 
