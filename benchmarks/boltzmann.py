@@ -92,13 +92,13 @@ class FKCOut(NamedTuple):
     log_evidence: jax.Array
 
 
-def make_fkc_runner(model, beta, n, steps, weighted, corrector=None):
+def make_fkc_runner(model, beta, n, steps, weighted, corrector=None, grid="quadratic"):
     """``key -> FKCOut``: ``probkit.fkc.anneal`` split into its two halves, the Feynman-Kac model
     (``fkc.fkc_model``, built once) and the engine (``probkit.smc.run_smc``), so that every seed
     reuses one compiled program and a second call times the run alone."""
     score = bz.score_fn(model)
     fk = fkc.fkc_model(model.process, (score,), (beta,), (SYSTEM.internal_dim,), eta=1.0, weighted=weighted)
-    ts = time_grid(model.process, steps, "uniform")
+    ts = time_grid(model.process, steps, grid)
 
     def run(key):
         res = run_smc(key, fk, n, ts, resampling="systematic", ess_threshold=0.5, corrector=corrector)
@@ -122,7 +122,9 @@ def main() -> None:
     p.add_argument("--targets", type=float, nargs="+", default=[1.5, 1.0])
     p.add_argument("--num-particles", type=int, default=8192)
     p.add_argument("--num-steps", type=int, default=500)
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--grids", nargs="+", default=["quadratic", "log_snr"],
+                   help="time grids (probkit.diffusion.time_grid); the first one is the main result and the figure")
     p.add_argument("--model", type=Path, default=None, help="saved model (default: the shipped lj13_T2)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--figure", type=Path, default=None)
@@ -138,7 +140,7 @@ def main() -> None:
     n, steps = args.num_particles, args.num_steps
     if args.quick:  # the split runner is fkc.anneal
         a = fkc.anneal(jax.random.PRNGKey(0), model.process, bz.score_fn(model), 1.5, n, steps, shape=(36,))
-        b = make_fkc_runner(model, 1.5, n, steps, True)[0](jax.random.PRNGKey(0))
+        b = make_fkc_runner(model, 1.5, n, steps, True, grid="uniform")[0](jax.random.PRNGKey(0))
         assert np.allclose(np.asarray(a.particles), np.asarray(b.particles), atol=1e-4), "runner != fkc.anneal"
     rows, figdata = [], {}
     for temp in [T_TRAIN] + list(args.targets):
@@ -151,11 +153,11 @@ def main() -> None:
         figdata[f"T{temp}_ref_energy"], figdata[f"T{temp}_ref_distance"] = ref[0], ref[1].ravel()
         # at beta = 1 the FK weights vanish: "sde" is the model's own reverse SDE
         methods = ["sde"] if temp == T_TRAIN else ["fkc", "fkc_langevin", "sde"]
-        for method in methods:
+        for grid, method in [(g, m) for g in args.grids for m in methods]:
             corr = None
             if method == "fkc_langevin":
                 corr = correctors.langevin(lambda t, b=beta: 0.1 * model.process.sigma(t) ** 2 / b)
-            run, nfe = make_fkc_runner(model, beta, n, steps, method != "sde", corr)
+            run, nfe = make_fkc_runner(model, beta, n, steps, method != "sde", corr, grid)
             wall_first = None
             for seed in range(args.seeds):
                 key = jax.random.PRNGKey(seed)
@@ -164,28 +166,29 @@ def main() -> None:
                         _, wall_first = timed(lambda: run(jax.random.PRNGKey(10_000)))
                     res, wall = timed(lambda: run(key))
                 except ValueError as err:  # the engine's check: all-zero weights or non-finite values
-                    rows.append({"target_T": temp, "beta": beta, "method": method, "seed": seed, "error": str(err)})
-                    print(f"T={temp} {method} seed={seed}: FAILED {err}", flush=True)
+                    rows.append({"target_T": temp, "beta": beta, "method": method, "grid": grid, "seed": seed,
+                                 "error": str(err)})
+                    print(f"T={temp} {method} {grid} seed={seed}: FAILED {err}", flush=True)
                     continue
                 if not bool(jnp.all(jnp.isfinite(res.particles))):
-                    rows.append({"target_T": temp, "beta": beta, "method": method, "seed": seed,
+                    rows.append({"target_T": temp, "beta": beta, "method": method, "grid": grid, "seed": seed,
                                  "error": "non-finite particles"})
                     print(f"T={temp} {method} seed={seed}: FAILED (non-finite particles)", flush=True)
                     continue
                 x = np.asarray(bz.from_internal(res.particles, 13, 3))
                 w = np.exp(np.asarray(res.log_weights, np.float64)) if method != "sde" else None
                 m = metrics(x, ref, w)
-                row = {"target_T": temp, "beta": beta, "method": method, "seed": seed, "nfe": int(nfe),
+                row = {"target_T": temp, "beta": beta, "method": method, "grid": grid, "seed": seed, "nfe": int(nfe),
                        "wall_s": wall, "wall_first_s": wall_first, "min_ess": float(jnp.min(res.ess)),
                        "num_resampled": int(jnp.sum(res.resampled)), "log_evidence": float(res.log_evidence),
                        "wall_per_effective_sample_ms": 1e3 * wall / max(m["kish_ess"], 1.0), **m}
                 rows.append(row)
-                if seed == 0:
+                if seed == 0 and grid == args.grids[0]:
                     e, d = observables(x)
                     figdata[f"T{temp}_{method}_energy"] = e
                     figdata[f"T{temp}_{method}_distance"] = d.ravel()
                     figdata[f"T{temp}_{method}_weights"] = np.ones(len(e)) / len(e) if w is None else w
-                print(f"T={temp} {method:12s} seed={seed}: W1(E)={m['w1_energy']:.3f} W1(d)={m['w1_distance']:.4f} "
+                print(f"T={temp} {method:12s} {grid:9s} seed={seed}: W1(E)={m['w1_energy']:.3f} W1(d)={m['w1_distance']:.4f} "
                       f"ESS={m['kish_ess']:.0f} <E>={m['energy_mean']:.2f} (ref {ref[0].mean():.2f}) "
                       f"wall={wall:.2f}s (first {wall_first:.2f}s)", flush=True)
         if temp == T_TRAIN:
@@ -208,15 +211,15 @@ def main() -> None:
                   f"<E>={m['energy_mean']:.2f} acc={float(r.acceptance):.2f} wall={wall:.2f}s", flush=True)
 
     summary = summarise(rows)
-    print_table(summary)
     out = {"platform": backend, "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__,
            "python": platform.python_version(), "model": model.arch, "num_particles": n, "num_steps": steps,
-           "seeds": args.seeds, "summary": summary, "rows": rows}
+           "seeds": args.seeds, "grids": args.grids, "summary": summary, "rows": rows}
     path = args.out or ROOT / "benchmarks" / "results" / f"boltzmann_{backend}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
     print("wrote", path)
+    print_table(summary)
     if args.samples_out is not None:
         np.savez_compressed(args.samples_out, **{k: np.asarray(v, np.float32) for k, v in figdata.items()})
     if args.figure is not None:
@@ -228,10 +231,10 @@ def summarise(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if "error" not in r:
-            groups.setdefault((r["target_T"], r["method"]), []).append(r)
+            groups.setdefault((r["target_T"], r["method"], r.get("grid", "-")), []).append(r)
     out = []
-    for (temp, method), rs in groups.items():
-        s = {"target_T": temp, "method": method, "runs": len(rs), "nfe": rs[0].get("nfe", 0)}
+    for (temp, method, grid), rs in groups.items():
+        s = {"target_T": temp, "method": method, "grid": grid, "runs": len(rs), "nfe": rs[0].get("nfe", 0)}
         for k in ("w1_energy", "w1_distance", "kish_ess", "energy_mean", "wall_s", "wall_first_s",
                   "wall_per_effective_sample_ms", "log_evidence", "min_ess"):
             if k in rs[0]:
@@ -242,12 +245,12 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def print_table(summary: list[dict]) -> None:
-    print(f"{'T':>4} {'method':14s} {'NFE':>5} {'W1(E)':>14} {'W1(d)':>16} {'ESS':>7} {'<E>':>8} {'wall s':>7} "
+    print(f"{'T':>4} {'method':14s} {'grid':9s} {'NFE':>5} {'W1(E)':>14} {'W1(d)':>16} {'ESS':>7} {'<E>':>8} {'wall s':>7} "
           f"{'ms/eff.sample':>13}")
     for s in summary:
         w1e = f"{s['w1_energy']:.3f}±{s.get('w1_energy_sd', 0):.3f}"
         w1d = f"{s['w1_distance']:.4f}±{s.get('w1_distance_sd', 0):.4f}"
-        print(f"{s['target_T']:>4} {s['method']:14s} {s['nfe']:>5} {w1e:>14} {w1d:>16} {s.get('kish_ess', 0):>7.0f} "
+        print(f"{s['target_T']:>4} {s['method']:14s} {s['grid']:9s} {s['nfe']:>5} {w1e:>14} {w1d:>16} {s.get('kish_ess', 0):>7.0f} "
               f"{s.get('energy_mean', 0):>8.2f} {s.get('wall_s', 0):>7.2f} {s.get('wall_per_effective_sample_ms', 0):>13.3f}")
 
 
