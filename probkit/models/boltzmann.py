@@ -84,6 +84,8 @@ __all__ = [
 ]
 
 PRETRAINED = {"lj13_T2": "lj13_T2"}
+# full float32 in the coordinate maps (GPUs default to TF32 matmuls, ~1e-3 relative error)
+_HIGHEST = jax.lax.Precision.HIGHEST
 _PRETRAINED_DIR = os.path.join(os.path.dirname(__file__), "pretrained")
 
 
@@ -181,7 +183,7 @@ class _System:
         n, d = self.n_particles, self.spatial_dim
 
         def logdensity(y: Array) -> Array:
-            x = jnp.asarray(helmert(n)).T @ y.reshape(n - 1, d)
+            x = jnp.matmul(jnp.asarray(helmert(n), y.dtype).T, y.reshape(n - 1, d), precision=_HIGHEST)
             return -self._energy(x) / temperature
 
         return logdensity
@@ -292,14 +294,14 @@ def helmert(n: int) -> np.ndarray:
 def to_internal(x: Any, n: int, d: int) -> Array:
     """``y = H x``: ``(..., n, d)`` or ``(..., n d)`` -> flat ``(..., (n-1) d)`` (drops the CoM)."""
     xc = _as_config(x, n, d)
-    y = jnp.einsum("kn,...nd->...kd", jnp.asarray(helmert(n), xc.dtype), xc)
+    y = jnp.einsum("kn,...nd->...kd", jnp.asarray(helmert(n), xc.dtype), xc, precision=_HIGHEST)
     return y.reshape(*y.shape[:-2], (n - 1) * d)
 
 
 def from_internal(y: Any, n: int, d: int) -> Array:
     """``x = H^T y``: flat ``(..., (n-1) d)`` or ``(..., n-1, d)`` -> ``(..., n, d)`` with zero CoM."""
     yc = _as_config(y, n - 1, d, name="y")
-    return jnp.einsum("kn,...kd->...nd", jnp.asarray(helmert(n), yc.dtype), yc)
+    return jnp.einsum("kn,...kd->...nd", jnp.asarray(helmert(n), yc.dtype), yc, precision=_HIGHEST)
 
 
 def remove_com(x: Any, n: int, d: int) -> Array:
