@@ -5,7 +5,8 @@ is annealed to T = 1.5 and T = 1.0 (``beta = 2 / T``) with ``probkit.fkc.anneal`
 centre-of-mass-free internal coordinates (36 per configuration). Compared, at the same number of
 particles and steps:
 
-* ``fkc``: Feynman-Kac weights + adaptive systematic resampling (ESS < N/2), eta = 1;
+* ``fkc``: Feynman-Kac weights + adaptive systematic resampling (ESS < N/2), eta = 1, on each
+  time grid of ``--grids`` (the first is the main result);
 * ``fkc_langevin``: the same with an unadjusted Langevin corrector on the annealed path
   (``probkit.smc.correctors.langevin``, step ``0.1 sigma_t^2 / beta``; one more score call per step);
 * ``sde``: the same proposal without weights (``weighted=False``: the plain scaled-score SDE);
@@ -22,7 +23,8 @@ second call), and wall time per effective sample.
 Usage::
 
     python benchmarks/boltzmann.py --quick          # CPU smoke test
-    python benchmarks/boltzmann.py                  # GPU: N = 8192, 500 steps, 3 seeds
+    python benchmarks/boltzmann.py                  # GPU: N = 8192, 500 steps, 4 seeds
+    python benchmarks/boltzmann.py --grids quadratic log_snr uniform --figure boltzmann_gpu.png   # docs run
 
 Writes ``benchmarks/results/boltzmann_<platform>.json`` (and a figure with ``--figure``).
 """
