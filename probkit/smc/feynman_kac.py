@@ -230,6 +230,8 @@ class WeightedParticles(NamedTuple):
 
 # ----------------------------------------------------------------------------------------------
 def _resampler(name: str) -> Callable[[Array, Array, int], Array]:
+    if callable(name):  # (key, weights, n, positions) -> idx, e.g. probkit.fkc.variance.ordered()
+        return name
     if name not in RESAMPLING:
         raise ValueError(f"`resampling` must be one of {RESAMPLING}, got {name!r}")
     return getattr(bj_resampling, name)
@@ -310,7 +312,12 @@ def smc_step(
         # all-gathered: cumsum/searchsorted on a sharded axis partitions very badly, 7-100x
         # slower per step), then each device gathers its own slice of idx from an all-gathered
         # copy of the particles (the one unavoidable collective of global resampling).
-        idx = resample_fn(k_res, _constrain(jnp.exp(lw_), rep), n)
+        w_rep = _constrain(jnp.exp(lw_), rep)
+        if callable(config.resampling):  # position-aware resampler (e.g. Hilbert-ordered)
+            pos = jax.vmap(model.position)(parts) if model.position is not None else parts
+            idx = resample_fn(k_res, w_rep, n, _constrain(pos, rep))
+        else:
+            idx = resample_fn(k_res, w_rep, n)
         idx = _constrain(idx, config.sharding)
         parts = jax.tree.map(lambda a: _constrain(a, rep)[idx], parts)
         return parts, jnp.full_like(lw_, -math.log(n))
@@ -362,8 +369,8 @@ def _check_run_args(num_particles, ts, resampling, ess_threshold, nfe_per_step, 
             raise ValueError("`ts` must be finite")
         if not np.all(np.diff(ts_np) < 0):
             raise ValueError("`ts` must be strictly decreasing (generative time runs 1 -> 0)")
-    if resampling not in RESAMPLING:
-        raise ValueError(f"`resampling` must be one of {RESAMPLING}, got {resampling!r}")
+    if not callable(resampling) and resampling not in RESAMPLING:
+        raise ValueError(f"`resampling` must be one of {RESAMPLING} or a callable (key, weights, n, positions) -> indices, got {resampling!r}")
     if not (isinstance(ess_threshold, (int, float)) and 0.0 <= ess_threshold <= 1.0):
         raise ValueError(f"`ess_threshold` must lie in [0, 1], got {ess_threshold!r}")
     if isinstance(nfe_per_step, bool) or not isinstance(nfe_per_step, (int, np.integer)) or nfe_per_step < 0:
@@ -411,7 +418,9 @@ def run_smc(
       num_particles: N.
       ts: ``(K + 1,)`` strictly decreasing times.
       resampling: ``"systematic"`` (default), ``"multinomial"``, ``"stratified"`` or
-        ``"residual"`` (``blackjax.smc.resampling``).
+        ``"residual"`` (``blackjax.smc.resampling``), or a hashable callable
+        ``(key, weights, n, positions) -> indices`` such as the Hilbert-ordered
+        ``probkit.fkc.variance.ordered("systematic")``.
       ess_threshold: resample when ESS < ess_threshold · N (0: never, 1: every step).
       corrector: optional :class:`probkit.smc.correctors.Corrector`, applied after resampling
         at every step, leaving the intermediate target at ``t_next`` invariant.
