@@ -8,7 +8,7 @@ Problems (VP process, exact Gaussian-mixture scores, targets taken at t_min):
   gives 0.233). Reported: sd over seeds of the mass of the right mode, TV of the mode masses,
   the within-mode std, and log Z-hat - log Z (closed form).
 * ``anneal2`` / ``anneal3``: p^β, β = 2, 3, of a 2-D mixture of 40 well-separated modes (means
-  uniform in [-4, 4]^2 at least 1 apart, std 0.1, weights Uniform(0.5, 1.5) normalised; fixed
+  uniform in [-5, 5]^2 at least 1.2 apart, std 0.25, weights Uniform(0.5, 1.5) normalised; fixed
   numpy seed), exact mode masses ∝ w_k^β (2π s_k^2)^{1-β} / β. Reported: mode-occupancy TV and
   the sd of the largest mode's mass.
 
@@ -48,7 +48,7 @@ from probkit.diffusion import VP, time_grid
 from probkit.fkc import fkc_model
 from probkit.fkc.variance import fkc_variance_model, late_start, mode_masses, ordered, tempered
 from probkit.models import GaussianMixture
-from probkit.smc import langevin, mala, run_smc
+from probkit.smc import hmc, langevin, mala, run_smc
 from probkit.smc.islands import pool_islands
 
 PROC = VP()
@@ -75,15 +75,18 @@ def product_problem():
     )
 
 
+STD40 = 0.25
+
+
 def forty_modes(seed: int = 0):
     rng = np.random.default_rng(seed)
     means = []
     while len(means) < 40:
-        m = rng.uniform(-4, 4, 2)
-        if all(np.linalg.norm(m - q) >= 1.0 for q in means):
+        m = rng.uniform(-5, 5, 2)
+        if all(np.linalg.norm(m - q) >= 1.2 for q in means):
             means.append(m)
     w = rng.uniform(0.5, 1.5, 40)
-    return GaussianMixture(jnp.asarray(w / w.sum()), jnp.asarray(np.array(means)), jnp.full((40, 2), 0.01))
+    return GaussianMixture(jnp.asarray(w / w.sum()), jnp.asarray(np.array(means)), jnp.full((40, 2), STD40**2))
 
 
 def anneal_problem(beta: float):
@@ -97,7 +100,7 @@ def anneal_problem(beta: float):
     return dict(
         name=f"anneal{beta:g}", score_fns=(p.score_fn(PROC),), log_prob_fns=(p.log_prob_fn(PROC),), exponents=(float(beta),),
         masses=masses, log_resp=pt.component_log_probs, log_z=log_z, exact_std=float(np.sqrt(s2[0] / beta)),
-        local_var=lambda t: (PROC.alpha(t) ** 2 * 0.01 + PROC.sigma(t) ** 2) / beta, tracked=int(np.argmax(masses)),
+        local_var=lambda t: (PROC.alpha(t) ** 2 * STD40**2 + PROC.sigma(t) ** 2) / beta, tracked=int(np.argmax(masses)),
     )
 
 
@@ -120,32 +123,41 @@ def lever_table(k: int) -> list[tuple[str, dict, int]]:
     def add(name, steps=k, **kw):
         L.append((name, {**BASE, **kw}, steps))
 
-    add("unweighted SDE", weighted=False)
     add("FKC plain (systematic, ESS 0.5)")
+    add("unweighted SDE", weighted=False)
     add("resample every step", ess=1.0)
-    add("multinomial", resampling="multinomial")
-    add("stratified", resampling="stratified")
-    add("residual", resampling="residual")
-    add("ESS 0.2", ess=0.2)
-    add("ESS 0.8", ess=0.8)
-    add("Hilbert-systematic, ESS 0.5", resampling="hilbert-systematic")
     add("Hilbert-systematic, every step", resampling="hilbert-systematic", ess=1.0)
+    add("eta 1.5", eta=1.5)
+    add("eta 2", eta=2.0)
+    add("MALA x1 (K/3 steps)", steps=max(k // 3, 2), corrector="mala", corr_steps=1)
+    H = dict(resampling="hilbert-systematic", ess=1.0)
+    add("Hilbert every step + eta 1.5", eta=1.5, **H)
+    add("Hilbert every step + eta 2", eta=2.0, **H)
+    add("Hilbert every step + MALA x1 (K/3)", steps=max(k // 3, 2), corrector="mala", **H)
+    add("Hilbert every step + eta 2 + MALA x1 (K/3)", steps=max(k // 3, 2), corrector="mala", eta=2.0, **H)
+    # at twice the cost of plain FKC
+    add("2x: plain, 2K", steps=2 * k)
+    add("2x: Hilbert every step + eta 2, 2K", steps=2 * k, eta=2.0, **H)
+    add("2x: Hilbert every step + eta 2 + MALA x1 (2K/3)", steps=max(2 * k // 3, 2), corrector="mala", eta=2.0, **H)
+    add("2x: Hilbert every step + MALA x1 (2K/3)", steps=max(2 * k // 3, 2), corrector="mala", **H)
+    add("trapezoid", kind="v", rule="trapezoid")
+    add("Hilbert every step + eta 2 + trapezoid", kind="v", rule="trapezoid", eta=2.0, **H)
     add("late start t<0.5", kind="v", schedule=("late", 0.5))
     add("late start t<0.2", kind="v", schedule=("late", 0.2))
     add("tempered weights 0.3", kind="v", schedule=("temper", 0.3))
-    add("trapezoid", kind="v", rule="trapezoid")
-    add("eta 0.5", eta=0.5)
-    add("eta 1.5", eta=1.5)
-    add("eta 2", eta=2.0)
-    add("eta 0, no resampling", eta=0.0, ess=0.0)
-    add("MALA x1 (K/3 steps)", steps=max(k // 3, 2), corrector="mala", corr_steps=1)
-    add("MALA x3 (K/5 steps)", steps=max(k // 5, 2), corrector="mala", corr_steps=3)
-    add("Langevin x1 (K/2 steps)", steps=max(k // 2, 2), corrector="langevin", corr_steps=1, corr_c=0.05)
     add("4 islands", islands=4)
     add("16 islands", islands=16)
-    add("Hilbert + trapezoid, every step", kind="v", rule="trapezoid", resampling="hilbert-systematic", ess=1.0)
-    add("Hilbert + trapezoid + eta 1.5", kind="v", rule="trapezoid", resampling="hilbert-systematic", ess=1.0, eta=1.5)
-    add("Hilbert + trapezoid, ESS 0.5", kind="v", rule="trapezoid", resampling="hilbert-systematic")
+    add("eta 0.5", eta=0.5)
+    add("eta 0, no resampling", eta=0.0, ess=0.0)
+    add("HMC 3 leapfrog x1 (K/5 steps)", steps=max(k // 5, 2), corrector="hmc", corr_steps=1)
+    add("MALA x3 (K/5 steps)", steps=max(k // 5, 2), corrector="mala", corr_steps=3)
+    add("Langevin x1 (K/2 steps)", steps=max(k // 2, 2), corrector="langevin", corr_steps=1, corr_c=0.05)
+    add("multinomial", resampling="multinomial")
+    add("stratified", resampling="stratified")
+    add("residual", resampling="residual")
+    add("Hilbert-systematic, ESS 0.5", resampling="hilbert-systematic")
+    add("ESS 0.2", ess=0.2)
+    add("ESS 0.8", ess=0.8)
     return L
 
 
@@ -164,7 +176,7 @@ def build_sampler(prob: dict, cfg: dict, n: int, k: int):
     lv = prob["local_var"]
     if cfg["kind"] == "plain":
         model = fkc_model(PROC, prob["score_fns"], prob["exponents"], (d,), eta=cfg["eta"], weighted=cfg["weighted"],
-                          log_prob_fns=prob["log_prob_fns"] if cfg["corrector"] == "mala" else None)
+                          log_prob_fns=prob["log_prob_fns"] if cfg["corrector"] in ("mala", "hmc") else None)
     else:
         sched = None
         if cfg["schedule"] is not None:
@@ -172,7 +184,9 @@ def build_sampler(prob: dict, cfg: dict, n: int, k: int):
         model = fkc_variance_model(PROC, prob["score_fns"], prob["exponents"], (d,), t_end=TMIN, eta=cfg["eta"], rule=cfg["rule"],
                                    weight_schedule=sched)
     corrector = None
-    if cfg["corrector"] == "mala":
+    if cfg["corrector"] == "hmc":
+        corrector = hmc(lambda t: 0.5 * jnp.sqrt(lv(t)), 3, cfg["corr_steps"])
+    elif cfg["corrector"] == "mala":
         corrector = mala(lambda t: cfg["corr_c"] * lv(t), cfg["corr_steps"])
     elif cfg["corrector"] == "langevin":
         corrector = langevin(lambda t: cfg["corr_c"] * lv(t), cfg["corr_steps"])
@@ -250,9 +264,12 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--problems", default="product,anneal2,anneal3")
     ap.add_argument("--levers", default=None, help="comma-separated substrings of lever names to run")
-    ap.add_argument("--scaling", default="FKC plain (systematic, ESS 0.5);Hilbert + trapezoid, every step",
+    ap.add_argument("--scaling", default="FKC plain (systematic, ESS 0.5);Hilbert every step + eta 2",
                     help="';'-separated lever names for the N x K sweep")
     ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument("--budget", type=float, default=1e9, help="stop starting new configurations after this many seconds")
+    ap.add_argument("--anneal-levers", default="unweighted,plain,every step,eta 1.5,eta 2,MALA x1 (K/3,trapezoid,late start t<0.5,4 islands,HMC",
+                    help="substrings selecting the levers run on the annealing problems")
     ap.add_argument("--plot", default=None, help="only plot this JSON to docs/img/fkc_variance.png")
     args = ap.parse_args()
     if args.plot:
@@ -271,21 +288,23 @@ def main():
     for pname in args.problems.split(","):
         prob = probs[pname]()
         levers = lever_table(k0)
-        if args.levers:
-            pats = args.levers.split(",")
+        pats = args.levers.split(",") if args.levers else (None if pname == "product" else args.anneal_levers.split(","))
+        if pats:
             levers = [lv for lv in levers if any(p in lv[0] for p in pats)]
-        if args.quick:
-            levers.append(("SSP, every step", {**BASE, "resampling": "ssp", "ess": 1.0}, k0)) if False else None
+        if args.quick and not args.levers:  # SSP is a sequential scan over the particles: CPU / small N only
+            levers.append(("Hilbert-SSP, every step", {**BASE, "resampling": "hilbert-ssp", "ess": 1.0}, k0))
         fl = floors(prob["masses"], n0, rng)
         floor_rows.append(dict(problem=pname, N=n0, **fl))
         print(f"== {pname}: N = {n0}, K = {k0}, sd floor {fl['sd_floor']:.4f}, TV floor {fl['tv_floor']:.4f}", flush=True)
         for name, cfg, k in levers:
-            if pname != "product" and cfg["corrector"] == "mala" and False:
+            if time.perf_counter() - t_start > args.budget:
+                print("time budget reached: skipping", pname, name, flush=True)
                 continue
             r = run_config(prob, name, cfg, n0, k, args.seeds, key)
             r.update(sd_floor=fl["sd_floor"], tv_floor=fl["tv_floor"])
             rows.append(r)
             print_row(r, fl)
+            save(args, rows, floor_rows, t_start)
         if not args.no_scaling:
             names = args.scaling.split(";")
             table = {nm: (cfg, k) for nm, cfg, k in lever_table(k0)}
@@ -294,18 +313,26 @@ def main():
                 floor_rows.append(dict(problem=pname, N=n, **fl))
                 for k in ks:
                     for nm in names:
+                        if time.perf_counter() - t_start > args.budget:
+                            continue
                         cfg, _ = table[nm]
                         r = run_config(prob, nm, cfg, n, k, args.seeds, key)
                         r.update(sd_floor=fl["sd_floor"], tv_floor=fl["tv_floor"], sweep=True)
                         rows.append(r)
                         print_row(r, fl)
-    total = time.perf_counter() - t_start
+                        save(args, rows, floor_rows, t_start)
+    out = save(args, rows, floor_rows, t_start)
+    print(f"wrote {out} ({time.perf_counter() - t_start:.0f} s)")
+
+
+def save(args, rows, floor_rows, t_start) -> Path:
+    plat = jax.devices()[0].platform
     out = Path(args.out or f"benchmarks/results/fkc_variance_{'gpu' if plat == 'gpu' else 'cpu'}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(platform=plat, device=str(jax.devices()[0].device_kind), jax=jax.__version__, python=platform.python_version(),
-                seeds=args.seeds, quick=args.quick, total_s=total, process="VP", t_min=TMIN)
+                seeds=args.seeds, quick=args.quick, total_s=time.perf_counter() - t_start, process="VP", t_min=TMIN)
     json.dump(dict(meta=meta, floors=floor_rows, rows=rows), open(out, "w"), indent=1)
-    print(f"wrote {out} ({total:.0f} s)")
+    return out
 
 
 def plot(res: dict, path: Path):
