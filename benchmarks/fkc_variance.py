@@ -267,6 +267,7 @@ def main():
     ap.add_argument("--scaling", default="FKC plain (systematic, ESS 0.5);Hilbert every step + eta 2",
                     help="';'-separated lever names for the N x K sweep")
     ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument("--levers-for", default="product,anneal2,anneal3", help="problems on which the lever table runs")
     ap.add_argument("--budget", type=float, default=1e9, help="stop starting new configurations after this many seconds")
     ap.add_argument("--anneal-levers", default="unweighted,plain,every step,eta 1.5,eta 2,MALA x1 (K/3,trapezoid,late start t<0.5,4 islands,HMC",
                     help="substrings selecting the levers run on the annealing problems")
@@ -277,9 +278,11 @@ def main():
         return
     plat = jax.devices()[0].platform
     if args.quick:
-        n0, k0, ns, ks = 2**10, 100, [2**10, 2**12], [100, 400]
+        n0, k0 = 2**10, 100
+        sweep = [(2**10, 100), (2**12, 100), (2**10, 400)]
     else:
-        n0, k0, ns, ks = 2**14, 200, [2**12, 2**14, 2**16, 2**18], [100, 200, 1000]
+        n0, k0 = 2**14, 200
+        sweep = [(2**12, 200), (2**14, 200), (2**16, 200), (2**18, 200), (2**14, 100), (2**14, 1000)]
     probs = {"product": product_problem, "anneal2": lambda: anneal_problem(2.0), "anneal3": lambda: anneal_problem(3.0)}
     rng = np.random.default_rng(0)
     rows, floor_rows = [], []
@@ -293,6 +296,8 @@ def main():
             levers = [lv for lv in levers if any(p in lv[0] for p in pats)]
         if args.quick and not args.levers:  # SSP is a sequential scan over the particles: CPU / small N only
             levers.append(("Hilbert-SSP, every step", {**BASE, "resampling": "hilbert-ssp", "ess": 1.0}, k0))
+        if pname not in args.levers_for.split(","):
+            levers = []
         fl = floors(prob["masses"], n0, rng)
         floor_rows.append(dict(problem=pname, N=n0, **fl))
         print(f"== {pname}: N = {n0}, K = {k0}, sd floor {fl['sd_floor']:.4f}, TV floor {fl['tv_floor']:.4f}", flush=True)
@@ -308,10 +313,10 @@ def main():
         if not args.no_scaling:
             names = args.scaling.split(";")
             table = {nm: (cfg, k) for nm, cfg, k in lever_table(k0)}
-            for n in ns:
+            for n, k in sweep:
                 fl = floors(prob["masses"], n, rng)
                 floor_rows.append(dict(problem=pname, N=n, **fl))
-                for k in ks:
+                if True:
                     for nm in names:
                         if time.perf_counter() - t_start > args.budget:
                             continue
