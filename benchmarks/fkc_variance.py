@@ -46,7 +46,8 @@ import numpy as np
 
 from probkit.diffusion import VP, time_grid
 from probkit.fkc import fkc_model
-from probkit.fkc.variance import fkc_variance_model, late_start, mode_masses, ordered, tempered
+from probkit.fkc.variance import fkc_variance_model, late_start, mode_masses, tempered
+from probkit.smc.resampling import ordered
 from probkit.models import GaussianMixture
 from probkit.smc import hmc, langevin, mala, run_smc
 from probkit.smc.islands import pool_islands
@@ -112,6 +113,11 @@ def floors(masses: np.ndarray, n: int, rng: np.random.Generator, reps: int = 400
 
 # ----------------------------------------------------------------------------------------------
 # levers
+def ETA_DEFAULT(t):
+    """The recipes' default noise schedule eta(t) = (2 - t) g(t)."""
+    return (2.0 - t) * PROC.diffusion(t)
+
+
 BASE = dict(kind="plain", eta=1.0, resampling="systematic", ess=0.5, rule="euler", schedule=None,
             corrector=None, corr_steps=1, corr_c=0.5, islands=1, weighted=True)
 
@@ -133,6 +139,8 @@ def lever_table(k: int) -> list[tuple[str, dict, int]]:
     H = dict(resampling="hilbert-systematic", ess=1.0)
     add("Hilbert every step + eta 1.5", eta=1.5, **H)
     add("Hilbert every step + eta 2", eta=2.0, **H)
+    add("DEFAULT: Hilbert every step + eta (2-t)g", eta=ETA_DEFAULT, **H)
+    add("eta (2-t)g", eta=ETA_DEFAULT)
     add("Hilbert every step + MALA x1 (K/3)", steps=max(k // 3, 2), corrector="mala", **H)
     add("Hilbert every step + eta 2 + MALA x1 (K/3)", steps=max(k // 3, 2), corrector="mala", eta=2.0, **H)
     # at twice the cost of plain FKC
@@ -264,7 +272,7 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--problems", default="product,anneal2,anneal3")
     ap.add_argument("--levers", default=None, help="comma-separated substrings of lever names to run")
-    ap.add_argument("--scaling", default="FKC plain (systematic, ESS 0.5);Hilbert every step + eta 2",
+    ap.add_argument("--scaling", default="FKC plain (systematic, ESS 0.5);DEFAULT: Hilbert every step + eta (2-t)g",
                     help="';'-separated lever names for the N x K sweep")
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--levers-for", default="product,anneal2,anneal3", help="problems on which the lever table runs")

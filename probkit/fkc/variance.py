@@ -1,5 +1,5 @@
-r"""Low-variance options for Feynman-Kac correctors: ordered resampling, cached trapezoid weights,
-weight schedules (late start / tempering) and mode-mass estimators.
+r"""Low-variance options for Feynman-Kac correctors: cached trapezoid weights, weight schedules
+(late start / tempering) and mode-mass estimators.
 
 Why mode masses are noisy. Once the modes of the path q̃_t have separated, no transition moves a
 particle from one mode to another, so the mass of a mode changes only through (a) the weights,
@@ -9,18 +9,13 @@ particle N W_i offspring up to a Bernoulli remainder and these remainders are su
 mode: every resampling step adds O(p(1 - p)/N · E|N W - 1|) to the variance of a mode mass, and
 over K steps this piles up to many times the binomial floor p(1 - p)/N.
 
-**Ordered resampling** (Gerber, Chopin & Whiteley 2019, "Negative association, ordering and
-convergence of resampling methods", Ann. Statist. 47(4)) sorts the particles along a Hilbert
-space-filling curve before systematic (or SSP) resampling. Neighbours on the curve are
-neighbours in space, so each mode is (mostly) a contiguous block of the cumulative weights and
-systematic resampling gives it N · (its weight) offspring up to ±1: the mode masses pass through
-resampling almost unchanged, at no extra score evaluation. For d > 3 the curve is drawn in the
-particles' three leading principal directions (a few subspace iterations).
-
-:func:`ssp` is the Srinivasan sampling process (same paper, Algorithm 1): the fractional parts of
-N W_i are paired sequentially so that every offspring count is floor(N W_i) or ceil(N W_i) and
-the counts are negatively associated. It is a sequential scan over the particles (slow on GPUs
-for large N); ordered systematic resampling is its fast practical stand-in.
+**Ordered resampling** (:mod:`probkit.smc.resampling`, Gerber, Chopin & Whiteley 2019) sorts
+the particles along a Hilbert curve before systematic resampling, so each mode is a contiguous
+block of the cumulative weights and passes through resampling with its mass almost unchanged.
+**A larger proposal noise** (eta = 2 g) makes the Langevin part of the proposal mix particles
+*within* each mode faster, so the weight increments of a mode's particles decorrelate over steps
+and average out instead of piling up. The FKC recipes use both by default (docs/fkc.md has the
+study, ``benchmarks/fkc_variance.py``).
 
 :func:`fkc_variance_model` is the FKC model of :func:`probkit.fkc.fkc_model` with two extra
 options, both consistent (the product of the applied potentials along every path equals the
@@ -44,160 +39,22 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.smc import resampling as bj_resampling
 
 from probkit.diffusion.schedules import Process
 from probkit.fkc.recipes import weight_rate
 from probkit.smc.feynman_kac import FeynmanKacModel
+from probkit.smc.resampling import ordered  # noqa: F401  (re-exported for convenience)
 
 Array = jax.Array
 
 __all__ = [
-    "hilbert_index",
-    "hilbert_order",
-    "ssp",
     "ordered",
-    "ORDERED_RESAMPLING",
     "VParticle",
     "fkc_variance_model",
     "late_start",
     "tempered",
     "mode_masses",
 ]
-
-
-# ----------------------------------------------------------------------------------------------
-# Hilbert ordering
-def hilbert_index(q: Array, bits: int) -> Array:
-    """Hilbert-curve index of integer points ``q`` (shape ``(N, n)``, entries in [0, 2^bits)),
-    n * bits <= 31 (Skilling 2004, "Programming the Hilbert curve", AIP Conf. Proc. 707)."""
-    n = q.shape[-1]
-    if n * bits > 31:
-        raise ValueError(f"`bits` * dim must be <= 31, got {bits} * {n}")
-    x = [q[:, i].astype(jnp.int32) for i in range(n)]
-    m = 1 << (bits - 1)
-    # inverse undo
-    qq = m
-    while qq > 1:
-        p = qq - 1
-        for i in range(n):
-            hit = (x[i] & qq) != 0
-            t = (x[0] ^ x[i]) & p
-            x0_hit = x[0] ^ p
-            new_x0 = jnp.where(hit, x0_hit, x[0] ^ t)
-            if i > 0:
-                x[i] = jnp.where(hit, x[i], x[i] ^ t)
-            x[0] = new_x0
-        qq >>= 1
-    # Gray encode
-    for i in range(1, n):
-        x[i] = x[i] ^ x[i - 1]
-    t = jnp.zeros_like(x[0])
-    qq = m
-    while qq > 1:
-        t = jnp.where((x[n - 1] & qq) != 0, t ^ (qq - 1), t)
-        qq >>= 1
-    x = [xi ^ t for xi in x]
-    h = jnp.zeros_like(x[0])
-    for b in range(bits - 1, -1, -1):
-        for i in range(n):
-            h = (h << 1) | ((x[i] >> b) & 1)
-    return h
-
-
-def _principal_coords(x: Array, k: int, iters: int = 3) -> Array:
-    """Coordinates of the (N, d) cloud in its k leading principal directions (subspace iteration)."""
-    xc = x - jnp.mean(x, axis=0)
-    v = jax.random.normal(jax.random.PRNGKey(17), (x.shape[1], k), x.dtype)
-    for _ in range(iters):
-        v, _ = jnp.linalg.qr(xc.T @ (xc @ v))
-    return xc @ v
-
-
-def hilbert_order(positions: Array) -> Array:
-    """Permutation sorting the particles ``(N, ...)`` along a Hilbert curve of their bounding box
-    (d <= 3: the coordinates; d > 3: the three leading principal coordinates)."""
-    x = positions.reshape(positions.shape[0], -1)
-    d = x.shape[1]
-    if d > 3:
-        x = _principal_coords(x, 3)
-        d = 3
-    bits = 31 // d if d > 1 else 31
-    bits = min(bits, 15)
-    lo, hi = jnp.min(x, axis=0), jnp.max(x, axis=0)
-    scale = (2**bits - 1) / jnp.maximum(hi - lo, 1e-30)
-    q = jnp.clip(jnp.floor((x - lo) * scale), 0, 2**bits - 1).astype(jnp.int32)
-    if d == 1:
-        return jnp.argsort(q[:, 0])
-    return jnp.argsort(hilbert_index(q, bits))
-
-
-# ----------------------------------------------------------------------------------------------
-# resamplers
-def ssp(key: Array, weights: Array, num_samples: int) -> Array:
-    """Srinivasan sampling process resampling (Gerber, Chopin & Whiteley 2019, Alg. 1).
-
-    Offspring counts o_i ∈ {floor(n W_i), ceil(n W_i)} with E o_i = n W_i, obtained by pairing the
-    fractional parts sequentially (``lax.scan`` over the particles)."""
-    w = weights / jnp.sum(weights)
-    nw = num_samples * w
-    fl = jnp.floor(nw)
-    frac = nw - fl
-    u = jax.random.uniform(key, (w.shape[0],), w.dtype)
-
-    def body(carry, j):
-        i, pi = carry
-        pj = frac[j]
-        s = pi + pj
-        lt = s < 1.0
-        # s < 1: the survivor gets s, the other 0; s >= 1: one gets 1, the survivor s - 1
-        p_keep_i = jnp.where(lt, pi / jnp.maximum(s, 1e-30), 1.0 - (1.0 - pi) / jnp.maximum(2.0 - s, 1e-30))
-        keep_i = u[j] < p_keep_i  # i survives (continues), j is resolved
-        resolved_idx = jnp.where(keep_i, j, i)
-        resolved_val = jnp.where(lt, 0.0, 1.0)
-        new_p = jnp.where(lt, s, s - 1.0)
-        new_i = jnp.where(keep_i, i, j)
-        return (new_i, new_p), (resolved_idx, resolved_val)
-
-    (i_last, p_last), (ridx, rval) = jax.lax.scan(body, (jnp.int32(0), frac[0]), jnp.arange(1, w.shape[0]))
-    counts = fl.at[ridx].add(rval).at[i_last].add(jnp.round(p_last))
-    counts = counts.astype(jnp.int32)
-    return jnp.repeat(jnp.arange(w.shape[0]), counts, total_repeat_length=num_samples)
-
-
-_BASE = {"systematic": bj_resampling.systematic, "stratified": bj_resampling.stratified, "ssp": ssp}
-ORDERED_RESAMPLING = tuple(_BASE)
-
-
-class _Ordered:
-    """Resampler ``(key, weights, n, positions) -> ancestor indices`` that sorts the particles
-    along a Hilbert curve before ``scheme``. Hashable (usable as a static engine setting)."""
-
-    def __init__(self, scheme: str):
-        if scheme not in _BASE:
-            raise ValueError(f"`scheme` must be one of {ORDERED_RESAMPLING}, got {scheme!r}")
-        self.scheme = scheme
-        self.name = f"hilbert-{scheme}"
-
-    def __call__(self, key, weights, num_samples, positions):
-        perm = hilbert_order(positions)
-        idx = _BASE[self.scheme](key, weights[perm], num_samples)
-        return perm[idx]
-
-    def __eq__(self, other):
-        return isinstance(other, _Ordered) and other.scheme == self.scheme
-
-    def __hash__(self):
-        return hash(("probkit.fkc.variance.ordered", self.scheme))
-
-    def __repr__(self):
-        return f"ordered({self.scheme!r})"
-
-
-def ordered(scheme: str = "systematic") -> _Ordered:
-    """Hilbert-ordered resampling (Gerber, Chopin & Whiteley 2019): pass as
-    ``run_smc(..., resampling=ordered("systematic"))`` (or ``"stratified"``, ``"ssp"``)."""
-    return _Ordered(scheme)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -230,7 +230,7 @@ class WeightedParticles(NamedTuple):
 
 # ----------------------------------------------------------------------------------------------
 def _resampler(name: str) -> Callable[[Array, Array, int], Array]:
-    if callable(name):  # (key, weights, n, positions) -> idx, e.g. probkit.fkc.variance.ordered()
+    if callable(name):  # (key, weights, n, positions) -> idx, e.g. probkit.smc.resampling.ordered()
         return name
     if name not in RESAMPLING:
         raise ValueError(f"`resampling` must be one of {RESAMPLING}, got {name!r}")
@@ -420,7 +420,7 @@ def run_smc(
       resampling: ``"systematic"`` (default), ``"multinomial"``, ``"stratified"`` or
         ``"residual"`` (``blackjax.smc.resampling``), or a hashable callable
         ``(key, weights, n, positions) -> indices`` such as the Hilbert-ordered
-        ``probkit.fkc.variance.ordered("systematic")``.
+        ``probkit.smc.resampling.ordered("systematic")``.
       ess_threshold: resample when ESS < ess_threshold · N (0: never, 1: every step).
       corrector: optional :class:`probkit.smc.correctors.Corrector`, applied after resampling
         at every step, leaving the intermediate target at ``t_next`` invariant.
