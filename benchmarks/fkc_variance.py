@@ -215,7 +215,10 @@ def build_sampler(prob: dict, cfg: dict, n: int, k: int):
             ess, nres = jnp.mean(esss), jnp.mean(nress)
         hard = mode_masses(x, lw, prob["log_resp"])
         soft = mode_masses(x, lw, prob["log_resp"], soft=True)
-        idx = jax.random.categorical(jax.random.fold_in(key, 7), lw, shape=(n,))
+        # multinomial resampling by inverse CDF (categorical(shape=(n,)) would build an (n, N) array)
+        cdf = jnp.cumsum(jnp.exp(lw - jax.nn.logsumexp(lw)))
+        u = jax.random.uniform(jax.random.fold_in(key, 7), (n,), cdf.dtype) * cdf[-1]
+        idx = jnp.clip(jnp.searchsorted(cdf, u), 0, n - 1)
         res = mode_masses(x[idx], jnp.zeros((n,), lw.dtype), prob["log_resp"])
         # weighted within-mode std (mode `tracked`)
         lab = jnp.argmax(jax.vmap(prob["log_resp"])(x), axis=-1)
@@ -276,6 +279,8 @@ def main():
                     help="';'-separated lever names for the N x K sweep")
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--levers-for", default="product,anneal2,anneal3", help="problems on which the lever table runs")
+    ap.add_argument("--n0", type=int, default=None, help="N of the lever table (default 2^10 quick, 2^14 full)")
+    ap.add_argument("--k0", type=int, default=None, help="K of the lever table (default 100 quick, 200 full)")
     ap.add_argument("--budget", type=float, default=1e9, help="stop starting new configurations after this many seconds")
     ap.add_argument("--anneal-levers", default="unweighted,plain,every step,eta 1.5,eta 2,MALA x1 (K/3,trapezoid,late start t<0.5,4 islands,HMC",
                     help="substrings selecting the levers run on the annealing problems")
@@ -287,10 +292,11 @@ def main():
     plat = jax.devices()[0].platform
     if args.quick:
         n0, k0 = 2**10, 100
-        sweep = [(2**10, 100), (2**12, 100), (2**10, 400)]
+        sweep = [(2**12, 100), (2**10, 400)]
     else:
         n0, k0 = 2**14, 200
         sweep = [(2**12, 200), (2**14, 200), (2**16, 200), (2**18, 200), (2**14, 100), (2**14, 1000)]
+    n0, k0 = args.n0 or n0, args.k0 or k0
     probs = {"product": product_problem, "anneal2": lambda: anneal_problem(2.0), "anneal3": lambda: anneal_problem(3.0)}
     rng = np.random.default_rng(0)
     rows, floor_rows = [], []
@@ -299,11 +305,14 @@ def main():
     for pname in args.problems.split(","):
         prob = probs[pname]()
         levers = lever_table(k0)
-        pats = args.levers.split(",") if args.levers else (None if pname == "product" else args.anneal_levers.split(","))
+        if args.quick:  # SSP is a sequential scan over the particles: CPU / small N only
+            levers.append(("Hilbert-SSP, every step", {**BASE, "resampling": "hilbert-ssp", "ess": 1.0}, k0))
+        if pname == "product":
+            pats = args.levers.split(",") if args.levers else None
+        else:
+            pats = args.anneal_levers.split(",")
         if pats:
             levers = [lv for lv in levers if any(p in lv[0] for p in pats)]
-        if args.quick and not args.levers:  # SSP is a sequential scan over the particles: CPU / small N only
-            levers.append(("Hilbert-SSP, every step", {**BASE, "resampling": "hilbert-ssp", "ess": 1.0}, k0))
         if pname not in args.levers_for.split(","):
             levers = []
         fl = floors(prob["masses"], n0, rng)
