@@ -286,8 +286,13 @@ def main():
                     help="substrings selecting the levers run on the annealing problems")
     ap.add_argument("--plot", default=None, help="only plot this JSON to docs/img/fkc_variance.png")
     args = ap.parse_args()
-    if args.plot:
-        plot(json.load(open(args.plot)), Path("docs/img/fkc_variance.png"))
+    if args.plot:  # one or more JSON files, comma-separated: rows and floors are concatenated
+        res = {"rows": [], "floors": []}
+        for f in args.plot.split(","):
+            d = json.load(open(f))
+            res["rows"] += d["rows"]
+            res["floors"] += d["floors"]
+        plot(res, Path("docs/img/fkc_variance.png"))
         return
     plat = jax.devices()[0].platform
     if args.quick:
@@ -358,31 +363,49 @@ def save(args, rows, floor_rows, t_start) -> Path:
 
 
 def plot(res: dict, path: Path):
+    """Left: every lever at N = n0 (sd of a mode's mass / binomial floor, per problem, log scale).
+    Right: the N sweep (sd and TV of plain FKC and of the defaults against the floors)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = res["rows"]
-    probs = sorted({r["problem"] for r in rows})
-    fig, axes = plt.subplots(1, len(probs), figsize=(5 * len(probs), 4))
-    axes = np.atleast_1d(axes)
-    for ax, p in zip(axes, probs):
-        sw = [r for r in rows if r["problem"] == p and r.get("sweep")]
-        for lever in sorted({r["lever"] for r in sw}):
-            for k in sorted({r["K"] for r in sw}):
-                pts = sorted((r["N"], r["sd_hard"]) for r in sw if r["lever"] == lever and r["K"] == k)
-                if pts:
-                    ax.loglog(*zip(*pts), marker="o", label=f"{lever}, K={k}")
-        fl = sorted({(f["N"], f["sd_floor"]) for f in res["floors"] if f["problem"] == p})
-        ax.loglog(*zip(*fl), "k--", label="binomial floor")
-        ax.set_title(p)
-        ax.set_xlabel("N particles")
-        ax.set_ylabel("sd over seeds of a mode's mass")
-        ax.legend(fontsize=6)
+    table = [r for r in rows if not r.get("sweep")]
+    sweep = [r for r in rows if r.get("sweep")]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 7), gridspec_kw={"width_ratios": [1.6, 1]})
+    levers = []
+    for r in table:
+        if r["lever"] not in levers:
+            levers.append(r["lever"])
+    probs = sorted({r["problem"] for r in table})
+    y = np.arange(len(levers))
+    for j, p in enumerate(probs):
+        vals = [next((r["sd_hard"] / r["sd_floor"] for r in table if r["problem"] == p and r["lever"] == lv), np.nan) for lv in levers]
+        ax.barh(y + (j - 1) * 0.27, vals, height=0.27, label=p)
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.axvline(2.0, color="k", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yticks(y, levers, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("sd over seeds of a mode's mass / binomial floor")
+    ax.legend(fontsize=8)
+    n0 = table[0]["N"] if table else 0
+    ax.set_title(f"levers at N = {n0} (equal score evaluations unless '2x')", fontsize=9)
+    for p in sorted({r["problem"] for r in sweep}):
+        for lv, ls in (("FKC plain", "-"), ("DEFAULT", "--")):
+            pts = sorted((r["N"], r["tv_hard"]) for r in sweep if r["problem"] == p and r["lever"].startswith(lv) and r["K"] == 200)
+            if pts:
+                bx.loglog(*zip(*pts), ls, marker="o", label=f"{p}: {lv.lower()} TV")
+        fl = sorted({(f["N"], f["tv_floor"]) for f in res["floors"] if f["problem"] == p})
+        if fl:
+            bx.loglog(*zip(*fl), ":", color="k", lw=0.8)
+    bx.set_xlabel("N particles (K = 200)")
+    bx.set_ylabel("mode-occupancy TV (dotted: floor of N exact draws)")
+    bx.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     print(f"wrote {path}")
 
 

@@ -47,7 +47,9 @@ def test_ordered_resampling_unbiased_and_keeps_region_masses(scheme):
     keys = jax.random.split(jax.random.PRNGKey(2), 400)
     idx = jax.vmap(lambda k: res(k, w, n, x))(keys)
     counts = jax.vmap(lambda i: jnp.bincount(i, length=n))(idx)
-    np.testing.assert_allclose(np.asarray(counts.mean(0)), np.asarray(n * w), atol=0.25 + 4 * np.sqrt(n * w / 400))
+    nw = np.asarray(n * w, np.float64)
+    err = np.abs(np.asarray(counts.mean(0)) - nw)
+    assert np.all(err < 0.05 + 5 * np.sqrt(np.minimum(nw, 0.25) / 400 + 1e-12) + 1e-3), err.max()
     left = np.asarray(x[:, 0] < 0)
     dev = np.asarray(counts[:, left].sum(1)) - n * float(w[left].sum())
     assert np.abs(dev).max() <= 4, np.abs(dev).max()
@@ -103,7 +105,10 @@ def test_defaults_mode_mass_sd_and_shape_on_authors_product(weighted):
     n, seeds = 1024, 16
 
     def one(key):
-        out = fkc.product(key, PROC, [a.score_fn(PROC), b.score_fn(PROC)], n, 200, shape=(2,), weighted=weighted)
+        # the unweighted baseline is the composed-score reverse SDE (eta = 1); with the default
+        # eta(t) = (2 - t) g(t) the unweighted proposal is already closer (std ~0.275)
+        kw = {} if weighted else {"eta": 1.0}
+        out = fkc.product(key, PROC, [a.score_fn(PROC), b.score_fn(PROC)], n, 200, shape=(2,), weighted=weighted, **kw)
         return _mass_and_std(out.particles, out.log_weights)
 
     mass, var = jax.vmap(one)(jax.random.split(jax.random.PRNGKey(0), seeds))
@@ -138,7 +143,12 @@ LEVERS = {
 }
 
 
-@pytest.mark.parametrize("lever", list(LEVERS))
+FAST_LEVERS = ("defaults", "hilbert-ssp")
+
+
+@pytest.mark.parametrize(
+    "lever", [lv if lv in FAST_LEVERS else pytest.param(lv, marks=pytest.mark.slow) for lv in LEVERS]
+)
 def test_lever_consistent_on_exact_product(lever):
     """Product of two 1-D Gaussians (exact mean, variance and log Z): 8 seeds x N = 2048, K = 400.
     Bias of log Z-hat at K = 400 is <= ~0.05 (eta = 1) and ~0.1 (eta = 2; it shrinks like 1/K);
@@ -149,7 +159,7 @@ def test_lever_consistent_on_exact_product(lever):
     scores = [ga.score_fn(PROC), gb.score_fn(PROC)]
 
     if "model" in opts:
-        model = fkc_variance_model(PROC, scores, (1.0, 1.0), (1,), t_end=TMIN, eta=2.0, **opts["model"])
+        model = fkc_variance_model(PROC, scores, (1.0, 1.0), (1,), t_end=TMIN, **opts["model"])
         ts = time_grid(PROC, k)
 
         def one(key):

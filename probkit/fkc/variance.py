@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from probkit.diffusion.schedules import Process
-from probkit.fkc.recipes import weight_rate
+from probkit.fkc.recipes import _eta_fn, weight_rate
 from probkit.smc.feynman_kac import FeynmanKacModel
 from probkit.smc.resampling import ordered  # noqa: F401  (re-exported for convenience)
 
@@ -93,7 +93,7 @@ def fkc_variance_model(
     shape: tuple[int, ...],
     *,
     t_end: float,
-    eta: float | Callable[[Array], Array] = 1.0,
+    eta: float | Callable[[Array], Array] | None = None,
     rule: str = "euler",
     weight_schedule: Callable[[Array], Array] | None = None,
     log_prob_fns: Sequence[Callable[[Array, Array], Array]] | None = None,
@@ -113,7 +113,7 @@ def fkc_variance_model(
     dtype = jnp.result_type(float)
     var0 = float(process.prior_scale()) ** 2
     b_arr = jnp.asarray(b, dtype)
-    eta_of_t = eta if callable(eta) else (lambda t: eta * process.diffusion(t))
+    eta_of_t = _eta_fn(process, eta)  # None: the recipes' default (2 - t) g(t)
     t_end = float(t_end)
 
     def cache(x, t):

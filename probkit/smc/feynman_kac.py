@@ -440,7 +440,7 @@ def run_smc(
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
     config = SMCConfig(resampling, float(ess_threshold), corrector, sharding)
     state, info = _scan_jit(key, ts, model, int(num_particles), config)
-    if check and not isinstance(info.all_zero, jax.core.Tracer):
+    if check and not any(isinstance(a, jax.core.Tracer) for a in (info.all_zero, info.nonfinite)):
         check_history(info, ts)
     num_steps = ts.shape[0] - 1
     nfe = int(nfe_init) + num_steps * int(nfe_per_step)

@@ -109,7 +109,7 @@ def ssp(key: Array, weights: Array, num_samples: int) -> Array:
         s = pi + pj
         lt = s < 1.0
         # s < 1: the survivor gets s, the other 0; s >= 1: one gets 1, the survivor s - 1
-        p_keep_i = jnp.where(lt, pi / jnp.maximum(s, 1e-30), 1.0 - (1.0 - pi) / jnp.maximum(2.0 - s, 1e-30))
+        p_keep_i = jnp.where(lt, pi / jnp.maximum(s, 1e-30), 1.0 - (1.0 - pj) / jnp.maximum(2.0 - s, 1e-30))
         keep_i = u[j] < p_keep_i  # i survives (continues), j is resolved
         resolved_idx = jnp.where(keep_i, j, i)
         resolved_val = jnp.where(lt, 0.0, 1.0)
