@@ -164,7 +164,7 @@ def test_lever_consistent_on_exact_product(lever):
 
         def one(key):
             out = run_smc(key, model, n, ts, resampling=ordered("systematic"), ess_threshold=1.0, check=False)
-            return out.particles.x, out.log_weights, out.log_evidence
+            return out.particles, out.log_weights, out.log_evidence
 
     elif "islands" in opts:
         def one(key):

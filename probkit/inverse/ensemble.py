@@ -44,15 +44,17 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit import _checks
 from probkit.diffusion.integrators import IntegratorState, make_integrator
 from probkit.diffusion.schedules import GRIDS, Process, time_grid
 from probkit.diffusion.sde import check_score_output
 from probkit.inverse.likelihoods import Likelihood, LikelihoodPath, make_path
-from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, run_smc
+from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, make_config, run_model
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
@@ -161,19 +163,27 @@ def ensemble_model(
     )
 
 
-def _validate_common(process, score_fn, likelihood, num_particles, num_steps, grid):
+def validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid):
+    """The argument checks shared by the inverse samplers (ValueError naming the argument)."""
     if not isinstance(process, Process):
         raise ValueError(f"`process` must be a probkit.diffusion Process, got {type(process).__name__}")
     if not callable(score_fn):
         raise ValueError("`score_fn` must be a callable score_fn(x, t) for ONE particle")
     if not isinstance(likelihood, Likelihood):
         raise ValueError("`likelihood` must be a probkit.inverse Likelihood (inverse.gaussian(...) or inverse.from_numpyro(...))")
-    for name, v in (("num_particles", num_particles), ("num_steps", num_steps)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {v!r}")
-    if grid not in GRIDS:
-        raise ValueError(f"`grid` must be one of {GRIDS}, got {grid!r}")
+    _checks.positive_int("num_particles", num_particles)
+    _checks.positive_int("num_steps", num_steps)
+    _checks.choice("grid", grid, GRIDS)
     check_score_output(score_fn, jnp.zeros(likelihood.x_shape, jnp.result_type(float)))
+
+
+@eqx.filter_jit
+def _ensemble_run(key, process, score_fn, likelihood, likelihood_path, path_options, num_particles, ts, config,
+                  model_options):
+    with jax.ensure_compile_time_eval():  # constants of the model (prior scale, ...) stay concrete
+        path = make_path(likelihood_path, likelihood, process, **path_options)
+        model = ensemble_model(process, score_fn, path, likelihood.x_shape, **model_options)
+    return run_model(key, model, num_particles, ts, config, nfe_per_step=1)
 
 
 def ensemble(
@@ -201,6 +211,11 @@ def ensemble(
     """Posterior samples of x given y with a diffusion prior, by the approximation-free weighted
     ensemble of Chen et al. (2025, arXiv 2506.03979), on the Feynman-Kac engine.
 
+    Compiled once per configuration: the observation ``y``, the operator's arrays and the arrays
+    inside ``score_fn`` / ``log_prob_fn`` (``jax.tree_util.Partial``) are traced, so a new
+    observation of the same shape reuses the compiled program, and ``jax.vmap`` over ``y``
+    solves a batch of problems in one program.
+
     Args:
       key: PRNG key.
       process: forward process of the prior's diffusion model.
@@ -223,17 +238,19 @@ def ensemble(
       :class:`probkit.smc.WeightedParticles` with ``particles`` of shape ``(N, *x_shape)``,
       ``nfe`` = score evaluations per particle, ``log_evidence`` ≈ log p(y).
     """
-    _validate_common(process, score_fn, likelihood, num_particles, num_steps, grid)
-    if integrator not in ENSEMBLE_INTEGRATORS:
-        raise ValueError(f"`integrator` must be one of {ENSEMBLE_INTEGRATORS}, got {integrator!r}")
-    if not (isinstance(eta, (int, float)) and math.isfinite(eta) and eta >= 0):
-        raise ValueError(f"`eta` must be a non-negative number (multiple of g), got {eta!r}")
-    if not (isinstance(eta_ddim, (int, float)) and 0.0 <= eta_ddim <= 1.0):
-        raise ValueError(f"`eta_ddim` must lie in [0, 1], got {eta_ddim!r}")
-    path = make_path(likelihood_path, likelihood, process, **(path_options or {}))
+    validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid)
+    _checks.choice("integrator", integrator, ENSEMBLE_INTEGRATORS)
+    try:
+        eta = _checks.scalar("eta", eta, low=0.0)
+    except ValueError:
+        raise ValueError(f"`eta` must be a non-negative number (multiple of g), got {eta!r}") from None
+    eta_ddim = _checks.scalar("eta_ddim", eta_ddim, low=0.0, high=1.0)
+    if not isinstance(likelihood_path, LikelihoodPath):
+        _checks.choice("likelihood_path", likelihood_path, ("gaussian", "tempered"))
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    model = ensemble_model(process, score_fn, path, likelihood.x_shape, integrator=integrator, eta=eta,
-                           eta_ddim=eta_ddim, weighted=weighted, log_prob_fn=log_prob_fn)
-    out = run_smc(key, model, int(num_particles), ts, resampling=resampling, ess_threshold=ess_threshold,
-                  corrector=corrector, nfe_per_step=1, sharding=sharding)
-    return out._replace(particles=out.particles.x)
+    config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding,
+                         log_target=None if log_prob_fn is None else "log_prob_fn")
+    options = dict(integrator=integrator, eta=eta, eta_ddim=eta_ddim, weighted=bool(weighted), log_prob_fn=log_prob_fn)
+    out, flags = _ensemble_run(key, process, score_fn, likelihood, likelihood_path, dict(path_options or {}),
+                               int(num_particles), ts, config, options)
+    return finish(out, flags)

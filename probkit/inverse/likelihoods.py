@@ -36,6 +36,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.tree_util import Partial
 from jax.typing import ArrayLike
 
 from probkit.diffusion.schedules import Process
@@ -137,14 +138,17 @@ def gaussian(operator: LinearOperator | ArrayLike, y: ArrayLike, noise_std: floa
     m = int(np.prod(op.out_shape))
     const = -0.5 * m * (_LOG_2PI + 2 * math.log(s))
 
-    def log_prob(x):
-        r = y_arr - op.apply(x)
-        return -0.5 * jnp.sum(r**2) / s**2 + const
-
     lap = None
     if op.has_gram:
-        lap = -float(op.frobenius_sq()) / s**2
-    return Likelihood(log_prob, tuple(op.in_shape), y_arr, "gaussian", op, s, lap)
+        lap = -op.frobenius_sq() / s**2
+    # a Partial of a module-level function: y and the operator's arrays are pytree leaves, so
+    # the samplers trace them (a new y reuses the compiled program)
+    return Likelihood(Partial(_gaussian_log_prob, op, y_arr, s, const), tuple(op.in_shape), y_arr, "gaussian", op, s, lap)
+
+
+def _gaussian_log_prob(op, y, s, const, x):
+    r = y - op.apply(x)
+    return -0.5 * jnp.sum(r**2) / s**2 + const
 
 
 def from_numpyro(dist_fn: Callable[[Array], Any], y: ArrayLike, x_shape: Sequence[int]) -> Likelihood:
@@ -166,10 +170,11 @@ def from_numpyro(dist_fn: Callable[[Array], Any], y: ArrayLike, x_shape: Sequenc
     if tuple(y_arr.shape) != dist_shape:
         raise ValueError(f"`y` must have the distribution's shape {dist_shape} (batch + event), got {tuple(y_arr.shape)}")
 
-    def log_prob(x):
-        return jnp.sum(dist_fn(x).log_prob(y_arr))
+    return Likelihood(Partial(_numpyro_log_prob, dist_fn, y_arr), x_shape, y_arr, "numpyro")
 
-    return Likelihood(log_prob, x_shape, y_arr, "numpyro")
+
+def _numpyro_log_prob(dist_fn, y, x):
+    return jnp.sum(dist_fn(x).log_prob(y))
 
 
 # ----------------------------------------------------------------------------------------------
