@@ -80,9 +80,8 @@ def weight_rate(process: Process, scores: Sequence[Array], exponents: Array, t: 
 
 
 def _eta_fn(process: Process, eta) -> Callable[[Array], Array]:
-    if callable(eta):
-        return eta
-    return lambda t: eta * process.diffusion(t)
+    """η(t) = eta · g(t) (eta a number or a function of t: always a multiple of g)."""
+    return lambda t: (eta(t) if callable(eta) else eta) * process.diffusion(t)
 
 
 def fkc_model(
@@ -97,8 +96,8 @@ def fkc_model(
 ) -> FeynmanKacModel:
     """The Feynman-Kac model of the path ∏ p_t^(i)^{b_i} (see the module docstring).
 
-    ``eta``: noise level as a multiple of g(t) (1: reverse SDE, 0: probability-flow ODE), or a
-    callable ``t -> η(t)`` giving it absolutely. ``weighted=False`` drops the FK weights (the
+    ``eta``: noise level as a multiple of g(t) (1: reverse SDE, 0: probability-flow ODE), a
+    number or a callable ``t -> multiple``. ``weighted=False`` drops the FK weights (the
     plain composed-score SDE, for comparisons). Particles are :class:`FKCParticle`;
     ``exponents`` may be traced.
     """
@@ -188,7 +187,7 @@ def _validate(process, score_fns, exponents, shape, num_particles, num_steps, gr
         try:
             eta = _checks.scalar("eta", eta, low=0.0, as_array=True)
         except ValueError:
-            raise ValueError(f"`eta` must be a non-negative float (multiple of g) or a callable t -> eta, got {eta!r}") from None
+            raise ValueError(f"`eta` must be a non-negative float (multiple of g) or a callable t -> multiple of g, got {eta!r}") from None
     if log_prob_fns is not None and len(log_prob_fns) != len(score_fns):
         raise ValueError(f"`log_prob_fns` must have one entry per score function ({len(score_fns)}), got {len(log_prob_fns)}")
     example = jnp.zeros(shape, jnp.result_type(float))
@@ -240,7 +239,7 @@ def geometric(
       num_particles, num_steps: N and the number of grid steps.
       shape: event shape of one particle (required), e.g. ``(d,)``.
       eta: proposal noise as a multiple of g(t) (1: reverse SDE, 0: ODE; resampling then needs a
-        corrector to separate duplicates), or a callable ``t -> η(t)``.
+        corrector to separate duplicates), a number or a callable ``t -> multiple``.
       weighted: ``False`` runs the same proposal without FK weights (the uncorrected baseline).
       grid: ``time_grid`` kind; ``t_min``: end time (default ``process.t_min``).
       log_prob_fns: optional exact noised log densities ``log p_t^(i)(x, t)``: exact initial
