@@ -23,7 +23,7 @@ from probkit.privacy import (
     simulate_counts,
     simulate_scores,
 )
-from probkit.privacy.audit import DPSGDState, _loss, dpsgd_step
+from probkit.privacy.dpsgd import DPSGDState, _loss, dpsgd_optimizer, dpsgd_step
 
 
 @pytest.mark.parametrize("mech,t", [(GaussianMechanism(1.3), 0.4), (LaplaceMechanism(1.0), 0.7), (RandomizedResponse(1.5), 0.5)])
@@ -172,7 +172,7 @@ def test_chunked_training_matches_vmapped():
 
 
 def test_per_canary_standardisation_uses_calibration_half_only():
-    from probkit.privacy.audit import _standardise_per_canary
+    from probkit.privacy.dpsgd import _standardise_per_canary
 
     rng = np.random.default_rng(0)
     score = rng.normal(size=(40, 3)) * np.array([1.0, 5.0, 0.2]) + np.array([0.0, -3.0, 10.0])

@@ -1,22 +1,18 @@
-"""Privacy audits: simulated mechanisms with known eps, the multi-sample heuristic, and DP-SGD.
+"""Auditing DP-SGD end to end, beside the accountant.
 
-An audit runs a membership test many times: ``n_negative`` trials where the target record is
-absent (a "positive" guess is a false positive) and ``n_positive`` where it is present (a
-"negative" guess is a false negative). The counts feed :func:`probkit.privacy.epsilon_posterior`
-and :func:`probkit.privacy.clopper_pearson_epsilon` (Zanella-Béguelin et al. 2023, "Bayesian
-Estimation of Differential Privacy", ICML, arXiv:2206.05199).
+:func:`dpsgd_audit` trains many small softmax-regression models at once (vmap over models) on
+scikit-learn's 8x8 digits with DP-SGD (Abadi et al. 2016, arXiv:1607.00133: Poisson sampling,
+per-example clipping, Gaussian noise), each with out-of-distribution canaries present with
+probability 1/2; a loss-threshold test on the canaries gives audit counts, from which eps is
+estimated (Zanella-Béguelin et al. 2023, "Bayesian Estimation of Differential Privacy", ICML,
+arXiv:2206.05199) and set beside the RDP (Mironov 2017, arXiv:1702.07476) and PLD accountants of
+``dp_accounting`` for the same noise, rate and steps.
 
-* Simulated mechanisms (:class:`GaussianMechanism`, :class:`LaplaceMechanism`,
-  :class:`RandomizedResponse`) emit attack scores whose optimal threshold test has a known
-  trade-off curve, hence a known eps(delta): ground truth for coverage studies.
-* The multi-sample heuristic (:func:`multi_sample_counts`): several canaries per trained model,
-  each present with probability 1/2, every canary's guess counted as a trial. Exact when the
-  canaries' scores are independent; ``correlation > 0`` shows what shared noise does.
-* :func:`dpsgd_audit`: train many small softmax-regression models at once (vmap over models)
-  on scikit-learn's 8x8 digits with DP-SGD (Abadi et al. 2016, arXiv:1607.00133: Poisson
-  sampling, per-example clipping, Gaussian noise), half with a canary; a loss-threshold test on
-  the canary; eps estimated from the counts and set beside the RDP accountant of
-  ``dp_accounting`` (Mironov 2017, arXiv:1702.07476) for the same noise, rate and steps.
+Clipping, summing and noising are optax's DP aggregate
+(``optax.contrib.differentially_private_aggregate``, which calls
+``optax.per_example_global_norm_clip``); it divides by the number of rows, so Poisson sampling
+(rows masked to zero) takes an extra ``optax.scale(rows / (q n))`` to divide by the expected
+batch size ``q n`` instead.
 """
 from __future__ import annotations
 
@@ -29,223 +25,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.scipy.special import ndtr
 
-from probkit.privacy.regions import (
-    _check_delta,
-    _check_level,
-    epsilon_from_rates,
-    gaussian_tradeoff,
-    gdp_epsilon,
-    laplace_tradeoff,
-    randomized_response_tradeoff,
-    tradeoff_epsilon,
-)
+from probkit.privacy._checks import check_delta, check_level, check_positive_int
+from probkit.privacy.counts import AuditCounts
 
 __all__ = [
-    "AuditCounts",
-    "GaussianMechanism",
-    "LaplaceMechanism",
-    "RandomizedResponse",
-    "simulate_scores",
-    "simulate_counts",
-    "counts_from_scores",
-    "best_threshold",
-    "multi_sample_counts",
     "accountant_epsilon",
     "DPSGDConfig",
     "DPSGDState",
+    "dpsgd_optimizer",
     "dpsgd_init",
     "dpsgd_step",
     "train_dpsgd_models",
+    "load_digits_data",
+    "make_canaries",
     "DPSGDAuditResult",
     "dpsgd_audit",
 ]
 
 Array = jax.Array
-
-
-class AuditCounts(NamedTuple):
-    """Outcome counts of an audit (arrays of any common shape: one entry per audit)."""
-
-    fp: Array
-    n_negative: int
-    fn: Array
-    n_positive: int
-
-
-# ----------------------------------------------------------------------------- mechanisms
-@dataclasses.dataclass(frozen=True)
-class GaussianMechanism:
-    """Gaussian mechanism with ``mu = sensitivity / sigma``: scores N(0, 1) without the record,
-    N(mu, 1) with it. Its trade-off curve is G_mu, so it is mu-GDP and exactly
-    (eps, gdp_delta(eps, mu))-DP (Dong, Roth & Su 2019, arXiv:1905.02383)."""
-
-    mu: float
-
-    def sample(self, key: Array, member: Array) -> Array:
-        return jax.random.normal(key, jnp.shape(member)) + self.mu * member
-
-    def rates(self, threshold) -> tuple[Array, Array]:
-        """(FPR, FNR) of the test "member iff score > threshold"."""
-        t = jnp.asarray(threshold, jnp.result_type(float))
-        return ndtr(-t), ndtr(t - self.mu)
-
-    def tradeoff(self, alpha) -> Array:
-        return gaussian_tradeoff(alpha, self.mu)
-
-    def epsilon(self, delta: float) -> float:
-        return float(gdp_epsilon(delta, self.mu))
-
-
-@dataclasses.dataclass(frozen=True)
-class LaplaceMechanism:
-    """Laplace mechanism with ``epsilon = sensitivity / scale``: scores Lap(0, 1) vs Lap(eps, 1);
-    pure eps-DP (its eps(delta) for delta > 0 is smaller and comes from the trade-off curve)."""
-
-    eps: float
-
-    def sample(self, key: Array, member: Array) -> Array:
-        return jax.random.laplace(key, jnp.shape(member)) + self.eps * member
-
-    def rates(self, threshold) -> tuple[Array, Array]:
-        t = jnp.asarray(threshold, jnp.result_type(float))
-        cdf = lambda x: jnp.where(x < 0, 0.5 * jnp.exp(jnp.minimum(x, 0.0)), 1 - 0.5 * jnp.exp(-jnp.maximum(x, 0.0)))  # noqa: E731
-        return 1.0 - cdf(t), cdf(t - self.eps)
-
-    def tradeoff(self, alpha) -> Array:
-        return laplace_tradeoff(alpha, self.eps)
-
-    def epsilon(self, delta: float) -> float:
-        with jax.enable_x64(True):
-            return float(tradeoff_epsilon(self.tradeoff, delta))
-
-
-@dataclasses.dataclass(frozen=True)
-class RandomizedResponse:
-    """Binary randomized response: the true membership bit is reported with probability
-    e^eps / (1 + e^eps). The score is the reported bit; threshold 1/2 is optimal and its rates
-    (1 - p, 1 - p) sit exactly on the (eps, 0) boundary."""
-
-    eps: float
-
-    def _p(self) -> float:
-        return float(np.exp(self.eps) / (1.0 + np.exp(self.eps)))
-
-    def sample(self, key: Array, member: Array) -> Array:
-        keep = jax.random.bernoulli(key, self._p(), jnp.shape(member))
-        m = jnp.asarray(member, bool)
-        return jnp.where(keep, m, ~m).astype(jnp.float32)
-
-    def rates(self, threshold) -> tuple[Array, Array]:
-        t = jnp.asarray(threshold, jnp.result_type(float))
-        p = self._p()
-        fpr = jnp.where(t < 0, 1.0, jnp.where(t < 1, 1 - p, 0.0))
-        fnr = jnp.where(t < 0, 0.0, jnp.where(t < 1, 1 - p, 1.0))
-        return fpr, fnr
-
-    def tradeoff(self, alpha) -> Array:
-        return randomized_response_tradeoff(alpha, self.eps)
-
-    def epsilon(self, delta: float) -> float:
-        # (eps, 0)-DP; for delta > 0 the tight value is log((p - delta) / (1 - p)).
-        p = self._p()
-        return float(max(np.log((p - delta) / (1 - p)), 0.0))
-
-
-Mechanism = GaussianMechanism | LaplaceMechanism | RandomizedResponse
-
-
-def _check_n(name: str, n) -> int:
-    if not isinstance(n, (int, np.integer)) or n <= 0:
-        raise ValueError(f"{name} must be a positive integer; got {n!r}")
-    return int(n)
-
-
-def simulate_scores(key: Array, mechanism: Mechanism, n_negative: int, n_positive: int) -> tuple[Array, Array]:
-    """Raw attack scores: ``(negative_scores (n_negative,), positive_scores (n_positive,))``."""
-    n_negative, n_positive = _check_n("n_negative", n_negative), _check_n("n_positive", n_positive)
-    k1, k2 = jax.random.split(key)
-    neg = mechanism.sample(k1, jnp.zeros(n_negative))
-    pos = mechanism.sample(k2, jnp.ones(n_positive))
-    return neg, pos
-
-
-def counts_from_scores(neg_scores, pos_scores, threshold) -> AuditCounts:
-    """Counts of the test "member iff score > threshold"."""
-    neg, pos = jnp.asarray(neg_scores), jnp.asarray(pos_scores)
-    return AuditCounts(jnp.sum(neg > threshold, -1), neg.shape[-1], jnp.sum(pos <= threshold, -1), pos.shape[-1])
-
-
-def simulate_counts(
-    key: Array, mechanism: Mechanism, n_negative: int, n_positive: int, threshold: float, num_audits: int = 1
-) -> AuditCounts:
-    """``num_audits`` independent audits of the threshold test, drawn exactly as
-    FP ~ Bin(n_negative, FPR(threshold)), FN ~ Bin(n_positive, FNR(threshold)) (vectorised)."""
-    n_negative, n_positive = _check_n("n_negative", n_negative), _check_n("n_positive", n_positive)
-    num_audits = _check_n("num_audits", num_audits)
-    fpr, fnr = mechanism.rates(threshold)
-    k1, k2 = jax.random.split(key)
-    fp = jax.random.binomial(k1, n_negative, fpr, (num_audits,)).astype(jnp.int32)
-    fn = jax.random.binomial(k2, n_positive, fnr, (num_audits,)).astype(jnp.int32)
-    return AuditCounts(fp, n_negative, fn, n_positive)
-
-
-def best_threshold(mechanism: Mechanism, delta: float, lo: float = -10.0, hi: float = 20.0, num: int = 10001) -> float:
-    """Threshold whose exact rates give the largest ``epsilon_from_rates`` at ``delta``: the
-    attack under which the estimand (eps of the attack) equals the mechanism's eps(delta) for
-    mechanisms with a monotone likelihood ratio (all three here)."""
-    _check_delta(delta)
-    with jax.enable_x64(True):  # 1 - delta is not resolved in float32 for small delta
-        t = jnp.linspace(lo, hi, num)
-        fpr, fnr = mechanism.rates(t)
-        eps = epsilon_from_rates(jnp.clip(fpr.astype(jnp.float64), 0, 1), jnp.clip(fnr.astype(jnp.float64), 0, 1), delta)
-        eps = jnp.where(jnp.isfinite(eps), eps, -1.0)
-        return float(t[jnp.argmax(eps)])
-
-
-def _multi_sample(key: Array, mu: float, num_models: int, k: int, threshold, correlation) -> tuple[Array, ...]:
-    k_m, k_0, k_j = jax.random.split(key, 3)
-    member = jax.random.bernoulli(k_m, 0.5, (num_models, k))
-    z0 = jax.random.normal(k_0, (num_models, 1))
-    zj = jax.random.normal(k_j, (num_models, k))
-    score = mu * member + jnp.sqrt(correlation) * z0 + jnp.sqrt(1.0 - correlation) * zj
-    guess = score > threshold
-    n_pos = jnp.sum(member)
-    return jnp.sum(guess & ~member), num_models * k - n_pos, jnp.sum(~guess & member), n_pos
-
-
-def multi_sample_counts(
-    key: Array,
-    mechanism: GaussianMechanism,
-    num_models: int,
-    samples_per_model: int,
-    threshold: float,
-    correlation: float = 0.0,
-    num_audits: int | None = None,
-) -> AuditCounts:
-    """The multi-sample heuristic on a Gaussian mechanism (Zanella-Béguelin et al. 2023, Sec. 5).
-
-    Each of ``num_models`` runs releases one score per canary (``samples_per_model`` canaries,
-    each present with probability 1/2): ``score_j = mu m_j + sqrt(rho) z_0 + sqrt(1 - rho) z_j``.
-    With ``correlation = rho = 0`` the canaries are independent and the pooled counts are exact
-    binomials with ``num_models * samples_per_model`` trials (the heuristic is exact); with
-    ``rho > 0`` the noise shared within a model makes the counts overdispersed (design effect
-    ~ 1 + (k - 1) corr), and intervals that treat them as binomial undercover.
-
-    Returns pooled counts (n_negative and n_positive are random); Python ints for one audit, or
-    arrays of shape ``(num_audits,)`` (vmapped) when ``num_audits`` is given.
-    """
-    num_models, k = _check_n("num_models", num_models), _check_n("samples_per_model", samples_per_model)
-    if not 0.0 <= correlation < 1.0:
-        raise ValueError(f"correlation must lie in [0, 1); got {correlation!r}")
-    run = jax.jit(_multi_sample, static_argnums=(2, 3))
-    if num_audits is None:
-        fp, nn, fn, npos = (int(v) for v in run(key, mechanism.mu, num_models, k, threshold, correlation))
-        return AuditCounts(fp, nn, fn, npos)
-    keys = jax.random.split(key, _check_n("num_audits", num_audits))
-    fp, nn, fn, npos = jax.vmap(lambda kk: run(kk, mechanism.mu, num_models, k, threshold, correlation))(keys)
-    return AuditCounts(fp, nn, fn, npos)
 
 
 # ----------------------------------------------------------------------------- accountant
@@ -256,12 +54,15 @@ def accountant_epsilon(
     ``dp_accounting``: ``"rdp"`` (Mironov 2017) or ``"pld"`` (privacy-loss distributions, tighter)."""
     from dp_accounting import dp_event
 
-    _check_delta(delta)
+    if delta == 0:
+        raise ValueError("delta must be positive: the (subsampled) Gaussian mechanism is not pure DP "
+                         "(its eps at delta = 0 is infinite)")
+    check_delta(delta, allow_zero=False)
     if not noise_multiplier > 0:
         raise ValueError(f"noise_multiplier must be positive; got {noise_multiplier!r}")
     if not 0 < sampling_rate <= 1:
         raise ValueError(f"sampling_rate must lie in (0, 1]; got {sampling_rate!r}")
-    _check_n("steps", steps)
+    check_positive_int("steps", steps)
     event = dp_event.SelfComposedDpEvent(
         dp_event.PoissonSampledDpEvent(sampling_rate, dp_event.GaussianDpEvent(noise_multiplier)), steps
     )
@@ -313,7 +114,7 @@ class DPSGDConfig:
 
     def validate(self) -> None:
         for name in ("num_models", "num_train", "canaries_per_model", "steps"):
-            _check_n(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.num_models < 4:
             raise ValueError(f"num_models must be at least 4; got {self.num_models}")
         if not 0 < self.sampling_rate <= 1:
@@ -321,10 +122,10 @@ class DPSGDConfig:
         for name in ("noise_multiplier", "clip_norm", "learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
-        _check_delta(self.delta)
-        _check_level(self.level)
+        check_delta(self.delta, allow_zero=False)
+        check_level(self.level)
         if self.model_batch is not None:
-            _check_n("model_batch", self.model_batch)
+            check_positive_int("model_batch", self.model_batch)
 
 
 class DPSGDState(NamedTuple):
@@ -344,6 +145,23 @@ def _loss(params, x: Array, y: Array) -> Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, y)
 
 
+def dpsgd_optimizer(config: DPSGDConfig, key: Array, num_rows: int) -> optax.GradientTransformation:
+    """DP-SGD as an optax chain taking per-example gradients (leading axis: ``num_rows`` rows).
+
+    ``optax.contrib.differentially_private_aggregate`` clips each row to norm C
+    (``optax.per_example_global_norm_clip``), sums, adds N(0, sigma^2 C^2 I) noise from the
+    ``key`` it carries in its state, and divides by ``num_rows``; ``optax.scale(num_rows / (q n))``
+    turns that into the division by the expected Poisson batch size ``q n`` of Abadi et al. (2016),
+    and ``optax.sgd`` steps. Rows not sampled are zero gradients (norm 0: unchanged by clipping).
+    """
+    batch = config.sampling_rate * config.num_train
+    return optax.chain(
+        optax.contrib.differentially_private_aggregate(config.clip_norm, config.noise_multiplier, key=key),
+        optax.scale(num_rows / batch),
+        optax.sgd(config.learning_rate),
+    )
+
+
 def dpsgd_init(params, optimizer: optax.GradientTransformation) -> DPSGDState:
     return DPSGDState(params, optimizer.init(params))
 
@@ -359,23 +177,15 @@ def dpsgd_step(
 ) -> DPSGDState:
     """One DP-SGD step for ONE model (Abadi et al. 2016, arXiv:1607.00133).
 
-    Poisson sampling: example i is in the batch with probability q if ``present[i]``. Per-example
-    gradients by ``vmap(grad)``, each clipped to norm C; the sum gets N(0, sigma^2 C^2 I) noise
-    and is divided by the expected batch size q * num_train. Every example's gradient is
-    computed and masked, so shapes are static.
+    Poisson sampling with ``key``: example i is in the batch with probability q if
+    ``present[i]``. Per-example gradients by ``vmap(grad)``, masked to the batch, go through
+    ``optimizer`` (:func:`dpsgd_optimizer`: clip to norm C, sum, noise, divide by q n, SGD).
+    Every example's gradient is computed and masked, so shapes are static.
     """
-    k_s, k_n = jax.random.split(key)
-    sampled = jax.random.bernoulli(k_s, config.sampling_rate, present.shape) & present
+    sampled = jax.random.bernoulli(key, config.sampling_rate, present.shape) & present
     grads = jax.vmap(jax.grad(_loss), in_axes=(None, 0, 0))(state.params, x, y)
-    norms = jnp.sqrt(sum(jnp.sum(g.reshape(g.shape[0], -1) ** 2, axis=1) for g in jax.tree.leaves(grads)))
-    scale = sampled * jnp.minimum(1.0, config.clip_norm / jnp.maximum(norms, 1e-12))
-    summed = jax.tree.map(lambda g: jnp.tensordot(scale, g, axes=1), grads)
-    leaves, treedef = jax.tree.flatten(summed)
-    noise_keys = jax.random.split(k_n, len(leaves))
-    noisy = [g + config.noise_multiplier * config.clip_norm * jax.random.normal(k, g.shape) for g, k in zip(leaves, noise_keys)]
-    batch = config.sampling_rate * config.num_train
-    grad = jax.tree.map(lambda g: g / batch, jax.tree.unflatten(treedef, noisy))
-    updates, opt_state = optimizer.update(grad, state.opt_state, state.params)
+    grads = jax.tree.map(lambda g: g * sampled.reshape((-1,) + (1,) * (g.ndim - 1)).astype(g.dtype), grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     return DPSGDState(optax.apply_updates(state.params, updates), opt_state)
 
 
@@ -385,16 +195,20 @@ def train_dpsgd_models(
     """Train ``present.shape[0]`` models with DP-SGD (vmap over models, scan over steps).
 
     ``x (n, d)``, ``y (n,)`` hold the training set followed by the canaries; ``present
-    (num_models, n)`` says which examples each model may sample. Returns stacked final params.
+    (num_models, n)`` says which examples each model may sample. Each model's key splits into
+    its Poisson-sampling keys and the noise key of its optax DP aggregate. Returns stacked
+    final params.
     """
-    optimizer = optax.sgd(config.learning_rate)
     params0 = _init_params(x.shape[1], 10)
 
     def train_one(k, pres):
+        k_sample, k_noise = jax.random.split(k)
+        optimizer = dpsgd_optimizer(config, k_noise, x.shape[0])
+
         def body(state, k_t):
             return dpsgd_step(k_t, state, x, y, pres, config, optimizer), None
 
-        state, _ = jax.lax.scan(body, dpsgd_init(params0, optimizer), jax.random.split(k, config.steps))
+        state, _ = jax.lax.scan(body, dpsgd_init(params0, optimizer), jax.random.split(k_sample, config.steps))
         return state.params
 
     keys = jax.random.split(key, present.shape[0])
