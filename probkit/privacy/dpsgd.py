@@ -155,6 +155,8 @@ def dpsgd_optimizer(config: DPSGDConfig, key: Array, num_rows: int) -> optax.Gra
     and ``optax.sgd`` steps. Rows not sampled are zero gradients (norm 0: unchanged by clipping).
     """
     batch = config.sampling_rate * config.num_train
+    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):  # raw uint32 key (PRNGKey): wrap it
+        key = jax.random.wrap_key_data(key)
     return optax.chain(
         optax.contrib.differentially_private_aggregate(config.clip_norm, config.noise_multiplier, key=key),
         optax.scale(num_rows / batch),

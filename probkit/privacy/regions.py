@@ -157,8 +157,9 @@ def claims_tradeoff(alpha, eps, delta) -> Array:
     claims (e1, 0) and (0, d) give a curve whose eps at delta' in [0, d] is
     ``log(1 + (d - delta') (e^e1 - 1) / d)`` (see :func:`tradeoff_epsilon`).
     """
-    eps = jnp.atleast_1d(jnp.asarray(eps, dtype=jnp.result_type(eps, jnp.float32)))
-    delta = jnp.atleast_1d(jnp.asarray(delta, dtype=eps.dtype))
+    eps, delta = jnp.atleast_1d(jnp.asarray(eps)), jnp.atleast_1d(jnp.asarray(delta))
+    dtype = jnp.result_type(eps, delta, jnp.float32)
+    eps, delta = eps.astype(dtype), delta.astype(dtype)
     if eps.ndim != 1 or eps.shape != delta.shape:
         raise ValueError(f"eps and delta must be 1-D sequences of equal length; got shapes {eps.shape} and {delta.shape}")
     check_nonnegative("eps", eps)
