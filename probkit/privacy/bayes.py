@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special, stats
 
-from probkit.privacy._checks import check_delta, check_level, check_positive_int, eps64, eps64_one_sided
+from probkit.privacy._checks import check_delta, check_level, check_positive_int, eps64_one_sided
 from probkit.privacy.counts import resolve_counts
 from probkit.privacy.regions import epsilon_from_rates
 
@@ -177,12 +177,6 @@ def epsilon_density(eps, fp, n_negative=None, fn=None, n_positive=None, delta=No
     check_delta(delta)
     a_post, b_post = rate_posteriors(*counts, prior=prior)
     return _pdf_table(eps, a_post, b_post, float(delta), num_grid)
-
-
-def _eps_box_lower(a_lo, a_hi, b_lo, b_hi, delta) -> float:
-    """A lower bound of eps (symmetric region) over the box [a_lo, a_hi] x [b_lo, b_hi]: the
-    lower-left part decreases in both rates, the flipped part increases."""
-    return float(max(eps64_one_sided(a_hi, b_hi, delta), eps64_one_sided(1.0 - b_lo, 1.0 - a_lo, delta)))
 
 
 @partial(jax.jit, static_argnames=("num_samples",))
@@ -344,12 +338,15 @@ def epsilon_posterior(
     delta = float(delta)
     if method == "integration":
         # eps decreases in both rates: extreme quantiles of the rates bracket all but ~2e-10.
-        # eps_ll decreases in both rates and its flip increases: max over the box of tail quantiles.
-        a_lo, a_hi = stats.beta.ppf(_TAIL, *a_post), stats.beta.isf(_TAIL, *a_post)
-        b_lo, b_hi = stats.beta.ppf(_TAIL, *b_post), stats.beta.isf(_TAIL, *b_post)
-        corners = eps64(np.array([a_lo, a_lo, a_hi, a_hi]), np.array([b_lo, b_hi, b_lo, b_hi]), delta)
-        hi = float(corners.max())
-        lo = _eps_box_lower(a_lo, a_hi, b_lo, b_hi, delta)
+        # eps = max(eps_ll(alpha, beta), eps_ll(1 - beta, 1 - alpha)) with eps_ll decreasing in
+        # both rates; 1 - beta and 1 - alpha have Beta posteriors with swapped parameters, so
+        # both parts are bracketed by extreme posterior quantiles (in float64, no 1 - x rounding).
+        q = lambda p, post: stats.beta.ppf(p, *post)  # noqa: E731
+        a_sw, b_sw = a_post[::-1], b_post[::-1]
+        hi = float(max(eps64_one_sided(q(_TAIL, a_post), q(_TAIL, b_post), delta),
+                       eps64_one_sided(q(_TAIL, b_sw), q(_TAIL, a_sw), delta)))
+        lo = float(max(eps64_one_sided(q(1 - _TAIL, a_post), q(1 - _TAIL, b_post), delta),
+                       eps64_one_sided(q(1 - _TAIL, b_sw), q(1 - _TAIL, a_sw), delta)))
         if not np.isfinite(hi):
             raise ValueError("posterior of eps has unbounded support at this delta (rates near 0)")
         grid = np.unique(np.concatenate([[0.0], np.linspace(lo, max(hi, lo + 1e-12), num_eps)]))

@@ -272,24 +272,6 @@ class DPSGDAuditResult(NamedTuple):
         }
 
 
-def _select_threshold(neg: np.ndarray, pos: np.ndarray, delta: float, level: float) -> float:
-    """Threshold maximising a conservative eps estimate on calibration scores: upper Jeffreys
-    quantiles (at ``level``) of both rates plugged into the bound. The plain plug-in favours
-    extreme thresholds with a handful of counts; the quantiles penalise them."""
-    from scipy import stats
-
-    cand = np.unique(np.concatenate([neg, pos]))
-    # counts at every candidate by binary search (O(n log n); no (candidates x scores) matrix)
-    fp = neg.size - np.searchsorted(np.sort(neg), cand, side="right")
-    fn = np.searchsorted(np.sort(pos), cand, side="right")
-    a = stats.beta.ppf(level, fp + 0.5, neg.size - fp + 0.5)
-    b = stats.beta.ppf(level, fn + 0.5, pos.size - fn + 0.5)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eps = np.maximum(np.log((1 - delta - a) / b), np.log((1 - delta - b) / a))
-    eps = np.where(np.isfinite(eps), eps, -np.inf)
-    return float(cand[int(np.argmax(eps))])
-
-
 def _standardise_per_canary(score: np.ndarray, member: np.ndarray, half: int) -> np.ndarray:
     """Per-canary z-scores against the canary's non-member scores on the calibration models
     (the offline variant of LiRA, Carlini et al. 2022, arXiv:2112.03570): canaries differ in
@@ -313,14 +295,14 @@ def dpsgd_audit(key: Array, config: DPSGDConfig = DPSGDConfig()) -> DPSGDAuditRe
     2. The attack scores each canary by minus its loss under the trained model, standardised
        per canary against its non-member losses on the first half of the models
        (``calibrate_per_canary``); member iff score > threshold. The threshold is chosen on the
-       first half of the models and the counts are taken on the second half, so the counts
-       are honest binomials (with one canary per model; with several, the multi-sample
-       heuristic treats them as such).
+       first half of the models and the counts are taken on the second half
+       (:func:`~probkit.privacy.audit_from_scores` with that split), so the counts are honest
+       binomials (with one canary per model; with several, the multi-sample heuristic treats
+       them as such).
     3. eps is estimated by the Bayesian posterior (Jeffreys prior) and the Clopper-Pearson lower
        bound, and compared with the RDP and PLD accountants for (sigma, q, steps, delta).
     """
-    from probkit.privacy.bayes import epsilon_posterior
-    from probkit.privacy.frequentist import clopper_pearson_epsilon
+    from probkit.privacy.scores import audit_from_scores
 
     config.validate()
     k_data, k_can, k_mem, k_train, k_post = jax.random.split(key, 5)
@@ -345,18 +327,16 @@ def dpsgd_audit(key: Array, config: DPSGDConfig = DPSGDConfig()) -> DPSGDAuditRe
     half = config.num_models // 2
     if config.calibrate_per_canary:
         score = _standardise_per_canary(score, mem, half)
-    cal_s, cal_m = score[:half].ravel(), mem[:half].ravel()
-    aud_s, aud_m = score[half:].ravel(), mem[half:].ravel()
+    cal_m, aud_m = mem[:half], mem[half:]
     if cal_m.all() or (~cal_m).all() or aud_m.all() or (~aud_m).all():
         raise ValueError("num_models too small: a half of the models has only members or only non-members")
-    threshold = _select_threshold(cal_s[~cal_m], cal_s[cal_m], config.delta, config.level)
-    fp = int(np.sum(aud_s[~aud_m] > threshold))
-    fn = int(np.sum(aud_s[aud_m] <= threshold))
-    counts = AuditCounts(fp, int((~aud_m).sum()), fn, int(aud_m.sum()))
-
-    post = epsilon_posterior(fp, counts.n_negative, fn, counts.n_positive, config.delta, key=k_post)
+    calibration = np.zeros(score.shape, bool)
+    calibration[:half] = True
+    audit = audit_from_scores(score.ravel(), mem.ravel(), deltas=[config.delta], level=config.level,
+                              split=calibration.ravel(), thresholds=np.unique(score[:half]), gdp=False, key=k_post)
+    counts, threshold, post = audit.counts[0], float(audit.thresholds[0]), audit.posteriors[0]
     lo, hi = post.interval(config.level)
-    cp = clopper_pearson_epsilon(fp, counts.n_negative, fn, counts.n_positive, config.delta, config.level)
+    cp = audit.cp_lower[0]
     rdp = accountant_epsilon(config.noise_multiplier, config.sampling_rate, config.steps, config.delta, "rdp")
     pld = accountant_epsilon(config.noise_multiplier, config.sampling_rate, config.steps, config.delta, "pld")
     return DPSGDAuditResult(counts, threshold, post, (lo, hi), float(post.mean), float(cp), rdp, pld,
