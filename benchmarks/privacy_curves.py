@@ -140,7 +140,8 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--reference", default=None, help="path(s) (':'-separated) to import privacy_estimates from")
-    p.add_argument("--skip-coverage", action="store_true")
+    p.add_argument("--skip-coverage", action="store_true", help="keep the coverage rows of an existing --out file")
+    p.add_argument("--skip-timing", action="store_true", help="keep the timing rows of an existing --out file")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.quick:
@@ -149,10 +150,14 @@ def main(argv=None) -> dict:
         configs, reps, sizes = [(1.0, 2000), (1.0, 20_000), (2.0, 20_000)], args.reps or 100, [1000, 5000, 20_000, 500_000]
     reference, why = _load_reference(args.reference)
     t0 = time.perf_counter()
-    timings = timing_study(sizes, reference)  # first: the cold call is this process's first audit
-    coverage = [] if args.skip_coverage else coverage_study(configs, reps)
+    path = Path(args.out) if args.out else Path(__file__).parent / "results" / f"privacy_curves_{jax.default_backend()}.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    # timing first: its cold call is this process's first audit (compilation included)
+    timings = old.get("timings", []) if args.skip_timing else timing_study(sizes, reference)
+    coverage = old.get("coverage", []) if args.skip_coverage else coverage_study(configs, reps)
 
     dev = f"[{jax.default_backend()}: {jax.devices()[0].device_kind}, {platform.processor() or platform.machine()}]"
+    reps = coverage[0]["reps"] if coverage else reps
     if coverage:
         print(f"{dev} coverage of {100 * LEVEL:g}% bands, Gaussian mechanism, {reps} audits per row (split 0.5)")
         head = (f"{'mu':>4} {'n/class':>8} {'delta':>7} {'eps':>6} {'attack':>7} {'mech':>6} {'GDP':>6} {'width':>7} "
@@ -182,10 +187,9 @@ def main(argv=None) -> dict:
     out = {"platform": jax.default_backend(), "device": jax.devices()[0].device_kind, "host": platform.node(),
            "cpu_count": __import__("os").cpu_count(), "jax": jax.__version__, "deltas": DELTAS, "level": LEVEL,
            "coverage": coverage, "timings": timings,
-           "reference": {"available": reference is not None, "reason": why,
+           "reference": old.get("reference") if args.skip_timing else {"available": reference is not None, "reason": why,
                          "function": "privacy_estimates.compute_privacy_curve_lo_hi(alpha=0.05, method='beta')"},
            "total_seconds": time.perf_counter() - t0}
-    path = Path(args.out) if args.out else Path(__file__).parent / "results" / f"privacy_curves_{jax.default_backend()}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))
     print(f"wrote {path}")

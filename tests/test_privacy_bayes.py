@@ -227,9 +227,9 @@ def test_density_integrates_to_cdf_and_audit_counts():
     np.testing.assert_allclose(np.trapezoid(dens, e), post.cdf(hi) - post.cdf(lo), atol=2e-3)
     np.testing.assert_allclose(epsilon_density(e[::100], c, delta=1e-5), dens[::100], rtol=1e-6)
     # Monte Carlo density (KDE) agrees roughly
-    mc = epsilon_posterior(c, delta=1e-5, method="monte_carlo", key=jax.random.PRNGKey(0), num_samples=100_000)
+    mc = epsilon_posterior(c, delta=1e-5, method="monte_carlo", key=jax.random.PRNGKey(0), num_samples=40_000)
     mid = post.quantile([0.25, 0.5, 0.75])
-    np.testing.assert_allclose(mc.pdf(mid), post.pdf(mid), rtol=0.05)
+    np.testing.assert_allclose(mc.pdf(mid), post.pdf(mid), rtol=0.06)  # KDE: bias + noise of a few %
     # AuditCounts in place of the four counts
     assert post.interval() == epsilon_posterior(12, 500, 230, 500, 1e-5, num_samples=16).interval()
     # worse-than-random attacks: the posterior of the flipped counts is the same (symmetric prior)

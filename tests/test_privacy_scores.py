@@ -92,9 +92,10 @@ def test_threshold_on_calibration_not_inflated_on_null_mechanism():
     for r in range(reps):
         rng = np.random.default_rng(r)
         s, lab = rng.normal(size=2 * n), np.r_[np.zeros(n), np.ones(n)]
-        h = audit_from_scores(s, lab, deltas=[0.0], gdp=False, thresholds=200, key=jax.random.PRNGKey(r))
-        i = audit_from_scores(s, lab, deltas=[0.0], gdp=False, thresholds=200, split=None, correction="none")
-        c = audit_from_scores(s, lab, deltas=[0.0], gdp=False, thresholds=200, split=None)
+        kw = dict(deltas=[0.0], gdp=False, thresholds=200, num_grid=1024)
+        h = audit_from_scores(s, lab, key=jax.random.PRNGKey(r), **kw)
+        i = audit_from_scores(s, lab, split=None, correction="none", **kw)
+        c = audit_from_scores(s, lab, split=None, **kw)
         assert h.honest and not i.honest
         held.append(h.eps_median[0])
         insample.append(i.eps_median[0])

@@ -19,7 +19,6 @@ __all__ = [
     "check_counts",
     "check_positive_int",
     "check_scores_labels",
-    "eps64",
     "eps64_one_sided",
 ]
 
@@ -144,11 +143,3 @@ def eps64_one_sided(fpr, fnr, delta) -> np.ndarray:
         s1 = np.where(1 - d - a > 0, np.log(np.maximum(1 - d - a, 1e-300)) - np.log(b), -np.inf)
         s2 = np.where(1 - d - b > 0, np.log(np.maximum(1 - d - b, 1e-300)) - np.log(a), -np.inf)
     return np.maximum(np.maximum(s1, s2), 0.0)
-
-
-def eps64(fpr, fnr, delta) -> np.ndarray:
-    """``epsilon_from_rates`` (symmetric region) in float64 NumPy, unvalidated and
-    broadcasting: reference values (frequentist bounds, the support of the eps posterior) at tiny
-    delta, where float32 cannot resolve ``1 - delta``. An attack worse than random is flipped."""
-    a, b = np.asarray(fpr, np.float64), np.asarray(fnr, np.float64)
-    return np.maximum(eps64_one_sided(a, b, delta), eps64_one_sided(1.0 - b, 1.0 - a, delta))

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from probkit.privacy._checks import check_counts
+from probkit.privacy._checks import check_counts, check_scores_labels
 
 __all__ = ["AuditCounts", "counts_from_scores", "resolve_counts"]
 
@@ -87,8 +87,6 @@ class AuditCounts(NamedTuple):
     @classmethod
     def from_scores(cls, scores, labels, threshold: float) -> "AuditCounts":
         """Counts of the test "member iff score > threshold" on scores with 0/1 labels."""
-        from probkit.privacy._checks import check_scores_labels
-
         s, lab = check_scores_labels(scores, labels)
         return cls.from_guesses(s > float(threshold), lab)
 
