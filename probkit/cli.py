@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # (module, attribute) pairs; each attribute is ``register(subparsers) -> None`` and sets
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    if not os.environ.get("PROBKIT_NO_COMPILE_CACHE"):  # reuse compiled programs across runs
+        from probkit import enable_compilation_cache
+
+        enable_compilation_cache()
     return int(args.func(args) or 0)
 
 
