@@ -239,7 +239,8 @@ def train_score_model(
 
     ``num_steps`` AdamW steps (warmup + cosine schedule, :func:`make_optimizer`) run in jitted
     ``lax.scan`` chunks of ``chunk_size`` (boundaries at multiples of ``chunk_size``); after
-    each chunk ``callback(steps_done, chunk_losses, state)`` is called on the host if given.
+    each chunk (and its checkpoint) ``callback(steps_done, chunk_losses, state)`` is called on
+    the host if given.
     Times are stratified-uniform on ``[t_min, 1]`` (``t_min`` defaults to ``process.t_min``).
     ``init=(params, config)`` starts from existing weights (a warm start: fresh optimiser
     state and schedule); otherwise a network is initialised with ``hidden``, ``depth`` and
@@ -293,9 +294,9 @@ def train_score_model(
     data_j = jnp.asarray(arr, dtype=jnp.float32)
     k_init, k_train = jax.random.split(key)
     if init is None:
-        std = float(np.sqrt(arr.reshape(arr.shape[0], -1).var(axis=0).mean()))
+        std = float(np.sqrt(arr.reshape(arr.shape[0], -1).astype(np.float64).var(axis=0).mean()))
         net_kwargs.setdefault("data_std", std if std > 0 else 1.0)
-        net_kwargs.setdefault("data_mean", arr.mean(axis=0))
+        net_kwargs.setdefault("data_mean", arr.astype(np.float64).mean(axis=0))
         params, config = init_score_mlp(k_init, arr.shape[1:], hidden, depth, **net_kwargs)
     else:
         if not (isinstance(init, tuple) and len(init) == 2 and isinstance(init[1], ScoreMLPConfig)):
@@ -321,12 +322,13 @@ def train_score_model(
     done = 0
     recipe: dict[str, Any] = {}
     if checkpoint is not None:
-        recipe = {
-            "key": key_record, "num_steps": num_steps, "batch_size": batch_size, "learning_rate": learning_rate,
+        recipe = {  # checked in this order on resume: the first difference is named
+            "key": key_record,
+            "data": {"shape": list(arr.shape), "sha256": _io.sha256_arrays([np.asarray(arr, np.float32)])},
+            "num_steps": num_steps, "batch_size": batch_size, "learning_rate": learning_rate,
             "warmup_steps": None if warmup_steps is None else int(warmup_steps), "weight_decay": weight_decay,
             "grad_clip": grad_clip, "ema_decay": ema_decay, "t_min": t_min, "chunk_size": chunk_size,
             "config": config.to_dict(), "process": _process_record(process),
-            "data": {"shape": list(arr.shape), "sha256": _io.sha256_arrays([np.asarray(arr, np.float32)])},
             "init": _io.sha256_arrays(jax.tree_util.tree_leaves(params)),
         }
         if resume and _io.checkpoint_exists(checkpoint):
@@ -348,8 +350,8 @@ def train_score_model(
         state = new_state
         losses[done : done + n] = chunk_losses
         done += n
-        if callback is not None:
-            callback(done, chunk_losses, state)
         if checkpoint is not None and (done % every == 0 or done == num_steps):
             _save_checkpoint(checkpoint, state, losses, done, recipe)
+        if callback is not None:
+            callback(done, chunk_losses, state)
     return TrainResult(state.ema_params, config, jnp.asarray(losses), state)
