@@ -163,8 +163,9 @@ class GaussianMixture:
 
     def sample(self, key: Array, n: int) -> Array:
         """``n`` independent draws, shape ``(n, d)``."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"`n` must be a positive integer, got {n!r}")
+        n = int(n)
         k_comp, k_noise = jax.random.split(key)
         comp = jax.random.categorical(k_comp, jnp.log(self.weights), shape=(n,))
         z = jax.random.normal(k_noise, (n, self.dim), self.means.dtype)

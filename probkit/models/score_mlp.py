@@ -159,8 +159,12 @@ def _make_config(dim: int | tuple[int, ...], hidden: int, depth: int, **kw: Any)
     else:
         try:
             event_shape = tuple(int(s) for s in dim)
-        except TypeError:
+        except (TypeError, ValueError):
             raise ValueError(f"`dim` must be an int or a tuple of ints, got {dim!r}") from None
+    hidden, depth = check_pos_int("hidden", hidden), check_pos_int("depth", depth)
+    for name in ("embed_dim", "time_dim"):  # NumPy integers stored as Python ints (JSON-able config)
+        if name in kw:
+            kw[name] = check_pos_int(name, kw[name])
     cfg = ScoreMLPConfig(event_shape, hidden, depth, **kw)
     _validate_config(cfg)
     return cfg
