@@ -18,8 +18,8 @@ MU = np.array([1.0, -0.5])
 S = np.array([[0.8, 0.3], [0.3, 0.5]])
 GM = GaussianMixture(jnp.ones(1), jnp.asarray(MU)[None], jnp.asarray(S)[None])
 MODEL = fkc_model(PROC, [GM.score_fn(PROC)], [BETA], (2,), log_prob_fns=[GM.log_prob_fn(PROC)])
-TS = jnp.linspace(1.0, 1e-3, 31)
-N = 512
+TS = jnp.linspace(1.0, 1e-3, 21)
+N = 256
 
 
 class Stop(Exception):
@@ -47,19 +47,19 @@ def _run(path, key=jax.random.PRNGKey(0), **kw):
 def test_resumed_run_equals_uninterrupted_bitwise(tmp_path):
     full = _run(tmp_path / "a" / "full")
 
-    def stop_at_20(done, state):
-        if done == 20:
+    def stop_at_10(done, state):
+        if done == 10:
             raise Stop
 
     with pytest.raises(Stop):
-        _run(tmp_path / "b" / "ck", callback=stop_at_20)
+        _run(tmp_path / "b" / "ck", callback=stop_at_10)
     meta = read_checkpoint_metadata(tmp_path / "b" / "ck")
-    assert meta["step"] == 20 and meta["num_steps"] == 30
+    assert meta["step"] == 10 and meta["num_steps"] == 20
     seen = []
     res = _run(tmp_path / "b" / "ck", callback=lambda d, s: seen.append(d))
-    assert seen == [30]
+    assert seen == [20]
     assert _leaves_equal(res.state, full.state) and _leaves_equal(res.history, full.history)
-    assert res.history.ess.shape == (30,)
+    assert res.history.ess.shape == (20,)
     # the annealed target N(mu, S / beta): weighted mean within 5 Monte Carlo standard errors
     w = np.exp(np.asarray(res.log_weights))
     ess = 1.0 / np.sum(w**2)
@@ -70,32 +70,29 @@ def test_resumed_run_equals_uninterrupted_bitwise(tmp_path):
     # resuming a finished run returns it without running
     again = _run(tmp_path / "b" / "ck", callback=lambda *a: pytest.fail("ran again"))
     assert _leaves_equal(again.state, full.state)
-    # a typed key works the same way
-    typed = _run(tmp_path / "c" / "ck", key=jax.random.key(0))
-    assert np.isfinite(float(typed.log_evidence))
 
 
 def test_checkpoint_mismatch_and_corruption(tmp_path):
     ck = tmp_path / "ck"
-    _run(ck, checkpoint_every=15)
+    _run(ck)
     with pytest.raises(ValueError, match="`key` differs"):
-        _run(ck, key=jax.random.PRNGKey(1), checkpoint_every=15)
+        _run(ck, key=jax.random.PRNGKey(1))
     with pytest.raises(ValueError, match="`checkpoint_every` differs"):
-        _run(ck, checkpoint_every=10)
+        _run(ck, checkpoint_every=5)
     with pytest.raises(ValueError, match="`ess_threshold` differs"):
-        _run(ck, checkpoint_every=15, ess_threshold=0.3)
+        _run(ck, ess_threshold=0.3)
     with pytest.raises(ValueError, match="`num_particles` differs"):
-        run_smc_checkpointed(jax.random.PRNGKey(0), MODEL, 256, TS, checkpoint=ck, checkpoint_every=15)
+        run_smc_checkpointed(jax.random.PRNGKey(0), MODEL, 128, TS, checkpoint=ck, checkpoint_every=10)
     other = fkc_model(PROC, [GM.score_fn(PROC)], [3.0], (2,), log_prob_fns=[GM.log_prob_fn(PROC)])
     with pytest.raises(ValueError, match="`model`"):
-        run_smc_checkpointed(jax.random.PRNGKey(0), other, N, TS, checkpoint=ck, checkpoint_every=15)
+        run_smc_checkpointed(jax.random.PRNGKey(0), other, N, TS, checkpoint=ck, checkpoint_every=10)
     # both generations corrupt: ValueError naming the file, no pickle advice
     for name in ("ck.npz", "ck.prev.npz"):
         raw = bytearray((tmp_path / name).read_bytes())
         raw[len(raw) // 2] ^= 0xFF
         (tmp_path / name).write_bytes(bytes(raw))
     with pytest.raises(ValueError, match="ck.npz") as err:
-        _run(ck, checkpoint_every=15)
+        _run(ck)
     assert "pickle" not in str(err.value)
     (tmp_path / "ck.json").write_text("{")
     with pytest.raises(ValueError, match="not valid JSON"):
@@ -110,7 +107,7 @@ def test_nonfinite_step_is_named_and_not_checkpointed(tmp_path):
     bad = MODEL._replace(transition=transition)
     k = int(np.flatnonzero(np.asarray(TS[1:]) < 0.5)[0])
     with pytest.raises(ValueError, match=f"non-finite values at step {k} "):
-        run_smc_checkpointed(jax.random.PRNGKey(0), bad, 64, TS, checkpoint=tmp_path / "ck", checkpoint_every=10)
+        run_smc_checkpointed(jax.random.PRNGKey(0), bad, N, TS, checkpoint=tmp_path / "ck", checkpoint_every=10)
     assert read_checkpoint_metadata(tmp_path / "ck")["step"] == 10 * (k // 10)
 
 

@@ -26,7 +26,7 @@ from hypothesis.extra import numpy as hnp
 from probkit.smc import RESAMPLING, FeynmanKacModel, SMCConfig, SMCState, smc_init, smc_step
 
 N = 64
-SETTINGS = settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+SETTINGS = settings(max_examples=20, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 # log-potentials: finite values of any sign and spread, with a few -inf (zero-weight particles)
 finite_lg = st.floats(-500.0, 500.0, allow_nan=False, allow_infinity=False, width=32)
@@ -60,8 +60,8 @@ def _step_fn(resampling: str, ess_threshold: float):
     return step
 
 
-_CASES = [("systematic", 0.0), ("systematic", 0.5)] + [(r, 1.0) for r in RESAMPLING]
-_STEPS = {case: _step_fn(*case) for case in _CASES}
+_CASES = [("systematic", 0.5), ("residual", 1.0)]  # adaptive, and always resampling
+_STEPS = {case: _step_fn(*case) for case in _CASES + [(r, 1.0) for r in RESAMPLING]}
 
 
 @SETTINGS
@@ -102,7 +102,7 @@ _MEANS = {r: _resampled_means(r, 400) for r in RESAMPLING}
 moderate_lg = hnp.arrays(np.float32, (N,), elements=st.floats(-6.0, 6.0, width=32))
 
 
-@settings(max_examples=12, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@settings(max_examples=8, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(log_g=moderate_lg, resampling=st.sampled_from(RESAMPLING), seed=st.integers(0, 2**31 - 1))
 def test_resampling_leaves_weighted_mean_unbiased(log_g, resampling, seed):
     # E[mean of resampled particles] = sum_i W_i x_i for every scheme. 400 resampling keys;
@@ -146,12 +146,12 @@ def _evidence_fn(num_steps: int, ess_threshold: float):
     return run
 
 
-_EVIDENCE = {th: _evidence_fn(6, th) for th in (0.0, 1.0)}
+_EVIDENCE = {1.0: _evidence_fn(6, 1.0)}  # resampling at every step: the hardest bookkeeping
 
 
 @SETTINGS
 @given(consts=hnp.arrays(np.float32, (6,), elements=st.floats(-100.0, 100.0, width=32)),
-       g0_scale=st.floats(-2.0, 2.0, width=32), threshold=st.sampled_from((0.0, 1.0)), seed=st.integers(0, 2**31 - 1))
+       g0_scale=st.floats(-2.0, 2.0, width=32), threshold=st.just(1.0), seed=st.integers(0, 2**31 - 1))
 def test_log_evidence_exact_for_constant_potentials(consts, g0_scale, threshold, seed):
     log_z, g0, resampled = _EVIDENCE[threshold](jax.random.PRNGKey(seed), jnp.asarray(consts), jnp.float32(g0_scale))
     g0 = np.asarray(g0, np.float64)

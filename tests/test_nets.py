@@ -487,40 +487,43 @@ def test_checkpoint_resume_is_bitwise(tmp_path):
 
 def test_checkpoint_recipe_mismatch_and_fallback(tmp_path):
     ck = tmp_path / "ckpt"
-    _train(num_steps=10, checkpoint=ck)
+    _train(checkpoint=ck)
     with pytest.raises(ValueError, match="`learning_rate` differs"):
-        _train(num_steps=10, checkpoint=ck, learning_rate=1e-3)
+        _train(checkpoint=ck, learning_rate=1e-3)
     with pytest.raises(ValueError, match="`key` differs"):
-        train_score_model(jax.random.PRNGKey(4), DATA, PROC, 10, 8, chunk_size=5, checkpoint=ck, **SMALL)
+        train_score_model(jax.random.PRNGKey(4), DATA, PROC, 20, 8, chunk_size=5, checkpoint=ck, **SMALL)
     with pytest.raises(ValueError, match="`data` differs"):
-        train_score_model(jax.random.PRNGKey(3), DATA + 1, PROC, 10, 8, chunk_size=5, checkpoint=ck, **SMALL)
+        train_score_model(jax.random.PRNGKey(3), DATA + 1, PROC, 20, 8, chunk_size=5, checkpoint=ck, **SMALL)
     with pytest.raises(ValueError, match="checkpoint_every"):
         _train(checkpoint=ck, checkpoint_every=7)
     with pytest.raises(ValueError, match="checkpoint_every"):
         _train(checkpoint_every=5)
     # the newest pair broken (a crash in the middle of a save): resume from .prev with a warning
     (tmp_path / "ckpt.npz").write_bytes(b"PK\x03\x04 broken")
+    steps = []
     with pytest.warns(RuntimeWarning, match="previous"):
-        res = _train(num_steps=10, checkpoint=ck)
-    assert int(res.state.step) == 10
+        res = _train(checkpoint=ck, callback=lambda d, *_: steps.append(d))
+    assert int(res.state.step) == 20 and steps == [20]  # resumed from the previous pair (step 15)
     # both broken: ValueError naming the file
     (tmp_path / "ckpt.npz").write_bytes(b"junk")
     (tmp_path / "ckpt.prev.npz").write_bytes(b"junk")
     with pytest.raises(ValueError, match="ckpt.npz"):
-        _train(num_steps=10, checkpoint=ck)
-    res = _train(num_steps=10, checkpoint=ck, resume=False)  # start again, overwriting
-    assert int(res.state.step) == 10
+        _train(checkpoint=ck)
+    res = _train(checkpoint=ck, resume=False)  # start again, overwriting
+    assert int(res.state.step) == 20
 
 
 def test_checkpoint_with_typed_key(tmp_path):
-    key = jax.random.key(5)
-    full = train_score_model(key, DATA, PROC, 10, 8, chunk_size=5, **SMALL)
+    key = jax.random.key(5)  # a typed key is recorded with its implementation and restored
 
     def stop(done, *_):
-        if done == 5:
+        if done == 10:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_score_model(key, DATA, PROC, 10, 8, chunk_size=5, checkpoint=tmp_path / "k", callback=stop, **SMALL)
-    res = train_score_model(key, DATA, PROC, 10, 8, chunk_size=5, checkpoint=tmp_path / "k", **SMALL)
+        train_score_model(key, DATA, PROC, 20, 8, chunk_size=5, checkpoint=tmp_path / "k", callback=stop, **SMALL)
+    res = train_score_model(key, DATA, PROC, 20, 8, chunk_size=5, checkpoint=tmp_path / "k", **SMALL)
+    full = train_score_model(key, DATA, PROC, 20, 8, chunk_size=5, **SMALL)
     assert _leaves_equal(res.state, full.state)
+    with pytest.raises(ValueError, match="`key` differs"):
+        train_score_model(jax.random.key(6), DATA, PROC, 20, 8, chunk_size=5, checkpoint=tmp_path / "k", **SMALL)

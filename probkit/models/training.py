@@ -21,6 +21,7 @@ equals the uninterrupted run bitwise (same per-step keys, same chunk boundaries)
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Callable, NamedTuple
 
@@ -212,6 +213,57 @@ def _load_checkpoint(path: str, template: TrainState, recipe: dict[str, Any]) ->
     return state, losses, done
 
 
+class _Hyper(NamedTuple):
+    """The static (hashable) settings of a training run."""
+
+    num_steps: int
+    learning_rate: float
+    warmup_steps: int | None
+    weight_decay: float
+    grad_clip: float
+    batch_size: int
+    t_min: float
+    ema_decay: float
+
+
+class _Static:
+    """A static jit argument: hashed by value when possible (a frozen dataclass process), else by
+    identity, so that repeated calls with equal settings reuse the compiled chunk."""
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+        try:
+            self._hash, self._by_value = hash(obj), True
+        except TypeError:
+            self._hash, self._by_value = id(obj), False
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Static):
+            return NotImplemented
+        if self.obj is other.obj:
+            return True
+        return self._by_value and other._by_value and type(self.obj) is type(other.obj) and bool(self.obj == other.obj)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
+def _run_chunk(state: TrainState, keys: Array, data: Array, config: ScoreMLPConfig, process: _Static, hyper: _Hyper,
+               step_factory: Callable) -> tuple[TrainState, tuple[Array, Array]]:
+    """``lax.scan`` of DSM steps over ``keys``, with per-step non-finite flags. ``data`` is a traced
+    argument and the settings are static, so equal settings compile once per chunk length."""
+    optimizer = make_optimizer(hyper.num_steps, hyper.learning_rate, hyper.warmup_steps, hyper.weight_decay,
+                               hyper.grad_clip)
+    step = step_factory(config, process.obj, optimizer, data, hyper.batch_size, hyper.t_min, hyper.ema_decay)
+
+    def flagged_step(state: TrainState, key: Array) -> tuple[TrainState, tuple[Array, Array]]:
+        state, loss = step(state, key)
+        return state, (loss, jnp.isfinite(loss) & _all_finite(state.params))
+
+    return jax.lax.scan(flagged_step, state, keys)
+
+
 def train_score_model(
     key: Array,
     data: ArrayLike,
@@ -305,16 +357,13 @@ def train_score_model(
         if tuple(config.event_shape) != tuple(arr.shape[1:]):
             raise ValueError(f"`init` config has event_shape {config.event_shape}, `data` has {arr.shape[1:]}")
 
-    optimizer = make_optimizer(num_steps, learning_rate, warmup_steps, weight_decay, grad_clip)
-    step = make_dsm_train_step(config, process, optimizer, data_j, batch_size, t_min, ema_decay)
+    hyper = _Hyper(num_steps, learning_rate, None if warmup_steps is None else int(warmup_steps), weight_decay,
+                   grad_clip, batch_size, t_min, ema_decay)
+    optimizer = make_optimizer(num_steps, learning_rate, hyper.warmup_steps, weight_decay, grad_clip)
+    static = (config, _Static(process), hyper, make_dsm_train_step)
 
-    def flagged_step(state: TrainState, key: Array) -> tuple[TrainState, tuple[Array, Array]]:
-        state, loss = step(state, key)
-        return state, (loss, jnp.isfinite(loss) & _all_finite(state.params))
-
-    @jax.jit
     def run_chunk(state: TrainState, keys: Array) -> tuple[TrainState, tuple[Array, Array]]:
-        return jax.lax.scan(flagged_step, state, keys)
+        return _run_chunk(state, keys, data_j, *static)
 
     state = dsm_train_init(params, optimizer)
     keys = jax.random.split(k_train, num_steps)
