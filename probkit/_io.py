@@ -31,7 +31,11 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip
 
 def base_path(path: str | os.PathLike) -> str:
     """``path`` without a trailing ``.npz`` / ``.json``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"`path` must be a file path (str or os.PathLike), got {type(path).__name__}")
     p = os.fspath(path)
+    if isinstance(p, bytes):
+        p = os.fsdecode(p)
     for suffix in (".npz", ".json"):
         if p.endswith(suffix):
             return p[: -len(suffix)]
@@ -170,7 +174,7 @@ def read_json(path: str | os.PathLike, format_name: str, version: int) -> dict[s
     """Parse ``<base>.json`` and check its format name and version."""
     js = base_path(path) + ".json"
     if not os.path.isfile(js):
-        raise ValueError(f"`path`: {js} does not exist")
+        raise ValueError(f"`path`: {js} {'is not a file' if os.path.exists(js) else 'does not exist'}")
     try:
         with open(js, "rb") as f:
             meta = json.loads(f.read().decode("utf-8"))
@@ -193,7 +197,7 @@ def read_npz(path: str | os.PathLike, sha256: str | None = None) -> dict[str, np
     """
     npz_path = base_path(path) + ".npz"
     if not os.path.isfile(npz_path):
-        raise ValueError(f"`path`: {npz_path} does not exist")
+        raise ValueError(f"`path`: {npz_path} {'is not a file' if os.path.exists(npz_path) else 'does not exist'}")
     try:
         with open(npz_path, "rb") as f:
             head = f.read(4)
