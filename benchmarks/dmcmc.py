@@ -176,7 +176,7 @@ def run_target(name, args, budgets, integrators) -> list[dict]:
                     target=name, method=f"DLG ({x_move}, {t_move} t)", integrator=integ, budget=b, nfe=res.nfe,
                     sw2=float(np.mean(sws)), sw2_std=float(np.std(sws)), mmd=float(np.mean(mms)),
                     nfe_mcmc=res.nfe_mcmc, nfe_denoise=res.nfe_denoise, t_evals=res.t_evals, thin=thin, burn_in=burn,
-                    denoise_steps=steps, acceptance=res.acceptance_rate, mean_t=float(res.t.mean()),
+                    denoise_steps=steps, acceptance=float(res.acceptance_rate), mean_t=float(res.t.mean()),
                     seconds=time.perf_counter() - t0,
                 ))
                 print_row(rows[-1])

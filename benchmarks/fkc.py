@@ -91,17 +91,17 @@ def bench_one(n: int, d: int, steps: int, repeats: int, sharding, sw_points: int
         model = fkc_model(proc, (a.score_fn(proc), b.score_fn(proc)), (1.0, 1.0), (d,), weighted=weighted)
         run = lambda key: run_smc(key, model, n, ts, nfe_per_step=2, sharding=sharding)  # noqa: E731
         out = run(jax.random.PRNGKey(0))  # compile
-        jax.block_until_ready(out.particles.x)
+        jax.block_until_ready(out.particles)
         times = []
         for r in range(repeats):
             t0 = time.perf_counter()
             out = run(jax.random.PRNGKey(r + 1))
-            jax.block_until_ready(out.particles.x)
+            jax.block_until_ready(out.particles)
             times.append(time.perf_counter() - t0)
         sec = float(np.median(times))
         m = min(n, sw_points)
         exact = a.noised(proc, proc.t_min).product(b.noised(proc, proc.t_min)).sample(jax.random.PRNGKey(99), m)
-        draws = out.resample(jax.random.PRNGKey(7), m).x if weighted else out.particles.x[:m]
+        draws = out.resample(jax.random.PRNGKey(7), m) if weighted else out.particles[:m]
         sw = sliced_w2(jax.random.PRNGKey(5), draws, exact)
         tag = "fk" if weighted else "plain"
         row[f"{tag}_seconds"] = sec

@@ -27,7 +27,28 @@ __version__ = "0.1.0"
 
 _SUBPACKAGES = ("diffusion", "models", "smc", "fkc", "dmcmc", "inverse", "privacy", "diagnostics")
 
-__all__ = ["sample", "__version__", *_SUBPACKAGES]
+__all__ = ["sample", "enable_compilation_cache", "__version__", *_SUBPACKAGES]
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None, min_compile_time_secs: float = 0.5) -> str:
+    """Turn on JAX's persistent compilation cache: compiled programs are written to ``path``
+    (default ``$PROBKIT_CACHE_DIR`` or ``~/.cache/probkit/jax``) and reused by later processes
+    (a notebook kernel restart, the next script run), so a sampler's first call in a new
+    process skips XLA compilation when its configuration was compiled before. Programs that
+    compiled in less than ``min_compile_time_secs`` are not stored. Returns the directory.
+
+    Call it once, before the first sampler call. Equivalent to
+    ``jax.config.update("jax_compilation_cache_dir", path)``.
+    """
+    import jax
+
+    path = path or os.environ.get("PROBKIT_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "probkit", "jax")
+    path = os.fspath(path)
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_secs))
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
 
 
 def __getattr__(name: str) -> Any:

@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 0 if args.command is None else 2
         _make_output_folders(args)
+        if not os.environ.get("PROBKIT_NO_COMPILE_CACHE"):  # reuse compiled programs across runs
+            from probkit import enable_compilation_cache
+
+            enable_compilation_cache()
         return int(args.func(args) or 0)
     except UsageError as e:
         see = f"see '{e.prog} --help'"

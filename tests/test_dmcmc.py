@@ -137,7 +137,7 @@ def test_dlg_t_marginal_and_denoised_samples_reach_target(mixture_2d):
     assert res.x_move == "mala" and res.t_move == "exact"
     assert res.samples.shape == (n, 2) and res.t.shape == (n, 1) and res.t_trace.shape == (n, 61)
     counts = np.bincount(np.asarray(jnp.searchsorted(res.grid, res.t[:, 0])), minlength=64).reshape(8, -1).sum(1)
-    expected = n * _coarse(np.exp(np.asarray(res.log_weights, np.float64)), 8)
+    expected = n * _coarse(np.exp(np.asarray(res.grid_log_weights, np.float64)), 8)
     assert stats.chisquare(counts, expected).pvalue > 1e-3
     # denoised samples vs the exact law at the end time t_min of the integration
     target = mixture_2d.noised(PROC, PROC.t_min)
@@ -177,10 +177,10 @@ def test_ula_and_nfe_accounting():
 
 
 @pytest.mark.parametrize("kind", ["uniform", "quadratic", "log_snr", "edm"])
-def test_denoise_grid_matches_time_grid(kind):
+def test_time_grid_with_traced_start_matches_time_grid(kind):
     for t0 in (0.9, 0.3):
         ref = time_grid(PROC, 7, kind, t_max=t0)
-        got = jax.jit(lambda t: dmcmc.denoise_grid(PROC, t, 7, kind))(jnp.asarray(t0))
+        got = jax.jit(lambda t: time_grid(PROC, 7, kind, t_max=t))(jnp.asarray(t0))
         np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=2e-4, atol=1e-6)
 
 

@@ -48,7 +48,7 @@ _MODEL = _carry_model()
 
 
 def _step_fn(resampling: str, ess_threshold: float):
-    config = SMCConfig(resampling, ess_threshold)
+    config = SMCConfig(resampling=resampling, ess_threshold=ess_threshold)
 
     @jax.jit
     def step(key, x, log_w, log_g):
@@ -121,7 +121,7 @@ def test_resampling_leaves_weighted_mean_unbiased(log_g, resampling, seed):
 
 
 def _evidence_fn(num_steps: int, ess_threshold: float):
-    config = SMCConfig("systematic", ess_threshold)
+    config = SMCConfig(resampling="systematic", ess_threshold=ess_threshold)
     ts = jnp.arange(num_steps, -1, -1).astype(jnp.float32)  # t_k = K - k, so step k has t = K - k
 
     @jax.jit

@@ -203,9 +203,12 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
     if resampled_for_export:
         import jax.numpy as jnp
 
-        from probkit.smc.feynman_kac import _resampler  # the engine's scheme names and check
+        from blackjax.smc import resampling as bj_resampling
 
-        resample_fn = _resampler(resampling)
+        schemes = ("systematic", "multinomial", "stratified", "residual")
+        if resampling not in schemes:
+            raise ValueError(f"`resampling` must be one of {schemes}, got {resampling!r}")
+        resample_fn = getattr(bj_resampling, resampling)
         num_draws = n if num_draws is None else num_draws
         if isinstance(num_draws, bool) or not isinstance(num_draws, (int, np.integer)) or num_draws < 1:
             raise ValueError(f"`num_draws` must be a positive integer, got {num_draws!r}")

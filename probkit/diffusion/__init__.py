@@ -9,15 +9,10 @@ from probkit.diffusion.integrators import (
     sample,
 )
 from probkit.diffusion.schedules import EDM, GRIDS, VE, VP, Process, VPCosine, time_grid
-from probkit.diffusion.sde import (
-    denoise,
-    probability_flow_drift,
-    reverse_drift,
-    reverse_sde_drift,
-)
+from probkit.diffusion.sde import denoise, euler_maruyama_step, reverse_drift
 
 __all__ = [
     "Process", "VP", "VPCosine", "VE", "EDM", "time_grid", "GRIDS",
-    "reverse_drift", "reverse_sde_drift", "probability_flow_drift", "denoise",
+    "reverse_drift", "euler_maruyama_step", "denoise",
     "INTEGRATORS", "Integrator", "IntegratorState", "SampleResult", "make_integrator", "integrate", "sample",
 ]

@@ -19,14 +19,19 @@ Methods (h = t - t_next > 0 is the step in generative time):
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from probkit import _checks
+from probkit._results import EqualWeights
 from probkit.diffusion.schedules import GRIDS, Process, time_grid
-from probkit.diffusion.sde import check_score_output, reverse_drift
+from probkit.diffusion.sde import check_score_output, denoise, euler_maruyama_step, reverse_drift
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
@@ -52,20 +57,28 @@ class IntegratorState(NamedTuple):
 
 
 class Integrator(NamedTuple):
-    """An integrator: ``init(x) -> state``, ``step(key, state, t, t_next) -> state``."""
+    """An integrator: ``init(x) -> state``, ``step(key, state, t, t_next) -> state``; ``order``:
+    its convergence order in the step (strong order for the SDE, 0.5)."""
 
     init: Callable[[Array], IntegratorState]
     step: Callable[[Array, IntegratorState, Array, Array], IntegratorState]
     nfe_per_step: int
-    stochastic: bool
+    order: float
 
 
-class SampleResult(NamedTuple):
-    """Output of :func:`sample`: final samples, score evaluations per sample and the grid."""
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["samples", "times"], meta_fields=["nfe"])
+@dataclasses.dataclass(frozen=True)
+class SampleResult(EqualWeights):
+    """Output of :func:`sample` (a pytree): final samples, score evaluations per sample, the grid;
+    ``particles`` / ``log_weights`` / ``resample`` / ``to_inference_data`` view the samples as
+    equally weighted particles."""
 
     samples: Array
     nfe: int
     times: Array
+
+    def __repr__(self) -> str:
+        return f"SampleResult(samples={tuple(jnp.shape(self.samples))}, nfe={self.nfe})"
 
 
 def _init_plain(x: Array) -> IntegratorState:
@@ -74,28 +87,20 @@ def _init_plain(x: Array) -> IntegratorState:
 
 def _x0_and_eps(process: Process, score_fn: ScoreFn, x: Array, t: Array) -> tuple[Array, Array]:
     s = score_fn(x, t)
-    sig = process.sigma(t)
-    x0 = (x + sig**2 * s) / process.alpha(t)
-    return x0, -sig * s
+    return denoise(process, lambda *_: s, x, t), -process.sigma(t) * s  # Tweedie x0; eps = -sigma s
 
 
-def make_integrator(method: str, process: Process, score_fn: ScoreFn, *, eta_ddim: float = 0.0) -> Integrator:
-    """Build the named integrator for ``process`` driven by ``score_fn`` (one particle)."""
-    if method == "euler_maruyama":
+def _euler_maruyama(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Integrator:
+    def step(key, state, t, t_next):
+        z = jax.random.normal(key, state.x.shape, state.x.dtype)
+        return IntegratorState(euler_maruyama_step(process, state.x, score_fn(state.x, t), t, t - t_next, z), ())
 
-        def step(key, state, t, t_next):
-            h = t - t_next
-            x = state.x
-            drift = reverse_drift(process, score_fn, x, t)
-            z = jax.random.normal(key, x.shape, x.dtype)
-            return IntegratorState(x + h * drift + process.diffusion(t) * jnp.sqrt(h) * z, ())
+    return Integrator(_init_plain, step, 1, 0.5)
 
-        return Integrator(_init_plain, step, 1, True)
 
-    if method in ("ddpm", "ddim"):
-        if method == "ddim" and not 0.0 <= eta_ddim <= 1.0:
-            raise ValueError(f"`eta_ddim` must lie in [0, 1], got {eta_ddim}")
-        eta_c = 1.0 if method == "ddpm" else eta_ddim
+def _ancestral(eta_c: float):
+    def build(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Integrator:
+        eta = eta_ddim if eta_c is None else eta_c
 
         def step(key, state, t, t_next):
             x = state.x
@@ -104,49 +109,54 @@ def make_integrator(method: str, process: Process, score_fn: ScoreFn, *, eta_ddi
             s_t, s_n = process.sigma(t), process.sigma(t_next)
             # posterior variance of x_{t'} | x_t, x_0 for the Gaussian forward transition
             var_cond = s_t**2 - (a_t / a_n) ** 2 * s_n**2
-            post_var = jnp.clip(var_cond * s_n**2 / s_t**2, 0.0)
-            c2 = eta_c**2 * post_var
+            c2 = eta**2 * jnp.clip(var_cond * s_n**2 / s_t**2, 0.0)
             z = jax.random.normal(key, x.shape, x.dtype)
-            x_new = a_n * x0 + jnp.sqrt(jnp.clip(s_n**2 - c2, 0.0)) * eps + jnp.sqrt(c2) * z
-            return IntegratorState(x_new, ())
+            return IntegratorState(a_n * x0 + jnp.sqrt(jnp.clip(s_n**2 - c2, 0.0)) * eps + jnp.sqrt(c2) * z, ())
 
-        return Integrator(_init_plain, step, 1, eta_c > 0)
+        return Integrator(_init_plain, step, 1, 1.0)
 
-    if method == "heun":
+    return build
 
-        def step(key, state, t, t_next):
-            del key
-            h = t - t_next
-            x = state.x
-            d1 = reverse_drift(process, score_fn, x, t, 0.0)
-            x_euler = x + h * d1
-            d2 = reverse_drift(process, score_fn, x_euler, t_next, 0.0)
-            return IntegratorState(x + 0.5 * h * (d1 + d2), ())
 
-        return Integrator(_init_plain, step, 2, False)
+def _heun(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Integrator:
+    def step(key, state, t, t_next):
+        h, x = t - t_next, state.x
+        d1 = reverse_drift(process, score_fn, x, t, 0.0)
+        d2 = reverse_drift(process, score_fn, x + h * d1, t_next, 0.0)
+        return IntegratorState(x + 0.5 * h * (d1 + d2), ())
 
-    if method == "dpm_solver_2m":
+    return Integrator(_init_plain, step, 2, 2.0)
 
-        def init(x):
-            # aux = (previous data prediction, previous step in lambda, number of steps taken)
-            return IntegratorState(x, (jnp.zeros_like(x), jnp.zeros((), x.dtype), jnp.zeros((), jnp.int32)))
 
-        def step(key, state, t, t_next):
-            del key
-            x = state.x
-            d_prev, h_prev, n = state.aux
-            x0, _ = _x0_and_eps(process, score_fn, x, t)
-            lam, lam_n = 0.5 * process.log_snr(t), 0.5 * process.log_snr(t_next)
-            h = lam_n - lam
-            r = h_prev / h
-            d_multi = (1.0 + 0.5 / r) * x0 - (0.5 / r) * d_prev
-            d = jnp.where(n > 0, d_multi, x0)
-            x_new = (process.sigma(t_next) / process.sigma(t)) * x - process.alpha(t_next) * jnp.expm1(-h) * d
-            return IntegratorState(x_new, (x0, h.astype(x.dtype), n + 1))
+def _dpm_solver_2m(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Integrator:
+    def init(x):
+        # aux = (previous data prediction, previous step in lambda, number of steps taken)
+        return IntegratorState(x, (jnp.zeros_like(x), jnp.zeros((), x.dtype), jnp.zeros((), jnp.int32)))
 
-        return Integrator(init, step, 1, False)
+    def step(key, state, t, t_next):
+        x = state.x
+        d_prev, h_prev, n = state.aux
+        x0 = denoise(process, score_fn, x, t)
+        h = 0.5 * (process.log_snr(t_next) - process.log_snr(t))
+        r = h_prev / h
+        d = jnp.where(n > 0, (1.0 + 0.5 / r) * x0 - (0.5 / r) * d_prev, x0)
+        x_new = (process.sigma(t_next) / process.sigma(t)) * x - process.alpha(t_next) * jnp.expm1(-h) * d
+        return IntegratorState(x_new, (x0, h.astype(x.dtype), n + 1))
 
-    raise ValueError(f"`method` must be one of {INTEGRATORS}, got {method!r}")
+    return Integrator(init, step, 1, 2.0)
+
+
+_REGISTRY = {"euler_maruyama": _euler_maruyama, "ddpm": _ancestral(1.0), "ddim": _ancestral(None), "heun": _heun,
+             "dpm_solver_2m": _dpm_solver_2m}
+
+
+def make_integrator(method: str, process: Process, score_fn: ScoreFn, *, eta_ddim: float = 0.0) -> Integrator:
+    """Build the named integrator for ``process`` driven by ``score_fn`` (one particle)."""
+    if method not in _REGISTRY:
+        raise ValueError(f"`method` must be one of {INTEGRATORS}, got {method!r}")
+    if method == "ddim" and not 0.0 <= eta_ddim <= 1.0:
+        raise ValueError(f"`eta_ddim` must lie in [0, 1], got {eta_ddim}")
+    return _REGISTRY[method](process, score_fn, eta_ddim)
 
 
 def integrate(key: Array, integrator: Integrator, x: Array, ts: Array) -> Array:
@@ -162,11 +172,6 @@ def integrate(key: Array, integrator: Integrator, x: Array, ts: Array) -> Array:
 
     state, _ = jax.lax.scan(body, integrator.init(x), (keys, ts[:-1], ts[1:]))
     return state.x
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int,)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
 
 
 def sample(
@@ -190,13 +195,11 @@ def sample(
     at ``t_start`` and integrates to ``t_min`` on ``time_grid(process, num_steps, grid)``.
     Returns :class:`SampleResult` with ``nfe`` = score evaluations per sample.
     """
-    _check_int("num_samples", num_samples)
-    _check_int("num_steps", num_steps)
-    if method not in INTEGRATORS:
-        raise ValueError(f"`method` must be one of {INTEGRATORS}, got {method!r}")
-    if grid not in GRIDS:
-        raise ValueError(f"`grid` must be one of {GRIDS}, got {grid!r}")
-    shape = tuple(int(s) for s in shape)
+    num_samples = _checks.positive_int("num_samples", num_samples)
+    num_steps = _checks.positive_int("num_steps", num_steps)
+    _checks.choice("method", method, INTEGRATORS)
+    _checks.choice("grid", grid, GRIDS)
+    shape = _checks.shape("shape", shape)
     ts = time_grid(process, num_steps, grid, t_min=t_min, t_max=t_start)
     key_init, key_run = jax.random.split(key)
     if x_init is None:
@@ -206,12 +209,12 @@ def sample(
         if x_init.shape != (num_samples, *shape):
             raise ValueError(f"`x_init` must have shape {(num_samples, *shape)}, got {x_init.shape}")
     check_score_output(score_fn, x_init[0])
+    return _sample_run(key_run, x_init, ts, process, score_fn, method, float(eta_ddim))
+
+
+@eqx.filter_jit
+def _sample_run(key, x_init, ts, process, score_fn, method, eta_ddim) -> SampleResult:
     integrator = make_integrator(method, process, score_fn, eta_ddim=eta_ddim)
-
-    @jax.jit
-    def run(key, x_init, ts):
-        keys = jax.random.split(key, x_init.shape[0])
-        return jax.vmap(lambda k, x: integrate(k, integrator, x, ts))(keys, x_init)
-
-    samples = run(key_run, x_init, ts)
-    return SampleResult(samples, integrator.nfe_per_step * num_steps, ts)
+    keys = jax.random.split(key, x_init.shape[0])
+    samples = jax.vmap(lambda k, x: integrate(k, integrator, x, ts))(keys, x_init)
+    return SampleResult(samples, integrator.nfe_per_step * (ts.shape[0] - 1), ts)

@@ -285,17 +285,19 @@ def time_grid(
     * ``log_snr``: equal steps in lambda_t = log(alpha^2/sigma^2) (DPM-Solver's choice).
     * ``edm``: Karras et al.'s rho grid on the noise-to-signal ratio
       r_i = (r_max^{1/rho} + i/N (r_min^{1/rho} - r_max^{1/rho}))^rho, r = sigma/alpha.
+
+    ``t_max`` may be traced (jittable; e.g. per-particle start times under ``vmap``).
     """
     if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
         raise ValueError(f"`num_steps` must be a positive integer, got {num_steps!r}")
     t_min = process.t_min if t_min is None else t_min
-    if not 0.0 <= t_min < t_max <= 1.0:
+    if not isinstance(t_max, jax.core.Tracer) and not 0.0 <= t_min < t_max <= 1.0:  # t_max may be traced
         raise ValueError(f"need 0 <= `t_min` < `t_max` <= 1, got t_min={t_min}, t_max={t_max}")
     frac = jnp.linspace(0.0, 1.0, num_steps + 1)
     if kind == "uniform":
-        return (t_max + (t_min - t_max) * frac).at[-1].set(t_min)
+        return (t_max + (t_min - t_max) * frac).at[0].set(t_max).at[-1].set(t_min)
     if kind == "quadratic":
-        return (t_min + (t_max - t_min) * (1.0 - frac) ** 2).at[-1].set(t_min)
+        return (t_min + (t_max - t_min) * (1.0 - frac) ** 2).at[0].set(t_max).at[-1].set(t_min)
     if kind in ("log_snr", "edm"):
         if t_min <= 0.0:
             raise ValueError(f"`t_min` must be > 0 for the {kind!r} grid (log-SNR is infinite at 0)")

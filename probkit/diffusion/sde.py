@@ -22,47 +22,30 @@ from probkit.diffusion.schedules import Process
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
 
-__all__ = [
-    "reverse_drift",
-    "reverse_sde_drift",
-    "probability_flow_drift",
-    "denoise",
-    "eps_from_score",
-    "score_from_eps",
-    "check_score_output",
-]
+__all__ = ["reverse_drift", "euler_maruyama_step", "denoise", "check_score_output"]
 
 
 def reverse_drift(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike, eta: ArrayLike | None = None) -> Array:
-    """Drift ``-f(x,t) + (g^2 + eta^2)/2 * score(x,t)`` in generative time; ``eta=None`` means eta = g."""
+    """Drift ``-f(x,t) + (g^2 + eta^2)/2 * score(x,t)`` in generative time; ``eta=None`` means eta = g
+    (reverse SDE), ``eta=0`` the probability-flow ODE."""
     g2 = process.diffusion(t) ** 2
     eta2 = g2 if eta is None else jnp.asarray(eta) ** 2
     return -process.drift(x, t) + 0.5 * (g2 + eta2) * score_fn(x, t)
 
 
-def reverse_sde_drift(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike) -> Array:
-    """Drift of the reverse SDE, ``-f + g^2 score``."""
-    return reverse_drift(process, score_fn, x, t, None)
-
-
-def probability_flow_drift(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike) -> Array:
-    """Velocity of the probability-flow ODE, ``-f + g^2/2 score``."""
-    return reverse_drift(process, score_fn, x, t, 0.0)
+def euler_maruyama_step(process: Process, x: Array, score: Array, t: ArrayLike, h: ArrayLike, z: Array,
+                        eta: ArrayLike | None = None) -> Array:
+    """One Euler-Maruyama step of ``dx = [-f + (g^2 + eta^2)/2 score] ds + eta dW`` from t to
+    t - h with an already evaluated ``score`` and standard normal ``z``:
+    ``x + h(-f + (g^2 + eta^2)/2 score) + eta sqrt(h) z`` (``eta=None``: eta = g)."""
+    g = process.diffusion(t)
+    eta = g if eta is None else eta
+    return x + h * (-process.drift(x, t) + 0.5 * (g**2 + eta**2) * score) + eta * jnp.sqrt(h) * z
 
 
 def denoise(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike) -> Array:
     """Tweedie's posterior mean E[x_0 | x_t] = (x + sigma_t^2 score) / alpha_t."""
     return (x + process.sigma(t) ** 2 * score_fn(x, t)) / process.alpha(t)
-
-
-def eps_from_score(process: Process, score: Array, t: ArrayLike) -> Array:
-    """Noise prediction eps = -sigma_t * score."""
-    return -process.sigma(t) * score
-
-
-def score_from_eps(process: Process, eps: Array, t: ArrayLike) -> Array:
-    """Score = -eps / sigma_t."""
-    return -eps / process.sigma(t)
 
 
 def check_score_output(score_fn: ScoreFn, example_x: Array, t: float = 0.5) -> None:

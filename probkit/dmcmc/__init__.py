@@ -17,7 +17,6 @@ from probkit.dmcmc.dlg import (
     DLGResult,
     DLGState,
     build_kernel,
-    denoise_grid,
     denoise_samples,
     diagnostics,
     dlg,
@@ -35,7 +34,7 @@ from probkit.dmcmc.noise_level import (
 
 __all__ = [
     "dlg", "DLGResult", "DLGState", "DLGInfo", "DLGKernel", "DLGDiagnostics", "X_MOVES",
-    "build_kernel", "denoise_grid", "denoise_samples", "diagnostics", "to_inference_data",
+    "build_kernel", "denoise_samples", "diagnostics", "to_inference_data",
     "make_t_grid", "t_conditional_log_probs", "NoiseLevelEstimator", "NoiseEstimatorFit",
     "noise_level_features", "noise_level_log_probs", "train_noise_estimator",
 ]

@@ -40,17 +40,22 @@ this keeps acceptance roughly constant across t). A callable ``t -> step`` is us
 """
 from __future__ import annotations
 
-import math
+import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
-import blackjax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
 from probkit.diffusion.integrators import INTEGRATORS, integrate, make_integrator
-from probkit.diffusion.schedules import GRIDS, Process
+from probkit import _checks
+from probkit._results import EqualWeights
+from probkit.smc import correctors
+from probkit.smc.feynman_kac import FeynmanKacModel
+from probkit.diffusion.schedules import GRIDS, Process, time_grid
 from probkit.diffusion.sde import check_score_output
 from probkit.dmcmc.noise_level import (
     NoiseLevelEstimator,
@@ -71,7 +76,6 @@ __all__ = [
     "DLGResult",
     "DLGDiagnostics",
     "build_kernel",
-    "denoise_grid",
     "denoise_samples",
     "dlg",
     "diagnostics",
@@ -141,8 +145,7 @@ def build_kernel(
     (``noise_estimator``). ``grid``/``log_weights`` come from :func:`~probkit.dmcmc.make_t_grid`.
     No validation here beyond the choice of moves: :func:`dlg` validates its arguments.
     """
-    if x_move not in X_MOVES:
-        raise ValueError(f"`x_move` must be one of {X_MOVES}, got {x_move!r}")
+    _checks.choice("x_move", x_move, X_MOVES)
     if x_move in ("mala", "hmc") and log_prob_fn is None:
         raise ValueError(f"`x_move={x_move!r}` needs `log_prob_fn` (log p_t); use x_move='ula' for score-only models")
     if noise_estimator is None and log_prob_fn is None:
@@ -157,48 +160,14 @@ def build_kernel(
         t_log_probs = lambda x: t_conditional_log_probs(log_prob_fn, x, grid, log_weights)  # noqa: E731
         t_evals = int(grid.shape[0])
 
-    if x_move == "ula":
-        h_of = _step_fn(process, step_size, scale_step, 2.0)
-        # blackjax.sgld with the exact score as gradient estimator ("minibatch" slot carries t)
-        ula = blackjax.sgld(lambda x, t: score_fn(x, t))
-
-        def move_x(key, x, t):
-            h = h_of(t)
-            x = jax.lax.fori_loop(
-                0, num_x_steps, lambda i, z: ula.step(jax.random.fold_in(key, i), z, t, h), x
-            )
-            return x, jnp.ones((), x.dtype)
-
-        nfe = num_x_steps
-    elif x_move == "mala":
-        h_of = _step_fn(process, step_size, scale_step, 2.0)
-
-        def move_x(key, x, t):
-            alg = blackjax.mala(lambda z: log_prob_fn(z, t), h_of(t))
-
-            def body(state, k):
-                state, info = alg.step(k, state)
-                return state, info.acceptance_rate
-
-            state, acc = jax.lax.scan(body, alg.init(x), jax.random.split(key, num_x_steps))
-            return state.position, jnp.mean(acc)
-
-        nfe = num_x_steps + 1
+    # the x-move: one of probkit.smc.correctors' BlackJAX presets on log p_t (score for ULA)
+    if x_move == "hmc":
+        move = correctors.hmc(_step_fn(process, step_size, scale_step, 1.0), num_integration_steps, num_x_steps)
     else:
-        eps_of = _step_fn(process, step_size, scale_step, 1.0)
-
-        def move_x(key, x, t):
-            imm = jnp.ones((x.size,), x.dtype)
-            alg = blackjax.hmc(lambda z: log_prob_fn(z, t), eps_of(t), imm, num_integration_steps)
-
-            def body(state, k):
-                state, info = alg.step(k, state)
-                return state, info.acceptance_rate
-
-            state, acc = jax.lax.scan(body, alg.init(x), jax.random.split(key, num_x_steps))
-            return state.position, jnp.mean(acc)
-
-        nfe = num_x_steps * num_integration_steps + 1
+        preset = correctors.mala if x_move == "mala" else correctors.langevin
+        move = preset(_step_fn(process, step_size, scale_step, 2.0), num_x_steps)
+    move_x = move.make(FeynmanKacModel(None, None, None, log_target=log_prob_fn, target_score=score_fn))
+    nfe = move.nfe
 
     def init(x: Array, t: ArrayLike | None = None) -> DLGState:
         t = grid[-1] if t is None else jnp.asarray(t, grid.dtype)
@@ -217,32 +186,6 @@ def build_kernel(
 
 # --------------------------------------------------------------------------------------------
 # the denoising pass
-def denoise_grid(process: Process, t_start: Array, num_steps: int, kind: str = "log_snr", t_end: float | None = None) -> Array:
-    """Decreasing grid from a (traced) ``t_start`` to ``t_end`` with ``num_steps`` steps.
-
-    The jittable counterpart of :func:`probkit.diffusion.time_grid` for per-particle start
-    times (same ``kind`` formulas: ``uniform``, ``quadratic``, ``log_snr``, ``edm``).
-    """
-    t_end = process.t_min if t_end is None else t_end
-    t_start = jnp.asarray(t_start, jnp.result_type(float))
-    frac = jnp.linspace(0.0, 1.0, num_steps + 1, dtype=t_start.dtype)
-    if kind == "uniform":
-        ts = t_start + (t_end - t_start) * frac
-    elif kind == "quadratic":
-        ts = t_end + (t_start - t_end) * (1.0 - frac) ** 2
-    elif kind == "log_snr":
-        l0, l1 = process.log_snr(t_start), process.log_snr(t_end)
-        ts = process.t_from_log_snr(l0 + (l1 - l0) * frac, 0.0, 1.0)
-    elif kind == "edm":
-        rho = getattr(process, "rho", 7.0)
-        r_max, r_min = jnp.exp(-0.5 * process.log_snr(t_start)), jnp.exp(-0.5 * process.log_snr(t_end))
-        r = (r_max ** (1 / rho) + frac * (r_min ** (1 / rho) - r_max ** (1 / rho))) ** rho
-        ts = process.t_from_log_snr(-2.0 * jnp.log(r), 0.0, 1.0)
-    else:
-        raise ValueError(f"`denoise_grid` must be one of {GRIDS}, got {kind!r}")
-    return ts.at[0].set(t_start).at[-1].set(t_end)
-
-
 def denoise_samples(
     key: Array,
     process: Process,
@@ -264,14 +207,20 @@ def denoise_samples(
     keys = jax.random.split(key, x.shape[0])
 
     def one(k, xi, ti):
-        return integrate(k, integ, xi, denoise_grid(process, ti, num_steps, grid, t_end))
+        return integrate(k, integ, xi, time_grid(process, num_steps, grid, t_min=t_end, t_max=ti))
 
     return jax.vmap(one)(keys, x, t)
 
 
 # --------------------------------------------------------------------------------------------
 # the convenience function
-class DLGResult(NamedTuple):
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["samples", "x", "t", "t_trace", "acceptance", "acceptance_rate", "grid", "grid_log_weights"],
+    meta_fields=["nfe", "nfe_mcmc", "nfe_denoise", "t_evals", "x_move", "t_move"],
+)
+@dataclasses.dataclass(frozen=True)
+class DLGResult(EqualWeights):
     """Output of :func:`dlg`.
 
     Attributes:
@@ -280,14 +229,15 @@ class DLGResult(NamedTuple):
       t: kept noise levels ``(num_chains, num_samples)``.
       t_trace: noise level after every sweep, burn-in included, ``(num_chains, burn_in + num_samples * thin)``.
       acceptance: x-move acceptance of the sweeps that produced the kept draws ``(num_chains, num_samples)``.
-      acceptance_rate: mean acceptance over all post-burn-in sweeps (1.0 for ``ula``).
+      acceptance_rate: mean acceptance over all post-burn-in sweeps (1.0 for ``ula``; a 0-d array).
       nfe: score-model evaluations per returned sample, ``nfe_mcmc + nfe_denoise``.
       nfe_mcmc: x-move evaluations per kept sample (burn-in and thinning amortised).
       nfe_denoise: evaluations of the denoising pass per sample.
       t_evals: t-move evaluations per kept sample (``log p_t`` calls, or classifier calls).
       x_move: ``"mala"``, ``"hmc"`` or ``"ula"``.
       t_move: ``"exact"`` (grid conditional from ``log p_t``) or ``"learned"`` (classifier).
-      grid: the noise-level grid ``(G,)``; log_weights: its normalised prior masses.
+      grid: the noise-level grid ``(G,)``; grid_log_weights: its normalised prior masses
+        (``log_weights`` is the results core's: uniform weights of the ``samples``).
     """
 
     samples: Array
@@ -295,7 +245,7 @@ class DLGResult(NamedTuple):
     t: Array
     t_trace: Array
     acceptance: Array
-    acceptance_rate: float
+    acceptance_rate: Array
     nfe: float
     nfe_mcmc: float
     nfe_denoise: int
@@ -303,25 +253,17 @@ class DLGResult(NamedTuple):
     x_move: str
     t_move: str
     grid: Array
-    log_weights: Array
+    grid_log_weights: Array
+
+    def __repr__(self) -> str:
+        return (f"DLGResult(samples={tuple(jnp.shape(self.samples))}, chains x draws={tuple(jnp.shape(self.t))}, "
+                f"nfe={self.nfe:.4g}, x_move={self.x_move!r}, t_move={self.t_move!r})")
 
     def to_inference_data(self, max_coords: int = 16):
         """ArviZ InferenceData of the kept chains (``t`` and ``x``) for R-hat / ESS (see
-        :func:`to_inference_data`)."""
+        :func:`to_inference_data`). ``particles`` / ``log_weights`` / ``resample`` view the
+        denoised ``samples`` as equally weighted particles."""
         return to_inference_data(self, max_coords)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_step_size(step_size: Any) -> None:
-    if callable(step_size):
-        return
-    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or not math.isfinite(step_size) or step_size <= 0:
-        raise ValueError(f"`step_size` must be a positive finite number or a callable t -> step, got {step_size!r}")
 
 
 def dlg(
@@ -387,18 +329,16 @@ def dlg(
         ``log_prob_fn`` for ``mala``/``hmc``, and other invalid arguments (the message names it).
     """
     shape = tuple(int(s) for s in shape)
-    num_chains = _check_int("num_chains", num_chains, 1)
-    num_samples = _check_int("num_samples", num_samples, 1)
-    burn_in = _check_int("burn_in", burn_in, 0)
-    thin = _check_int("thin", thin, 1)
-    num_x_steps = _check_int("num_x_steps", num_x_steps, 1)
-    num_integration_steps = _check_int("num_integration_steps", num_integration_steps, 1)
-    denoise_steps = _check_int("denoise_steps", denoise_steps, 1)
-    _check_step_size(step_size)
-    if integrator not in INTEGRATORS:
-        raise ValueError(f"`integrator` must be one of {INTEGRATORS}, got {integrator!r}")
-    if denoise_grid_kind not in GRIDS:
-        raise ValueError(f"`denoise_grid_kind` must be one of {GRIDS}, got {denoise_grid_kind!r}")
+    num_chains = _checks.positive_int("num_chains", num_chains, 1)
+    num_samples = _checks.positive_int("num_samples", num_samples, 1)
+    burn_in = _checks.positive_int("burn_in", burn_in, 0)
+    thin = _checks.positive_int("thin", thin, 1)
+    num_x_steps = _checks.positive_int("num_x_steps", num_x_steps, 1)
+    num_integration_steps = _checks.positive_int("num_integration_steps", num_integration_steps, 1)
+    denoise_steps = _checks.positive_int("denoise_steps", denoise_steps, 1)
+    _checks.step_size(step_size)
+    _checks.choice("integrator", integrator, INTEGRATORS)
+    _checks.choice("denoise_grid_kind", denoise_grid_kind, GRIDS)
     if x_move is None:
         x_move = "mala" if log_prob_fn is not None else "ula"
     if noise_estimator is not None:
@@ -415,11 +355,9 @@ def dlg(
         raise ValueError(f"`denoise_to` ({t_end}) must lie in [0, t_min) with t_min={t_min}")
     if t_init is not None and not (isinstance(t_init, (int, float)) and t_min <= t_init <= t_max):
         raise ValueError(f"`t_init` must lie in [t_min, t_max] = [{t_min}, {t_max}], got {t_init!r}")
-    kernel = build_kernel(
-        process, score_fn, grid, log_w, log_prob_fn=log_prob_fn, noise_estimator=noise_estimator,
-        x_move=x_move, step_size=step_size, scale_step=scale_step, num_x_steps=num_x_steps,
-        num_integration_steps=num_integration_steps,
-    )
+    _checks.choice("x_move", x_move, X_MOVES)
+    if x_move in ("mala", "hmc") and log_prob_fn is None:
+        raise ValueError(f"`x_move={x_move!r}` needs `log_prob_fn` (log p_t); use x_move='ula' for score-only models")
     key_init, key_run, key_denoise = jax.random.split(key, 3)
     if x_init is None:
         x_init = process.prior_sample(key_init, (num_chains, *shape))
@@ -427,13 +365,28 @@ def dlg(
         x_init = jnp.asarray(x_init, jnp.result_type(float))
         if x_init.shape != (num_chains, *shape):
             raise ValueError(f"`x_init` must have shape {(num_chains, *shape)}, got {x_init.shape}")
-        if not bool(jnp.all(jnp.isfinite(x_init))):
+        if not _checks.is_traced(x_init) and not bool(jnp.all(jnp.isfinite(x_init))):
             raise ValueError("`x_init` must be finite")
     check_score_output(score_fn, x_init[0])
     if log_prob_fn is not None:
         out = jax.eval_shape(log_prob_fn, jax.ShapeDtypeStruct(shape, x_init.dtype), jnp.asarray(0.5))
         if out.shape != ():
             raise ValueError(f"`log_prob_fn` must return a scalar for ONE particle, got shape {out.shape}")
+
+    kernel_options = dict(log_prob_fn=log_prob_fn, noise_estimator=noise_estimator, x_move=x_move,
+                          step_size=step_size if callable(step_size) else jnp.asarray(step_size, jnp.result_type(float)),
+                          scale_step=bool(scale_step), num_x_steps=num_x_steps, num_integration_steps=num_integration_steps)
+    denoise_options = dict(integrator=integrator, num_steps=denoise_steps, grid=denoise_grid_kind, t_end=t_end,
+                           eta_ddim=float(eta_ddim))
+    return _dlg_run(key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options,
+                    (num_chains, num_samples, burn_in, thin), denoise_options)
+
+
+@eqx.filter_jit
+def _dlg_run(key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options, sizes,
+             denoise_options) -> DLGResult:
+    num_chains, num_samples, burn_in, thin = sizes
+    kernel = build_kernel(process, score_fn, grid, log_w, **kernel_options)
 
     def one_chain(key, x0):
         def sweep(state, k):
@@ -451,25 +404,18 @@ def dlg(
         t_trace = jnp.concatenate([burn_info.t, info.t.reshape(-1)])
         return xs, ts, t_trace, info.acceptance_rate[:, -1], jnp.mean(info.acceptance_rate)
 
-    @jax.jit
-    def run(key_run, key_denoise, x_init):
-        xs, ts, t_trace, acc, acc_all = jax.vmap(one_chain)(jax.random.split(key_run, num_chains), x_init)
-        flat_x = xs.reshape(num_chains * num_samples, *shape)
-        samples = denoise_samples(
-            key_denoise, process, score_fn, flat_x, ts.reshape(-1), integrator=integrator,
-            num_steps=denoise_steps, grid=denoise_grid_kind, t_end=t_end, eta_ddim=eta_ddim,
-        )
-        return samples, xs, ts, t_trace, acc, jnp.mean(acc_all)
-
-    samples, xs, ts, t_trace, acc, acc_rate = run(key_run, key_denoise, x_init)
+    xs, ts, t_trace, acc, acc_all = jax.vmap(one_chain)(jax.random.split(key_run, num_chains), x_init)
+    flat_x = xs.reshape(num_chains * num_samples, *x_init.shape[1:])
+    samples = denoise_samples(key_denoise, process, score_fn, flat_x, ts.reshape(-1), **denoise_options)
     sweeps = burn_in + num_samples * thin
     nfe_mcmc = sweeps * kernel.nfe_per_step / num_samples
-    nfe_denoise = denoise_steps * make_integrator(integrator, process, score_fn, eta_ddim=eta_ddim).nfe_per_step
+    integ = make_integrator(denoise_options["integrator"], process, score_fn, eta_ddim=denoise_options["eta_ddim"])
+    nfe_denoise = denoise_options["num_steps"] * integ.nfe_per_step
     return DLGResult(
-        samples=samples, x=xs, t=ts, t_trace=t_trace, acceptance=acc, acceptance_rate=float(acc_rate),
+        samples=samples, x=xs, t=ts, t_trace=t_trace, acceptance=acc, acceptance_rate=jnp.mean(acc_all),
         nfe=nfe_mcmc + nfe_denoise, nfe_mcmc=nfe_mcmc, nfe_denoise=nfe_denoise,
-        t_evals=sweeps * kernel.t_evals_per_step / num_samples, x_move=x_move, t_move=kernel.t_move,
-        grid=grid, log_weights=log_w,
+        t_evals=sweeps * kernel.t_evals_per_step / num_samples, x_move=kernel.x_move, t_move=kernel.t_move,
+        grid=grid, grid_log_weights=log_w,
     )
 
 

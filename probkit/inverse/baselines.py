@@ -36,15 +36,17 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from probkit.diffusion.integrators import IntegratorState, make_integrator
 from probkit.diffusion.schedules import Process, time_grid
-from probkit.inverse.ensemble import _validate_common
+from probkit.diffusion.sde import denoise
+from probkit.inverse.ensemble import validate_problem
 from probkit.inverse.likelihoods import Likelihood, gaussian_path
-from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, run_smc
+from probkit import _checks
+from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, make_config, run_model
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
@@ -52,17 +54,12 @@ ScoreFn = Callable[[Array, Array], Array]
 __all__ = ["dps", "dps_model", "twisted_smc", "tds_model", "TDSParticle"]
 
 
-def _check_vjp_cost(vjp_cost):
-    if isinstance(vjp_cost, bool) or not isinstance(vjp_cost, (int, np.integer)) or vjp_cost < 0:
-        raise ValueError(f"`vjp_cost` must be a non-negative integer (score evaluations per VJP), got {vjp_cost!r}")
-
-
 def _denoiser_vjp(process: Process, score_fn: ScoreFn, x: Array, t: Array):
     """x̂_0(x), the pullback of x ↦ x̂_0(x) (one forward + VJP through the score) and s(x)."""
 
     def x0_fn(z):
         s = score_fn(z, t)
-        return (z + process.sigma(t) ** 2 * s) / process.alpha(t), s
+        return denoise(process, lambda *_: s, z, t), s
 
     return jax.vjp(x0_fn, x, has_aux=True)
 
@@ -120,14 +117,20 @@ def dps(
     ``step_size``: ζ of the normalised DPS step (Chung et al. use 0.1-1 for images).
     ``vjp_cost``: NFE charged for the VJP through the score (module docstring).
     """
-    _validate_common(process, score_fn, likelihood, num_particles, num_steps, grid)
-    _check_vjp_cost(vjp_cost)
-    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size >= 0):
-        raise ValueError(f"`step_size` must be a non-negative number, got {step_size!r}")
+    validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid)
+    vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
+    step_size = _checks.scalar("step_size", step_size, low=0.0, as_array=True)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    model = dps_model(process, score_fn, likelihood, step_size=float(step_size))
-    return run_smc(key, model, int(num_particles), ts, ess_threshold=0.0, nfe_per_step=1 + int(vjp_cost),
-                   sharding=sharding)
+    config = make_config(num_particles, ts, ess_threshold=0.0, sharding=sharding)
+    out, flags = _dps_run(key, process, score_fn, likelihood, step_size, int(num_particles), ts, config, 1 + vjp_cost)
+    return finish(out, flags)
+
+
+@eqx.filter_jit
+def _dps_run(key, process, score_fn, likelihood, step_size, num_particles, ts, config, nfe_per_step):
+    with jax.ensure_compile_time_eval():
+        model = dps_model(process, score_fn, likelihood, step_size=step_size)
+    return run_model(key, model, num_particles, ts, config, nfe_per_step=nfe_per_step)
 
 
 class TDSParticle(NamedTuple):
@@ -153,7 +156,6 @@ def tds_model(
     shape = likelihood.x_shape
     dtype = jnp.result_type(float)
     var0 = float(process.prior_scale()) ** 2
-    dim = int(np.prod(shape))
     use_path = likelihood.kind == "gaussian" and likelihood.operator.has_gram
     if use_path:
         path = gaussian_path(likelihood, process, c=twist_c)
@@ -197,8 +199,7 @@ def tds_model(
     def init_log_weight(p):
         lw = p.log_twist
         if log_prob_fn is not None:
-            log_ref = -0.5 * (jnp.sum(p.x**2) / var0 + dim * math.log(2 * math.pi * var0))
-            lw = lw + log_prob_fn(p.x, jnp.asarray(t_start, dtype)) - log_ref
+            lw = lw + log_prob_fn(p.x, jnp.asarray(t_start, dtype)) - process.prior_log_prob(p.x)
         return lw
 
     return FeynmanKacModel(init=init, transition=transition, log_potential=log_potential,
@@ -229,12 +230,18 @@ def twisted_smc(
     1 + ``vjp_cost`` (plus the same once at the start). Other arguments as in
     :func:`probkit.inverse.ensemble`.
     """
-    _validate_common(process, score_fn, likelihood, num_particles, num_steps, grid)
-    _check_vjp_cost(vjp_cost)
-    if not (isinstance(twist_c, (int, float)) and math.isfinite(twist_c) and twist_c >= 0):
-        raise ValueError(f"`twist_c` must be a non-negative number, got {twist_c!r}")
+    validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid)
+    vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
+    twist_c = _checks.scalar("twist_c", twist_c, low=0.0)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    model = tds_model(process, score_fn, likelihood, float(ts[-1]), twist_c=float(twist_c), log_prob_fn=log_prob_fn)
-    out = run_smc(key, model, int(num_particles), ts, resampling=resampling, ess_threshold=ess_threshold,
-                  nfe_per_step=1 + int(vjp_cost), nfe_init=1 + int(vjp_cost), sharding=sharding)
-    return out._replace(particles=out.particles.x)
+    config = make_config(num_particles, ts, resampling, ess_threshold, sharding=sharding)
+    out, flags = _tds_run(key, process, score_fn, likelihood, twist_c, log_prob_fn, int(num_particles), ts, config,
+                          1 + vjp_cost)
+    return finish(out, flags)
+
+
+@eqx.filter_jit
+def _tds_run(key, process, score_fn, likelihood, twist_c, log_prob_fn, num_particles, ts, config, nfe):
+    with jax.ensure_compile_time_eval():
+        model = tds_model(process, score_fn, likelihood, ts[-1], twist_c=twist_c, log_prob_fn=log_prob_fn)
+    return run_model(key, model, num_particles, ts, config, nfe_per_step=nfe, nfe_init=nfe)

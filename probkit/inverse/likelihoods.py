@@ -36,6 +36,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.tree_util import Partial
 from jax.typing import ArrayLike
 
 from probkit.diffusion.schedules import Process
@@ -93,6 +94,14 @@ class LikelihoodPath(NamedTuple):
         l_{t0}.
       name: ``"gaussian"`` or ``"tempered"``.
       estimated_laplacian: True if ``laplacian`` is a random estimate.
+      propose: optional exact sampler of the Gaussian kernel times l_t:
+        ``(key, mean, var, t) -> (x, log Z)`` with x ~ N(mean, var I) l_t(x) / Z and
+        log Z = log ∫ N(x; mean, var I) l_t(x) dx (``var`` ≥ 0; ``var = 0`` gives x = mean).
+        Used by the ensemble sampler's locally optimal ("adapted") proposal.
+      log_l_denoised: optional ``(x0, t) -> log l̃_t`` the path's likelihood as a function of a
+        denoised estimate x0 of the clean signal (Gaussian path: N(y; A x0, s_y² I + c r_t² A Aᵀ);
+        tempered path: λ(t) log l(x0)); l̃_0 = l. Used by the ensemble sampler's
+        ``twist="denoised"`` (x0 = Tweedie's x̂_0(x) from the cached score).
     """
 
     log_l: Callable[[Array, Array], Array]
@@ -100,6 +109,8 @@ class LikelihoodPath(NamedTuple):
     init: Callable[[Array, Array, float], tuple[Array, Array]] | None
     name: str
     estimated_laplacian: bool = False
+    propose: Callable[[Array, Array, Array, Array], tuple[Array, Array]] | None = None
+    log_l_denoised: Callable[[Array, Array], Array] | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -137,14 +148,17 @@ def gaussian(operator: LinearOperator | ArrayLike, y: ArrayLike, noise_std: floa
     m = int(np.prod(op.out_shape))
     const = -0.5 * m * (_LOG_2PI + 2 * math.log(s))
 
-    def log_prob(x):
-        r = y_arr - op.apply(x)
-        return -0.5 * jnp.sum(r**2) / s**2 + const
-
     lap = None
     if op.has_gram:
-        lap = -float(op.frobenius_sq()) / s**2
-    return Likelihood(log_prob, tuple(op.in_shape), y_arr, "gaussian", op, s, lap)
+        lap = -op.frobenius_sq() / s**2
+    # a Partial of a module-level function: y and the operator's arrays are pytree leaves, so
+    # the samplers trace them (a new y reuses the compiled program)
+    return Likelihood(Partial(_gaussian_log_prob, op, y_arr, s, const), tuple(op.in_shape), y_arr, "gaussian", op, s, lap)
+
+
+def _gaussian_log_prob(op, y, s, const, x):
+    r = y - op.apply(x)
+    return -0.5 * jnp.sum(r**2) / s**2 + const
 
 
 def from_numpyro(dist_fn: Callable[[Array], Any], y: ArrayLike, x_shape: Sequence[int]) -> Likelihood:
@@ -166,10 +180,11 @@ def from_numpyro(dist_fn: Callable[[Array], Any], y: ArrayLike, x_shape: Sequenc
     if tuple(y_arr.shape) != dist_shape:
         raise ValueError(f"`y` must have the distribution's shape {dist_shape} (batch + event), got {tuple(y_arr.shape)}")
 
-    def log_prob(x):
-        return jnp.sum(dist_fn(x).log_prob(y_arr))
+    return Likelihood(Partial(_numpyro_log_prob, dist_fn, y_arr), x_shape, y_arr, "numpyro")
 
-    return Likelihood(log_prob, x_shape, y_arr, "numpyro")
+
+def _numpyro_log_prob(dist_fn, y, x):
+    return jnp.sum(dist_fn(x).log_prob(y))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,19 +216,28 @@ def gaussian_path(likelihood: Likelihood, process: Process, c: float = 1.0) -> L
         a, ev = _spectrum(t)
         return -jnp.sum(lam / ev) / a**2
 
-    def init(key, t0, v):
-        # Exact draw from N(0, v I) * l_{t0}: y = B x + e, B = A/α, e ~ N(0, Σ), Σ = U diag(ev) Uᵀ.
-        # Matheron's rule: x = x0 + v Bᵀ (Σ + v B Bᵀ)⁻¹ (y - B x0 - e), x0 ~ N(0, v I).
-        a, ev = _spectrum(t0)
+    def propose(key, mean, v, t):
+        # Exact draw from N(mean, v I) * l_t: y = B x + e, B = A/α, e ~ N(0, Σ), Σ = U diag(ev) Uᵀ.
+        # Matheron's rule: x = x0 + v Bᵀ (Σ + v B Bᵀ)⁻¹ (y - B x0 - e), x0 ~ N(mean, v I);
+        # log Z = log N(y; B mean, Σ + v B Bᵀ), diagonal in the Gram basis.
+        a, ev = _spectrum(t)
         k1, k2 = jax.random.split(key)
-        x0 = jnp.sqrt(v) * jax.random.normal(k1, op.in_shape)
-        e = op.gram_apply(jnp.sqrt(ev), jax.random.normal(k2, op.out_shape))
+        x0 = mean + jnp.sqrt(v) * jax.random.normal(k1, op.in_shape, mean.dtype)
+        e = op.gram_apply(jnp.sqrt(ev), jax.random.normal(k2, op.out_shape, mean.dtype))
         gev = ev + v * lam / a**2
         x = x0 + (v / a) * op.adjoint(op.gram_apply(1.0 / gev, y - op.apply(x0) / a - e))
-        log_z = -0.5 * (jnp.sum(y * op.gram_apply(1.0 / gev, y)) + jnp.sum(jnp.log(gev)) + m * _LOG_2PI)
+        r = y - op.apply(mean) / a
+        log_z = -0.5 * (jnp.sum(r * op.gram_apply(1.0 / gev, r)) + jnp.sum(jnp.log(gev)) + m * _LOG_2PI)
         return x, log_z
 
-    return LikelihoodPath(log_l, laplacian, init, "gaussian", False)
+    def init(key, t0, v):
+        # exact draw from N(0, v I) * l_{t0} and log ∫ N(x; 0, v I) l_{t0}(x) dx
+        return propose(key, jnp.zeros(op.in_shape, jnp.result_type(float)), v, t0)
+
+    def log_l_denoised(x0, t):
+        return log_l(process.alpha(t) * x0, t)
+
+    return LikelihoodPath(log_l, laplacian, init, "gaussian", False, propose, log_l_denoised)
 
 
 def _default_schedule(process: Process) -> Callable[[Array], Array]:
@@ -274,7 +298,7 @@ def tempered_path(likelihood: Likelihood, process: Process, schedule: Callable[[
             hz = jax.vmap(lambda v: jax.jvp(grad_fn, (x,), (v,))[1])(z)
             return lam(t) * jnp.mean(jnp.sum(z * hz, axis=tuple(range(1, z.ndim))))
 
-    return LikelihoodPath(log_l, lap_fn, None, "tempered", mode == "hutchinson")
+    return LikelihoodPath(log_l, lap_fn, None, "tempered", mode == "hutchinson", None, log_l)
 
 
 def make_path(path: str | LikelihoodPath, likelihood: Likelihood, process: Process, **options) -> LikelihoodPath:

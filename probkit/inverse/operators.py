@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.tree_util import Partial
 from jax.typing import ArrayLike
 
 Array = jax.Array
@@ -98,15 +99,17 @@ def mask(observed: ArrayLike) -> LinearOperator:
     in_shape = tuple(obs.shape)
     size = int(obs.size)
     idx_j = jnp.asarray(idx)
-
-    def apply(x):
-        return jnp.reshape(x, (size,))[idx_j]
-
-    def adjoint(y):
-        return jnp.zeros((size,), y.dtype).at[idx_j].set(y).reshape(in_shape)
-
     m = int(idx.size)
-    return LinearOperator(apply, adjoint, in_shape, (m,), jnp.ones((m,)), _elementwise, f"mask({m}/{size})")
+    return LinearOperator(Partial(_mask_apply, idx_j, size), Partial(_mask_adjoint, idx_j, size, in_shape),
+                          in_shape, (m,), jnp.ones((m,)), Partial(_elementwise), f"mask({m}/{size})")
+
+
+def _mask_apply(idx, size, x):
+    return jnp.reshape(x, (size,))[idx]
+
+
+def _mask_adjoint(idx, size, in_shape, y):
+    return jnp.zeros((size,), y.dtype).at[idx].set(y).reshape(in_shape)
 
 
 def downsample(in_shape: Sequence[int], factor: int) -> LinearOperator:
@@ -126,15 +129,18 @@ def downsample(in_shape: Sequence[int], factor: int) -> LinearOperator:
         raise ValueError(f"`factor` {k} must divide the image size {(h, w)}")
     lead = in_shape[:-2]
     out_shape = (*lead, h // k, w // k)
-
-    def apply(x):
-        return jnp.reshape(x, (*lead, h // k, k, w // k, k)).mean(axis=(-3, -1))
-
-    def adjoint(y):
-        return jnp.repeat(jnp.repeat(y, k, axis=-2), k, axis=-1) / (k * k)
-
     eig = jnp.full(out_shape, 1.0 / (k * k))
-    return LinearOperator(apply, adjoint, in_shape, out_shape, eig, _elementwise, f"downsample(x{k})")
+    return LinearOperator(Partial(_down_apply, k), Partial(_down_adjoint, k), in_shape, out_shape, eig,
+                          Partial(_elementwise), f"downsample(x{k})")
+
+
+def _down_apply(k, x):
+    *lead, h, w = x.shape
+    return jnp.reshape(x, (*lead, h // k, k, w // k, k)).mean(axis=(-3, -1))
+
+
+def _down_adjoint(k, y):
+    return jnp.repeat(jnp.repeat(y, k, axis=-2), k, axis=-1) / (k * k)
 
 
 def blur(in_shape: Sequence[int], kernel: ArrayLike) -> LinearOperator:
@@ -163,25 +169,15 @@ def blur(in_shape: Sequence[int], kernel: ArrayLike) -> LinearOperator:
         for b in range(kw):
             emb[(a - kh // 2) % h, (b - kw // 2) % w] += ker[a, b]
     k_hat = jnp.asarray(np.fft.fft2(emb))
-    dtype = jnp.result_type(float)
+    eig = jnp.broadcast_to(jnp.abs(k_hat) ** 2, in_shape).astype(jnp.result_type(float))
+    # gram_apply(values, v): values a function of |K̂|² on the DFT grid (broadcast over
+    # channels); real-symmetric spectra give real results.
+    return LinearOperator(Partial(_fmul, k_hat), Partial(_fmul, jnp.conj(k_hat)), in_shape, in_shape, eig,
+                          Partial(_fmul), f"blur({kh}x{kw}, periodic)")
 
-    def _fmul(v, mult):
-        return jnp.real(jnp.fft.ifft2(jnp.fft.fft2(v) * mult)).astype(dtype)
 
-    def apply(x):
-        return _fmul(x, k_hat)
-
-    def adjoint(y):
-        return _fmul(y, jnp.conj(k_hat))
-
-    eig = jnp.broadcast_to(jnp.abs(k_hat) ** 2, in_shape).astype(dtype)
-
-    def gram_apply(values, v):
-        # values: a function of |K̂|² on the DFT grid (broadcast over channels); real-symmetric
-        # spectra give real results.
-        return _fmul(v, values)
-
-    return LinearOperator(apply, adjoint, in_shape, in_shape, eig, gram_apply, f"blur({kh}x{kw}, periodic)")
+def _fmul(mult, v):
+    return jnp.real(jnp.fft.ifft2(jnp.fft.fft2(v) * mult)).astype(v.dtype)
 
 
 def gaussian_blur(in_shape: Sequence[int], std: float, size: int | None = None) -> LinearOperator:
@@ -217,16 +213,20 @@ def dense(matrix: ArrayLike, in_shape: Sequence[int] | None = None) -> LinearOpe
     u = jnp.asarray(vecs, dtype=mat_j.dtype)
     lam_j = jnp.asarray(np.clip(lam, 0.0, None), dtype=mat_j.dtype)
 
-    def apply(x):
-        return mat_j @ jnp.reshape(x, (n,))
+    return LinearOperator(Partial(_dense_apply, mat_j), Partial(_dense_adjoint, mat_j, in_shape), in_shape, (m,),
+                          lam_j, Partial(_dense_gram, u), f"dense({m}x{n})")
 
-    def adjoint(y):
-        return jnp.reshape(mat_j.T @ y, in_shape)
 
-    def gram_apply(values, v):
-        return u @ (values * (u.T @ v))
+def _dense_apply(mat, x):
+    return mat @ jnp.reshape(x, (mat.shape[1],))
 
-    return LinearOperator(apply, adjoint, in_shape, (m,), lam_j, gram_apply, f"dense({m}x{n})")
+
+def _dense_adjoint(mat, in_shape, y):
+    return jnp.reshape(mat.T @ y, in_shape)
+
+
+def _dense_gram(u, values, v):
+    return u @ (values * (u.T @ v))
 
 
 def from_function(fn: Callable[[Array], Array], in_shape: Sequence[int]) -> LinearOperator:

@@ -196,12 +196,17 @@ class GaussianMixture:
         return GaussianMixture(self.weights, a * self.means, covs, validate=False)
 
     def score_fn(self, process) -> Callable[[Array, Array], Array]:
-        """Exact score ``(x, t) -> grad_x log p_t(x)`` for one particle."""
-        return lambda x, t: self.noised(process, t).score(x)
+        """Exact score ``(x, t) -> grad_x log p_t(x)`` for one particle.
+
+        A ``jax.tree_util.Partial`` of a module-level function: the mixture's arrays are its
+        leaves (traced by the samplers' jit) and the process is static, so two calls give the
+        same compiled program."""
+        return jax.tree_util.Partial(_noised_score, self, process)
 
     def log_prob_fn(self, process) -> Callable[[Array, Array], Array]:
-        """Exact noised log density ``(x, t) -> log p_t(x)`` for one particle."""
-        return lambda x, t: self.noised(process, t).log_prob(x)
+        """Exact noised log density ``(x, t) -> log p_t(x)`` for one particle (a ``Partial``,
+        like :meth:`score_fn`)."""
+        return jax.tree_util.Partial(_noised_log_prob, self, process)
 
     # --- algebra -----------------------------------------------------------------------
     def _check_other(self, other: "GaussianMixture") -> None:
@@ -345,3 +350,11 @@ class GaussianMixture:
         A, y = self._check_observation(A, y, noise_std)
         log_w, _, _ = self._kalman(A, y, noise_std)
         return jax.nn.logsumexp(log_w)
+
+
+def _noised_score(mixture: GaussianMixture, process, x: Array, t: Array) -> Array:
+    return mixture.noised(process, t).score(x)
+
+
+def _noised_log_prob(mixture: GaussianMixture, process, x: Array, t: Array) -> Array:
+    return mixture.noised(process, t).log_prob(x)

@@ -44,6 +44,18 @@ from probkit.models.training import (
     train_score_model,
 )
 
+# Private helpers that other modules imported from here before the split (kept working).
+from probkit._io import base_path as _base_path  # noqa: E402
+from probkit._io import key_name as _key_name  # noqa: E402
+from probkit._io import named_leaves as _named_leaves  # noqa: E402
+from probkit.models._validate import check_pos_float as _check_pos_float  # noqa: E402
+from probkit.models._validate import check_pos_int as _check_pos_int  # noqa: E402
+from probkit.models.score_mlp import _init_params, _lecun, _validate_config  # noqa: E402
+from probkit.models.score_mlp import param_template as _template  # noqa: E402
+from probkit.models.serialization import process_from_dict as _process_from_dict  # noqa: E402
+from probkit.models.serialization import process_to_dict as _process_to_dict  # noqa: E402
+from probkit.models.training import _check_data  # noqa: E402
+
 __all__ = [
     "ScoreMLPConfig",
     "init_score_mlp",

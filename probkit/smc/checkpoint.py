@@ -176,7 +176,7 @@ def run_smc_checkpointed(
     base = _io.base_path(checkpoint)
     every = int(checkpoint_every)
 
-    config = SMCConfig(resampling, float(ess_threshold), corrector, sharding)
+    config = SMCConfig(resampling=resampling, ess_threshold=float(ess_threshold), corrector=corrector, sharding=sharding)
     num_steps = ts_np.shape[0] - 1
     ts_j = jnp.asarray(ts_np)
     k_init, k_run = jax.random.split(key)

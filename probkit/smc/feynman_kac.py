@@ -68,15 +68,21 @@ Example — a tempered-likelihood SMC sampler written by a user, on the same eng
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from typing import Any, Callable, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.smc import resampling as bj_resampling
 from blackjax.smc.ess import log_ess
 from jax.scipy.special import logsumexp
+
+from probkit import _checks
+from probkit._results import RESAMPLING, ResultsCore
+from probkit._results import resampler as _resampler
 
 Array = jax.Array
 PyTree = Any
@@ -91,10 +97,11 @@ __all__ = [
     "smc_init",
     "smc_step",
     "run_smc",
+    "run_model",
+    "finish",
     "check_history",
 ]
 
-RESAMPLING = ("systematic", "multinomial", "stratified", "residual")
 
 
 class FeynmanKacModel(NamedTuple):
@@ -160,14 +167,23 @@ class StepInfo(NamedTuple):
     acceptance: Array
 
 
-class WeightedParticles(NamedTuple):
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["particles", "log_weights", "ess", "resampled", "log_evidence", "log_weight_spread", "times",
+                 "acceptance"],
+    meta_fields=["nfe", "corrector"],
+)
+@dataclasses.dataclass(frozen=True)
+class WeightedParticles(ResultsCore):
     """Result of :func:`run_smc` (DESIGN §2): weighted particles and the run's history.
 
-    A host-side result: ``nfe`` and ``corrector`` are Python values, so return only its array
-    fields from a jitted/vmapped function.
+    A pytree: the arrays are leaves and ``nfe`` / ``corrector`` static metadata, so it passes
+    through ``jax.jit`` / ``jax.vmap`` as a return value (``jax.vmap`` over keys gives one
+    result whose arrays carry a leading batch axis).
 
     Attributes:
-      particles: pytree with leading axis N (for probkit.fkc: an array ``(N, *event_shape)``).
+      particles: pytree with leading axis N, the positions (``model.position`` of each
+        particle); for probkit.fkc / probkit.inverse an array ``(N, *event_shape)``.
       log_weights: ``(N,)`` normalised log-weights (logsumexp = 0).
       ess: ``(K,)`` effective sample size after each step's reweighting.
       resampled: ``(K,)`` whether the step resampled.
@@ -176,7 +192,7 @@ class WeightedParticles(NamedTuple):
       nfe: score (or gradient) evaluations per particle, correctors included.
       times: ``(K + 1,)`` the grid.
       acceptance: ``(K,)`` mean corrector acceptance (NaN if no corrector).
-      corrector: name of the corrector that ran (``"none"``, ``"mala"``, ``"hmc"``, ``"langevin"``).
+      corrector: name of the corrector that ran (``"none"``, ``"mala"``, ``"hmc"``, ``"langevin"``, ...).
     """
 
     particles: PyTree
@@ -190,51 +206,21 @@ class WeightedParticles(NamedTuple):
     acceptance: Array
     corrector: str = "none"
 
-    @property
-    def weights(self) -> Array:
-        return jnp.exp(self.log_weights)
+    def __repr__(self) -> str:
+        shapes = jax.tree.map(lambda a: tuple(jnp.shape(a)), self.particles)
+        return (f"WeightedParticles(particles={shapes}, steps={jnp.shape(self.ess)[-1]}, nfe={self.nfe}, "
+                f"corrector={self.corrector!r}, log_evidence={_fmt(self.log_evidence)}, "
+                f"final_ess={_fmt(self.ess[..., -1] if jnp.shape(self.ess)[-1] else jnp.nan)})")
 
-    @property
-    def num_particles(self) -> int:
-        return int(self.log_weights.shape[0])
 
-    def weighted_mean(self) -> PyTree:
-        """Σ_i W_i x_i over the leading axis of every leaf."""
-        w = self.weights
-        return jax.tree.map(lambda a: jnp.tensordot(w, a, axes=1), self.particles)
-
-    def resample(self, key: Array, n: int | None = None, method: str = "systematic") -> PyTree:
-        """``n`` equally weighted draws (default N) by ``blackjax.smc.resampling``."""
-        n = self.num_particles if n is None else n
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"`n` must be a positive integer, got {n!r}")
-        idx = _resampler(method)(key, self.weights, n)
-        return jax.tree.map(lambda a: a[idx], self.particles)
-
-    def to_inference_data(
-        self, var_name: str = "x", *, key: Array | None = None, num_draws: int | None = None,
-        resampling: str = "systematic",
-    ):
-        """ArviZ InferenceData: the particles as one chain of N draws named ``var_name``;
-        normalised ``log_weight`` / ``weight`` per draw in ``sample_stats``, with
-        ``log_evidence``, ``final_ess`` (Kish), ``nfe``, ``corrector`` and ``num_steps`` in
-        ``sample_stats.attrs``; the per-step ESS history in the ``smc_history`` group. With
-        ``key``, ``num_draws`` equally weighted resampled draws are stored instead.
-
-        Delegates to :func:`probkit.diagnostics.arviz.to_inference_data` (ArviZ imported lazily).
-        """
-        from probkit.diagnostics.arviz import to_inference_data
-
-        return to_inference_data(self, var_name, key=key, num_draws=num_draws, resampling=resampling)
+def _fmt(a) -> str:
+    if isinstance(a, jax.core.Tracer):
+        return "<traced>"
+    a = np.asarray(a)
+    return f"{float(a):.4g}" if a.ndim == 0 else f"<{a.shape}>"
 
 
 # ----------------------------------------------------------------------------------------------
-def _resampler(name: str) -> Callable[[Array, Array, int], Array]:
-    if name not in RESAMPLING:
-        raise ValueError(f"`resampling` must be one of {RESAMPLING}, got {name!r}")
-    return getattr(bj_resampling, name)
-
-
 def _constrain(tree: PyTree, sharding) -> PyTree:
     if sharding is None:
         return tree
@@ -301,7 +287,9 @@ def smc_step(
         do_resample = jnp.array(True)
     else:
         do_resample = ess < config.ess_threshold * n
-    resample_fn = _resampler(config.resampling)
+    # a callable is a position-aware resampler (key, weights, n, positions) -> indices, e.g. the
+    # Hilbert-ordered probkit.smc.resampling.ordered(); strings name blackjax schemes
+    resample_fn = config.resampling if callable(config.resampling) else _resampler(config.resampling)
 
     def _resample(operand):
         parts, lw_ = operand
@@ -310,7 +298,12 @@ def smc_step(
         # all-gathered: cumsum/searchsorted on a sharded axis partitions very badly, 7-100x
         # slower per step), then each device gathers its own slice of idx from an all-gathered
         # copy of the particles (the one unavoidable collective of global resampling).
-        idx = resample_fn(k_res, _constrain(jnp.exp(lw_), rep), n)
+        w_rep = _constrain(jnp.exp(lw_), rep)
+        if callable(config.resampling):
+            pos = jax.vmap(model.position)(parts) if model.position is not None else parts
+            idx = resample_fn(k_res, w_rep, n, _constrain(pos, rep))
+        else:
+            idx = resample_fn(k_res, w_rep, n)
         idx = _constrain(idx, config.sharding)
         parts = jax.tree.map(lambda a: _constrain(a, rep)[idx], parts)
         return parts, jnp.full_like(lw_, -math.log(n))
@@ -352,22 +345,22 @@ def check_history(info: StepInfo, times: Array) -> None:
 
 
 def _check_run_args(num_particles, ts, resampling, ess_threshold, nfe_per_step, sharding):
-    if isinstance(num_particles, bool) or not isinstance(num_particles, (int, np.integer)) or num_particles < 1:
-        raise ValueError(f"`num_particles` must be a positive integer, got {num_particles!r}")
+    _checks.positive_int("num_particles", num_particles)
     if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 2:
         raise ValueError(f"`ts` must be a 1-D grid with at least 2 times, got shape {jnp.shape(ts)}")
-    if not isinstance(ts, jax.core.Tracer):  # values are checked when concrete
+    if not _checks.is_traced(ts):  # values are checked when concrete
         ts_np = np.asarray(ts)
         if not np.all(np.isfinite(ts_np)):
             raise ValueError("`ts` must be finite")
         if not np.all(np.diff(ts_np) < 0):
             raise ValueError("`ts` must be strictly decreasing (generative time runs 1 -> 0)")
-    if resampling not in RESAMPLING:
-        raise ValueError(f"`resampling` must be one of {RESAMPLING}, got {resampling!r}")
-    if not (isinstance(ess_threshold, (int, float)) and 0.0 <= ess_threshold <= 1.0):
-        raise ValueError(f"`ess_threshold` must lie in [0, 1], got {ess_threshold!r}")
-    if isinstance(nfe_per_step, bool) or not isinstance(nfe_per_step, (int, np.integer)) or nfe_per_step < 0:
-        raise ValueError(f"`nfe_per_step` must be a non-negative integer, got {nfe_per_step!r}")
+    if not callable(resampling):
+        _checks.choice("resampling", resampling, RESAMPLING)
+    try:
+        _checks.scalar("ess_threshold", ess_threshold, low=0.0, high=1.0)
+    except ValueError:
+        raise ValueError(f"`ess_threshold` must lie in [0, 1], got {ess_threshold!r}") from None
+    _checks.positive_int("nfe_per_step", nfe_per_step, minimum=0)
     if sharding is not None:
         n_dev = len(sharding.device_set)
         if num_particles % n_dev:
@@ -386,7 +379,35 @@ def _scan(key, ts, model, num_particles, config):
     return jax.lax.scan(body, state, (keys, ts[:-1], ts[1:]))
 
 
-_scan_jit = jax.jit(_scan, static_argnums=(2, 3, 4))
+def run_model(
+    key: Array, model: FeynmanKacModel, num_particles: int, ts: Array, config: SMCConfig = SMCConfig(),
+    nfe_per_step: int = 1, nfe_init: int = 0,
+) -> tuple[WeightedParticles, tuple[Array, Array]]:
+    """The un-jitted core of :func:`run_smc`, for samplers that jit their own program: runs the
+    scan and returns ``(result, (all_zero, nonfinite))``; pass the flags to :func:`finish`.
+    The particles are projected with ``model.position``."""
+    state, info = _scan(key, ts, model, num_particles, config)
+    num_steps = ts.shape[0] - 1
+    nfe = int(nfe_init) + num_steps * int(nfe_per_step)
+    name = "none"
+    if config.corrector is not None:
+        nfe += num_steps * int(config.corrector.nfe)
+        name = config.corrector.name
+    parts = state.particles if model.position is None else jax.vmap(model.position)(state.particles)
+    out = WeightedParticles(parts, state.log_weights, info.ess, info.resampled, state.log_evidence,
+                            info.log_weight_spread, nfe, ts, info.acceptance, name)
+    return out, (info.all_zero, info.nonfinite)
+
+
+def finish(out: WeightedParticles, flags: tuple[Array, Array], check: bool = True) -> WeightedParticles:
+    """Raise the engine's after-run errors (all-zero weights, non-finite values) when the flags
+    are concrete (skipped under ``jit`` / ``vmap``), and return ``out``."""
+    if check and not _checks.is_traced(flags):
+        check_history(StepInfo(None, None, None, None, flags[0], flags[1], None), out.times)
+    return out
+
+
+_scan_jit = eqx.filter_jit(run_model)
 
 
 def run_smc(
@@ -405,13 +426,20 @@ def run_smc(
 ) -> WeightedParticles:
     """Run the Feynman-Kac particle system of ``model`` on the decreasing grid ``ts``.
 
+    Compiled once per model: the jit (``equinox.filter_jit``) traces the arrays in ``model``
+    (e.g. the leaves of ``jax.tree_util.Partial`` functions) and ``ts``, and treats plain
+    Python functions as static, hashed by identity. Reuse one model object (or build it from
+    module-level functions and ``Partial``) to call it again without recompiling.
+
     Args:
       key: PRNG key.
       model: a :class:`FeynmanKacModel`.
       num_particles: N.
       ts: ``(K + 1,)`` strictly decreasing times.
       resampling: ``"systematic"`` (default), ``"multinomial"``, ``"stratified"`` or
-        ``"residual"`` (``blackjax.smc.resampling``).
+        ``"residual"`` (``blackjax.smc.resampling``), or a hashable callable
+        ``(key, weights, n, positions) -> indices`` such as the Hilbert-ordered
+        ``probkit.smc.resampling.ordered("systematic")``.
       ess_threshold: resample when ESS < ess_threshold · N (0: never, 1: every step).
       corrector: optional :class:`probkit.smc.correctors.Corrector`, applied after resampling
         at every step, leaving the intermediate target at ``t_next`` invariant.
@@ -423,36 +451,27 @@ def run_smc(
         values (skipped automatically when called under a JAX transformation).
 
     Returns:
-      :class:`WeightedParticles`.
+      :class:`WeightedParticles` (particles projected by ``model.position``).
     """
+    has_target = model.log_target is not None or (corrector is not None and not corrector.adjusted
+                                                   and model.target_score is not None)
+    config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding, nfe_per_step,
+                         "log_target" if has_target else None)
+    ts = jnp.asarray(ts, dtype=jnp.result_type(float))
+    out, flags = _scan_jit(key, model, int(num_particles), ts, config, int(nfe_per_step), int(nfe_init))
+    return finish(out, flags, check)
+
+
+def make_config(num_particles, ts, resampling="systematic", ess_threshold=0.5, corrector=None, sharding=None,
+                nfe_per_step=1, log_target: str | None = "log_target") -> SMCConfig:
+    """Validate the engine's arguments (ValueError naming the argument) and bundle them.
+    ``log_target``: the name of the argument giving the model a log density (``None``: it has
+    none, so Metropolis-adjusted correctors are refused)."""
     _check_run_args(num_particles, ts, resampling, ess_threshold, nfe_per_step, sharding)
     if corrector is not None:
-        _check_corrector(corrector, model)
-    ts = jnp.asarray(ts, dtype=jnp.result_type(float))
-    config = SMCConfig(resampling, float(ess_threshold), corrector, sharding)
-    state, info = _scan_jit(key, ts, model, int(num_particles), config)
-    if check and not isinstance(info.all_zero, jax.core.Tracer):
-        check_history(info, ts)
-    num_steps = ts.shape[0] - 1
-    nfe = int(nfe_init) + num_steps * int(nfe_per_step)
-    name = "none"
-    if corrector is not None:
-        nfe += num_steps * int(corrector.nfe)
-        name = corrector.name
-    return WeightedParticles(
-        state.particles, state.log_weights, info.ess, info.resampled, state.log_evidence,
-        info.log_weight_spread, nfe, ts, info.acceptance, name,
-    )
-
-
-def _check_corrector(corrector, model: FeynmanKacModel) -> None:
-    for attr in ("make", "name", "nfe"):
-        if not hasattr(corrector, attr):
-            raise ValueError("`corrector` must be a probkit.smc.correctors.Corrector (mala, hmc or langevin)")
-    if getattr(corrector, "adjusted", False) and model.log_target is None:
-        raise ValueError(
-            f"`corrector` {corrector.name!r} is Metropolis-adjusted and needs `model.log_target`; "
-            "use probkit.smc.correctors.langevin for score-only models"
-        )
-    if not getattr(corrector, "adjusted", False) and model.log_target is None and model.target_score is None:
-        raise ValueError("`corrector` 'langevin' needs `model.target_score` or `model.log_target`")
+        if not all(hasattr(corrector, a) for a in ("make", "name", "nfe", "adjusted")):
+            raise ValueError("`corrector` must be a probkit.smc.correctors.Corrector (e.g. mala, hmc, langevin)")
+        if corrector.adjusted and log_target is None:
+            raise ValueError(f"`corrector` {corrector.name!r} is Metropolis-adjusted and needs a log_target; give "
+                             "the exact log density or use probkit.smc.langevin for score-only models")
+    return SMCConfig(resampling, float(ess_threshold), corrector, sharding)
