@@ -287,7 +287,9 @@ def smc_step(
         do_resample = jnp.array(True)
     else:
         do_resample = ess < config.ess_threshold * n
-    resample_fn = _resampler(config.resampling)
+    # a callable is a position-aware resampler (key, weights, n, positions) -> indices, e.g. the
+    # Hilbert-ordered probkit.smc.resampling.ordered(); strings name blackjax schemes
+    resample_fn = config.resampling if callable(config.resampling) else _resampler(config.resampling)
 
     def _resample(operand):
         parts, lw_ = operand
@@ -296,7 +298,12 @@ def smc_step(
         # all-gathered: cumsum/searchsorted on a sharded axis partitions very badly, 7-100x
         # slower per step), then each device gathers its own slice of idx from an all-gathered
         # copy of the particles (the one unavoidable collective of global resampling).
-        idx = resample_fn(k_res, _constrain(jnp.exp(lw_), rep), n)
+        w_rep = _constrain(jnp.exp(lw_), rep)
+        if callable(config.resampling):
+            pos = jax.vmap(model.position)(parts) if model.position is not None else parts
+            idx = resample_fn(k_res, w_rep, n, _constrain(pos, rep))
+        else:
+            idx = resample_fn(k_res, w_rep, n)
         idx = _constrain(idx, config.sharding)
         parts = jax.tree.map(lambda a: _constrain(a, rep)[idx], parts)
         return parts, jnp.full_like(lw_, -math.log(n))
@@ -347,7 +354,8 @@ def _check_run_args(num_particles, ts, resampling, ess_threshold, nfe_per_step, 
             raise ValueError("`ts` must be finite")
         if not np.all(np.diff(ts_np) < 0):
             raise ValueError("`ts` must be strictly decreasing (generative time runs 1 -> 0)")
-    _checks.choice("resampling", resampling, RESAMPLING)
+    if not callable(resampling):
+        _checks.choice("resampling", resampling, RESAMPLING)
     try:
         _checks.scalar("ess_threshold", ess_threshold, low=0.0, high=1.0)
     except ValueError:
@@ -429,7 +437,9 @@ def run_smc(
       num_particles: N.
       ts: ``(K + 1,)`` strictly decreasing times.
       resampling: ``"systematic"`` (default), ``"multinomial"``, ``"stratified"`` or
-        ``"residual"`` (``blackjax.smc.resampling``).
+        ``"residual"`` (``blackjax.smc.resampling``), or a hashable callable
+        ``(key, weights, n, positions) -> indices`` such as the Hilbert-ordered
+        ``probkit.smc.resampling.ordered("systematic")``.
       ess_threshold: resample when ESS < ess_threshold · N (0: never, 1: every step).
       corrector: optional :class:`probkit.smc.correctors.Corrector`, applied after resampling
         at every step, leaving the intermediate target at ``t_next`` invariant.
