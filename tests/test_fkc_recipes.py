@@ -241,7 +241,7 @@ def test_eta_and_grid_options():
     gm = GaussianMixture(jnp.array([1.0]), jnp.array([[1.5]]), jnp.array([[0.5]]))
     v = float(gm.noised(PROC, TMIN).covs[0, 0])
     a = fkc.anneal(jax.random.PRNGKey(5), PROC, gm.score_fn(PROC), 2.0, 2**12, 400, shape=(1,), eta=2.0)
-    b = fkc.anneal(jax.random.PRNGKey(5), PROC, gm.score_fn(PROC), 2.0, 2**12, 400, shape=(1,), eta=lambda t: 2.0 * PROC.diffusion(t))
+    b = fkc.anneal(jax.random.PRNGKey(5), PROC, gm.score_fn(PROC), 2.0, 2**12, 400, shape=(1,), eta=lambda t: 2.0)
     np.testing.assert_allclose(np.asarray(a.particles), np.asarray(b.particles), rtol=1e-5, atol=1e-5)
     assert abs(_stats(a)[1][0, 0] / (v / 2) - 1) < 0.1
     c = fkc.anneal(jax.random.PRNGKey(5), PROC, gm.score_fn(PROC), 2.0, 2**12, 100, shape=(1,), grid="quadratic",
