@@ -218,7 +218,8 @@ def _err_line(capsys):
     (["privacy", "estimate", "--fp", "x"], "--fp"),
     (["privacy", "estimate", "--fp", "3"], "required"),
     (["nosuchcommand"], "invalid choice"),
-    (["demo", "--num-samples", "1"], "num_samples"),
+    (["demo", "--only", "nosuchpanel"], "nosuchpanel"),
+    (["demo", "--size", "huge"], "--size"),
 ])
 def test_cli_bad_arguments_exit_2_with_one_line(capsys, argv, word):
     assert main(argv) == 2
@@ -323,8 +324,7 @@ def test_row_run_smc_nan_init_log_weight_named():
         run_smc(jax.random.PRNGKey(0), model, 8, jnp.linspace(1.0, 0.0, 3))
 
 
-@CORE
-@pytest.mark.parametrize("shape", [(3,), 2])
+@pytest.mark.parametrize("shape", [pytest.param((3,), marks=CORE), 2])
 def test_row_event_shape_named(shape):
     try:
         probkit.sample(jax.random.PRNGKey(0), PROC, GM2.score_fn(PROC), shape, 4, 2)
@@ -334,7 +334,6 @@ def test_row_event_shape_named(shape):
         assert shape == 2  # an int shape may be accepted as (2,); (3,) against a 2-D score may not
 
 
-@CORE
 @pytest.mark.parametrize("beta", [np.float32(2.0), jnp.array(2.0), np.int64(2)])
 def test_row_numpy_scalar_beta_accepted(beta):
     out = probkit.fkc.anneal(jax.random.PRNGKey(0), PROC, GM2.score_fn(PROC), beta, 16, 4, shape=(2,))

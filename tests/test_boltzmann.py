@@ -138,7 +138,9 @@ def _harmonic_anneal(weighted: bool, seed: int):
     def score(y, t):
         return -y / (proc.alpha(t) ** 2 * v + proc.sigma(t) ** 2)
 
-    res = fkc.anneal(jax.random.PRNGKey(seed), proc, score, beta, 8192, 400, shape=(4,), weighted=weighted)
+    # the classic reverse SDE (eta = g) with adaptive systematic resampling, as in benchmarks/boltzmann.py
+    res = fkc.anneal(jax.random.PRNGKey(seed), proc, score, beta, 8192, 400, shape=(4,), weighted=weighted, eta=1.0,
+                     resampling="systematic", ess_threshold=0.5)
     return res, proc, v, beta
 
 

@@ -110,9 +110,11 @@ def test_threshold_on_calibration_not_inflated_on_null_mechanism():
 
 
 def _curve_coverage(reps, n, mu, deltas, level, seed0=0):
+    """Per delta: coverage of the chosen attack's true eps, coverage of the mechanism's eps by
+    the mu-GDP band, and the fraction of audits whose band lies wholly above the mechanism's eps."""
     mech = GaussianMechanism(mu)
     truth = np.array([mech.epsilon(d) for d in deltas])
-    cov_mech, cov_attack, cov_gdp = [], [], []
+    cov_attack, cov_gdp, above = [], [], []
     for r in range(reps):
         s, lab = _gaussian_audit_data(seed0 + r, mu, n)
         a = audit_from_scores(s, lab, deltas=deltas, level=level, key=jax.random.PRNGKey(seed0 + r))
@@ -120,37 +122,46 @@ def _curve_coverage(reps, n, mu, deltas, level, seed0=0):
         with jax.enable_x64(True):
             attack = np.asarray(epsilon_from_rates(fpr, fnr, np.asarray(deltas)))  # flip-invariant
         cov_attack.append((a.eps_lower <= attack) & (attack <= a.eps_upper))
-        cov_mech.append((a.eps_lower <= truth) & (truth <= a.eps_upper))
         cov_gdp.append((np.array(a.gdp["eps_lower"]) <= truth) & (truth <= np.array(a.gdp["eps_upper"])))
-    return np.mean(cov_mech, 0), np.mean(cov_attack, 0), np.mean(cov_gdp, 0)
+        above.append(a.eps_lower > truth)
+    return np.mean(cov_attack, 0), np.mean(cov_gdp, 0), np.mean(above, 0)
 
 
+# What an audit from scores can cover. The band is the posterior of the eps of the attack it
+# audits (chosen on calibration data); the mechanism's eps is at least that, so the band's lower
+# end is a valid lower end for the mechanism's curve too (it lies above the curve in at most
+# (1 - level) / 2 of audits), but its upper end bounds only the attack: where the best attack
+# sits at rates the held-out data cannot resolve, the chosen one is weaker than the optimum and
+# the mechanism's curve lies above the band more often (measured: two-sided coverage of the
+# mechanism 0.79-0.90 at 90%). The mu-GDP band, which uses the Gaussian shape of the ROC, covers
+# the mechanism's curve two-sided.
 def test_privacy_curve_coverage_quick():
     # Gaussian mechanism mu = 1, 4000 scores per class (2000 held out), 90% pointwise bands at
     # deltas where the optimal attack is visible at this size. 25 audits: each cell's coverage
     # is Binomial(25, 0.9)/25 if calibrated (sd 0.06); we accept >= 0.9 - 3.5 sd = 0.69 (a bug
     # in the band, the split or the threshold choice typically drops it to 0 or 0.3).
     deltas = [0.02, 0.1]
-    cov_mech, cov_attack, cov_gdp = _curve_coverage(25, 4000, 1.0, deltas, 0.9)
+    cov_attack, cov_gdp, above = _curve_coverage(25, 4000, 1.0, deltas, 0.9)
     floor = 0.9 - 3.5 * np.sqrt(0.9 * 0.1 / 25)
     assert np.all(cov_attack >= floor), cov_attack
-    assert np.all(cov_mech >= floor), cov_mech
     assert np.all(cov_gdp >= floor), cov_gdp
+    assert np.all(above <= 0.05 + 3.5 * np.sqrt(0.05 * 0.95 / 25)), above
 
 
 @pytest.mark.slow
 def test_privacy_curve_coverage():
-    # 200 audits of 20000 scores per class: the 90% band covers the true eps(delta) of the Gaussian
-    # mechanism (and the true eps of the attack chosen on calibration data) at 0.9 +- 3.5 sd.
-    # Measured (60 audits, benchmarks/privacy_curves.py): attack 0.88-0.95, mechanism 0.83-0.90
-    # (the chosen attack is a little below the optimum), GDP band 0.85.
+    # 200 audits of 20000 scores per class, 90% bands: the band covers the chosen attack's true
+    # eps at 0.9 +- 3.5 sd; the mu-GDP band covers the mechanism's true eps(delta) at 0.9 (a
+    # 0.03 allowance for the Jeffreys push-forward being approximately calibrated); the band lies
+    # above the true curve in at most 5% (+ 3.5 sd) of audits.
+    # Measured (60 audits, benchmarks/privacy_curves.py): attack 0.88-0.95, GDP band 0.85.
     reps, level = 200, 0.9
     deltas = [0.01, 0.05, 0.1, 0.2]
-    cov_mech, cov_attack, cov_gdp = _curve_coverage(reps, 20_000, 1.0, deltas, level, seed0=100)
+    cov_attack, cov_gdp, above = _curve_coverage(reps, 20_000, 1.0, deltas, level, seed0=100)
     sd = np.sqrt(level * (1 - level) / reps)
     assert np.all(np.abs(cov_attack - level) <= 3.5 * sd), cov_attack
-    assert np.all(cov_mech >= level - 3.5 * sd - 0.03), cov_mech  # the chosen attack is near-optimal
-    assert np.all(cov_gdp >= level - 3.5 * sd - 0.03), cov_gdp
+    assert np.all(np.abs(cov_gdp - level) <= 3.5 * sd + 0.03), cov_gdp
+    assert np.all(above <= 0.05 + 3.5 * np.sqrt(0.05 * 0.95 / reps)), above
 
 
 def test_flipped_attack_from_scores():

@@ -145,8 +145,9 @@ def build_kernel(
     (``noise_estimator``). ``grid``/``log_weights`` come from :func:`~probkit.dmcmc.make_t_grid`.
     No validation here beyond the choice of moves: :func:`dlg` validates its arguments.
     """
-    build_kernel(process, score_fn, grid, log_w, log_prob_fn=log_prob_fn, noise_estimator=noise_estimator,
-                 x_move=x_move)  # checks the choice of moves (builds closures only)
+    _checks.choice("x_move", x_move, X_MOVES)
+    if x_move in ("mala", "hmc") and log_prob_fn is None:
+        raise ValueError(f"`x_move={x_move!r}` needs `log_prob_fn` (log p_t); use x_move='ula' for score-only models")
     if noise_estimator is None and log_prob_fn is None:
         raise ValueError("the t-move needs `log_prob_fn` (exact) or `noise_estimator` (learned)")
 
