@@ -281,7 +281,7 @@ def _report_figure(audit, scores, labels, claim, paths, level) -> None:
     # eps posterior vs Clopper-Pearson at the claim's delta (or the smallest audited delta)
     ax = axes[0, 1]
     d0 = claim[1] if claim is not None else float(audit.deltas[0])
-    j = audit._index(d0)
+    j = audit.delta_index(d0)
     _posterior_panel(ax, audit.posteriors[j], (audit.eps_lower[j], audit.eps_upper[j]), audit.cp_lower[j], audit.band_level,
                      claim[0] if claim is not None else None)
     title = f"posterior of eps at delta = {d0:g}"
