@@ -9,8 +9,9 @@ mixture ``GaussianMixture.condition(A, y, s_y)``; we report the sliced Wasserste
 and exact posterior draws, beside the reference-vs-reference distance (the MC floor).
 
 Methods at equal NFE per particle (exact mixture score: a VJP through it is counted as one
-evaluation, so DPS and TDS run NFE/2 steps): ``inverse.ensemble`` (Chen et al. 2025, Gaussian
-likelihood path), ``inverse.dps`` (Chung et al. 2023) and ``inverse.twisted_smc`` (Wu et al.
+evaluation, so DPS and TDS run NFE/2 steps): ``inverse.ensemble`` (Chen et al. 2025; default
+denoised twist with telescoped weights), ``ensemble_before`` (the Gaussian likelihood path with
+Chen et al.'s rate × h weights, the sampler before issue 11), ``inverse.dps`` (Chung et al. 2023) and ``inverse.twisted_smc`` (Wu et al.
 2023). Wall time: the compiled run (compile excluded: each model object runs once to compile, then
 is timed on a fresh key).
 
@@ -41,7 +42,7 @@ from probkit.diffusion import VP, time_grid
 from probkit.models import GaussianMixture
 from probkit.smc import run_smc
 
-METHODS = ("ensemble", "dps", "twisted_smc")
+METHODS = ("ensemble_before", "ensemble", "dps", "twisted_smc")
 
 
 def mcgdiff_prior(key, d: int) -> GaussianMixture:
@@ -66,10 +67,16 @@ def make_runner(name, proc, gm, lik, n, nfe):
     engine's jitted scan compiles once and later calls measure the run alone. (The convenience
     functions inverse.ensemble / dps / twisted_smc build exactly these models.)"""
     sf, lp = gm.score_fn(proc), gm.log_prob_fn(proc)
-    if name == "ensemble":
+    if name == "ensemble_before":  # Chen et al.'s rate x h weights (the sampler before issue 11)
         ts = time_grid(proc, nfe)
-        model = inverse.ensemble_model(proc, sf, inverse.gaussian_path(lik, proc), lik.x_shape, log_prob_fn=lp)
+        model = inverse.ensemble_model(proc, sf, inverse.gaussian_path(lik, proc), lik.x_shape, log_prob_fn=lp,
+                                       weights="rate")
         return lambda key: run_smc(key, model, n, ts, nfe_per_step=1)
+    if name == "ensemble":  # denoised twist, telescoped weights: 1 score at the start + 1 per step
+        ts = time_grid(proc, nfe - 1)
+        model = inverse.ensemble_model(proc, sf, inverse.gaussian_path(lik, proc), lik.x_shape, log_prob_fn=lp,
+                                       twist="denoised", t_end=float(ts[-1]))
+        return lambda key: run_smc(key, model, n, ts, nfe_per_step=1, nfe_init=1)
     if name == "dps":
         ts = time_grid(proc, nfe // 2)
         model = inverse.dps_model(proc, sf, lik)
@@ -93,7 +100,11 @@ def main() -> None:
     ap.add_argument("--nfe", type=int, default=None)
     ap.add_argument("--noise", type=float, default=0.5, help="observation noise s_y")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--budget-s", type=float, default=1e9, help="stop starting new problems after this many seconds")
     args = ap.parse_args()
+    methods = tuple(args.methods)
+    t_begin = time.perf_counter()
     dims = args.dims or ([8, 80] if args.quick else [8, 80, 800])
     dys = args.dys or ([1, 2] if args.quick else [1, 2, 4])
     seeds = args.seeds or (2 if args.quick else 5)
@@ -111,9 +122,13 @@ def main() -> None:
                 ref = post.sample(jax.random.PRNGKey(10_000 + seed), n_ref)
                 ref2 = post.sample(jax.random.PRNGKey(20_000 + seed), n_ref)
                 k_sw = jax.random.PRNGKey(7)
+                log_z = float(gm.noised(proc, proc.t_min).log_marginal_likelihood(A, y, args.noise))
                 row = {"d": d, "d_y": dy, "seed": seed, "num_particles": n, "nfe": nfe,
-                       "sw_ref_ref": float(sliced_wasserstein(ref, ref2, k_sw))}
-                for name in METHODS:
+                       "sw_ref_ref": float(sliced_wasserstein(ref, ref2, k_sw)), "log_z_exact": log_z}
+                if time.perf_counter() - t_begin > args.budget_s:
+                    print(f"budget spent: skipping d={d} d_y={dy} seed={seed}", flush=True)
+                    continue
+                for name in methods:
                     runner = make_runner(name, proc, gm, lik, n, nfe)
                     out = runner(jax.random.PRNGKey(seed))  # compile
                     jax.block_until_ready(out.log_weights)
@@ -124,25 +139,30 @@ def main() -> None:
                     out = out._replace(particles=_positions(out.particles))
                     xs = out.resample(jax.random.PRNGKey(3), n)
                     row[name] = {"sw": float(sliced_wasserstein(xs, ref, k_sw)), "time_s": wall, "nfe": int(out.nfe),
-                                 "min_ess": float(jnp.min(out.ess))}
+                                 "min_ess": float(jnp.min(out.ess)), "log_z_err": float(out.log_evidence) - log_z}
                 rows.append(row)
                 print(f"d={d:4d} d_y={dy} seed={seed}  ref {row['sw_ref_ref']:.3f}  " +
-                      "  ".join(f"{m} {row[m]['sw']:.3f} ({row[m]['time_s']:.2f}s)" for m in METHODS), flush=True)
+                      "  ".join(f"{m} {row[m]['sw']:.3f} [{row[m]['log_z_err']:+.2f}] ({row[m]['time_s']:.2f}s)"
+                                for m in methods if m in row), flush=True)
 
     # summary table: mean ± sd over seeds
-    print("\n| d | d_y | ref-ref SW | " + " | ".join(f"{m} SW | {m} time (s)" for m in METHODS) + " |")
-    print("|---|---|---|" + "---|---|" * len(METHODS))
+    print("\n| d | d_y | ref-ref SW | " + " | ".join(f"{m} SW | {m} log p(y) err | {m} time (s)" for m in methods) + " |")
+    print("|---|---|---|" + "---|---|---|" * len(methods))
     summary = []
     for d in dims:
         for dy in dys:
             sel = [r for r in rows if r["d"] == d and r["d_y"] == dy]
+            if not sel:
+                continue
             ent = {"d": d, "d_y": dy, "sw_ref_ref": float(np.mean([r["sw_ref_ref"] for r in sel]))}
             cells = [f"{ent['sw_ref_ref']:.3f}"]
-            for m in METHODS:
+            for m in methods:
                 sw = np.array([r[m]["sw"] for r in sel])
                 tm = np.array([r[m]["time_s"] for r in sel])
-                ent[m] = {"sw_mean": float(sw.mean()), "sw_sd": float(sw.std()), "time_mean": float(tm.mean())}
-                cells += [f"{sw.mean():.3f} ± {sw.std():.3f}", f"{tm.mean():.2f}"]
+                le = np.array([r[m]["log_z_err"] for r in sel])
+                ent[m] = {"sw_mean": float(sw.mean()), "sw_sd": float(sw.std()), "time_mean": float(tm.mean()),
+                          "log_z_err_rms": float(np.sqrt(np.mean(le**2)))}
+                cells += [f"{sw.mean():.3f} ± {sw.std():.3f}", f"{ent[m]['log_z_err_rms']:.2f}", f"{tm.mean():.2f}"]
             summary.append(ent)
             print(f"| {d} | {dy} | " + " | ".join(cells) + " |")
 
@@ -151,7 +171,7 @@ def main() -> None:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"platform": platform_name, "device": jax.devices()[0].device_kind, "host": platform.node(),
             "noise_std": args.noise, "num_particles": n, "nfe": nfe, "seeds": seeds, "quick": args.quick,
-            "xla_flags": os.environ.get("XLA_FLAGS", "")}
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "methods": list(methods)}
     out_path.write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
     print(f"wrote {out_path}")
 
@@ -164,8 +184,8 @@ def main() -> None:
     for ax, d in zip(axes[0], dims):
         ents = [e for e in summary if e["d"] == d]
         xs = np.arange(len(ents))
-        for i, m in enumerate(METHODS):
-            ax.bar(xs + (i - 1) * 0.25, [e[m]["sw_mean"] for e in ents], 0.25,
+        for i, m in enumerate(methods):
+            ax.bar(xs + (i - 1.5) * 0.2, [e[m]["sw_mean"] for e in ents], 0.2,
                    yerr=[e[m]["sw_sd"] for e in ents], label=m)
         ax.plot(xs, [e["sw_ref_ref"] for e in ents], "k_", markersize=20, label="ref vs ref")
         ax.set_xticks(xs, [f"d_y={e['d_y']}" for e in ents])

@@ -75,7 +75,7 @@ def main() -> None:
         for m in METHODS:
             t0 = time.perf_counter()
             if m == "ensemble":
-                out = inverse.ensemble(key, proc, score, lik, n, nfe)
+                out = inverse.ensemble(key, proc, score, lik, n, nfe - 1)  # + 1 score at the start
             elif m == "dps":
                 out = inverse.dps(key, proc, score, lik, n, nfe // 3)
             else:

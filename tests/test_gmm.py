@@ -144,3 +144,63 @@ def test_bad_input_raises():
         gm.condition(jnp.ones((1, 3)), jnp.ones(1), 0.1)
     with pytest.raises(ValueError, match="other"):
         gm.product(GaussianMixture(jnp.array([1.0]), jnp.zeros((1, 3)), jnp.ones((1, 3))))
+
+
+# ======================================================================================
+# condition() with probkit.inverse.operators linear operators (issue 16; engineer robust).
+# Kept in one block at the end of the file.
+# ======================================================================================
+def _operator_cases():
+    from probkit.inverse import operators as ops
+
+    rng = np.random.default_rng(0)
+    observed = rng.random((4, 4)) < 0.5
+    dense = rng.normal(size=(5, 16))
+    kernel = np.array([[0.0, 0.2, 0.0], [0.2, 0.2, 0.2], [0.0, 0.2, 0.0]])
+    return [
+        ("mask", ops.mask(observed)),
+        ("downsample", ops.downsample((4, 4), 2)),
+        ("blur", ops.blur((4, 4), kernel)),
+        ("dense", ops.dense(dense)),
+        ("function", ops.from_function(lambda x: jnp.cumsum(x.reshape(-1))[::3], (4, 4))),
+    ]
+
+
+@pytest.mark.parametrize("name", ["mask", "blur", "function"])  # downsample and dense take the same path
+def test_condition_accepts_linear_operators(name):
+    # The operator is materialised as A[:, j] = op.apply(e_j); the posterior and the log
+    # marginal likelihood must equal those computed from that dense matrix, and the dense
+    # matrix must reproduce op.apply on a random signal (so the materialisation is right).
+    op = dict(_operator_cases())[name]
+    rng = np.random.default_rng(1)
+    d, k = 16, 3
+    covs = np.stack([np.diag(rng.uniform(0.3, 1.5, d)) + 0.1 for _ in range(k)])
+    gm = GaussianMixture(jnp.array([0.2, 0.5, 0.3]), jnp.asarray(rng.normal(size=(k, d))), jnp.asarray(covs))
+    x = jnp.asarray(rng.normal(size=d))
+    A = np.stack([np.asarray(op.apply(jnp.eye(d)[j].reshape(op.in_shape))).ravel() for j in range(d)], 1)
+    np.testing.assert_allclose(A @ np.asarray(x), np.asarray(op.apply(x.reshape(op.in_shape))).ravel(), rtol=1e-5, atol=1e-5)
+    y = op.apply(x.reshape(op.in_shape)) + 0.1  # observation shaped like op.out_shape
+    post_op = gm.condition(op, y, 0.3)
+    post_mat = gm.condition(jnp.asarray(A), jnp.asarray(y).reshape(-1), 0.3)
+    for a, b in [(post_op.weights, post_mat.weights), (post_op.means, post_mat.means), (post_op.covs, post_mat.covs)]:
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gm.log_marginal_likelihood(op, y, 0.3),
+                               gm.log_marginal_likelihood(jnp.asarray(A), jnp.asarray(y).ravel(), 0.3), rtol=1e-6)
+
+
+def test_condition_operator_bad_inputs():
+    from probkit.inverse import operators as ops
+
+    gm = GaussianMixture(jnp.ones(1), jnp.zeros((1, 9)), jnp.ones((1, 9)))
+    with pytest.raises(ValueError, match="`A` acts on signals of shape"):
+        gm.condition(ops.downsample((4, 4), 2), jnp.zeros((2, 2)), 0.1)
+    with pytest.raises(ValueError, match="`y`"):
+        gm.condition(ops.mask(np.ones((3, 3), bool)), jnp.zeros(4), 0.1)
+    with pytest.raises(ValueError, match="from_function"):
+        gm.condition(lambda x: x[:2], jnp.zeros(2), 0.1)
+    with pytest.raises(ValueError, match="`A`"):
+        gm.condition("not a matrix", jnp.zeros(2), 0.1)
+    with pytest.raises(ValueError, match="`A` must be finite"):
+        gm.condition(jnp.full((2, 9), jnp.nan), jnp.zeros(2), 0.1)
+    with pytest.raises(ValueError, match="noise_std"):
+        gm.condition(jnp.ones((2, 9)), jnp.zeros(2), "0.1")

@@ -1,4 +1,5 @@
 """Score MLP, denoising score matching and pickle-free save/load (probkit.models.nets)."""
+import hashlib
 import json
 
 import jax
@@ -111,10 +112,13 @@ def saved(tmp_path):
 
 
 def _rewrite(base, arrays=None, meta=None):
+    """Rewrite the files consistently (the JSON's digest updated), so the content checks run."""
     if arrays is not None:
         np.savez(str(base) + ".npz", **arrays)
-    if meta is not None:
-        (base.parent / (base.name + ".json")).write_text(json.dumps(meta))
+    js = base.parent / (base.name + ".json")
+    meta = json.loads(js.read_text()) if meta is None else meta
+    meta["npz_sha256"] = hashlib.sha256((base.parent / (base.name + ".npz")).read_bytes()).hexdigest()
+    js.write_text(json.dumps(meta))
 
 
 def test_load_rejects_bad_files(saved):
@@ -145,8 +149,10 @@ def test_load_rejects_bad_files(saved):
     obj = np.empty(8, dtype=object)
     obj[:] = [None] * 8
     np.savez(str(base) + ".npz", **{**arrays, "in/b": obj}, allow_pickle=True)
-    with pytest.raises(ValueError):
+    _rewrite(base)
+    with pytest.raises(ValueError, match="Python objects") as err:
         load_score_model(base)
+    assert "allow_pickle" not in str(err.value)
     _rewrite(base, arrays)
     load_score_model(base)  # restored file loads again
 
@@ -328,3 +334,189 @@ def test_samples_from_learned_score_match_mixture(trained, method, steps):
 def test_config_json_round_trip():
     _, cfg = init_score_mlp(jax.random.PRNGKey(0), (8, 8), hidden=32, depth=2, data_std=None)
     assert ScoreMLPConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+# ----------------------------------------------------------------------------- corrupt files (issue 16)
+def _corrupt(base, how):
+    npz = base.parent / (base.name + ".npz")
+    js = base.parent / (base.name + ".json")
+    raw = bytearray(npz.read_bytes())
+    if how == "flip":  # flip bytes in the middle of the archive (inside a member's data)
+        for i in range(len(raw) // 2, len(raw) // 2 + 8):
+            raw[i] ^= 0xFF
+        npz.write_bytes(bytes(raw))
+    elif how == "flip_consistent":  # flipped bytes, digest updated: the zip CRC must catch it
+        for i in range(len(raw) // 2, len(raw) // 2 + 8):
+            raw[i] ^= 0xFF
+        npz.write_bytes(bytes(raw))
+        meta = json.loads(js.read_text())
+        meta["npz_sha256"] = hashlib.sha256(bytes(raw)).hexdigest()
+        js.write_text(json.dumps(meta))
+    elif how == "random":
+        npz.write_bytes(np.random.default_rng(0).bytes(len(raw)))
+    elif how == "random_no_digest":
+        npz.write_bytes(np.random.default_rng(0).bytes(len(raw)))
+        meta = json.loads(js.read_text())
+        del meta["npz_sha256"]
+        js.write_text(json.dumps(meta))
+    elif how == "truncated":
+        npz.write_bytes(bytes(raw[: len(raw) // 3]))
+    elif how == "empty":
+        npz.write_bytes(b"")
+    elif how == "npy":
+        np.save(npz.open("wb"), np.zeros(3))
+    elif how == "bad_json":
+        js.write_text("{not json")
+    elif how == "binary_json":
+        js.write_bytes(b"\xff\xfe\x00garbage")
+    elif how == "deep_json":
+        js.write_text("[" * 100_000 + "]" * 100_000)
+    elif how == "json_list":
+        js.write_text("[1, 2]")
+    elif how == "no_npz":
+        npz.unlink()
+    elif how == "no_json":
+        js.unlink()
+    elif how == "event_shape_str":
+        meta = json.loads(js.read_text())
+        meta["config"]["event_shape"] = ["a"]
+        js.write_text(json.dumps(meta))
+    elif how == "process_value":
+        meta = json.loads(js.read_text())
+        meta["process"]["params"]["beta_min"] = -1.0
+        js.write_text(json.dumps(meta))
+    elif how == "nan_std":
+        meta = json.loads(js.read_text())
+        meta["config"]["data_std"] = float("nan")
+        js.write_text(json.dumps(meta))
+    else:  # pragma: no cover
+        raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["flip", "flip_consistent", "random", "random_no_digest", "truncated", "empty",
+                                 "npy", "bad_json", "binary_json", "deep_json", "json_list", "no_npz", "no_json",
+                                 "event_shape_str", "process_value", "nan_std"])
+def test_load_corrupt_file_is_value_error_naming_the_path(saved, how):
+    base, _, _ = saved
+    _corrupt(base, how)
+    with pytest.raises(ValueError) as err:
+        load_score_model(base)
+    msg = str(err.value)
+    assert str(base) in msg and "`path`" in msg, msg
+    assert "pickle" not in msg.lower() or "never" in msg.lower(), msg
+    assert "\n" not in msg
+
+
+# ----------------------------------------------------------------------------- non-finite steps, checkpoints
+DATA = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+SMALL = dict(hidden=8, depth=1, embed_dim=4, time_dim=8)
+
+
+def test_training_divergence_mid_run_names_the_step(monkeypatch):
+    # A step function whose loss turns NaN at step 7 (in the second chunk of 5): the error
+    # names that step and what went non-finite, and no callback runs for the chunk that
+    # contains it. (Non-finite parameters are flagged the same way: "a network parameter".)
+    from probkit.models import training
+
+    real = training.make_dsm_train_step
+
+    def patched(bad_step, what):
+        def make(*a, **k):
+            step = real(*a, **k)
+
+            def bad(state, key):
+                new, loss = step(state, key)
+                hit = state.step == bad_step
+                if what == "loss":
+                    return new, jnp.where(hit, jnp.nan, loss)
+                params = jax.tree_util.tree_map(lambda p: jnp.where(hit, jnp.inf, p), new.params)
+                return new._replace(params=params), loss
+
+            return bad
+
+        return make
+
+    for bad_step, what, match in [(7, "loss", "step 7 of 12: the DSM loss")]:
+        monkeypatch.setattr(training, "make_dsm_train_step", patched(bad_step, what))
+        seen = []
+        with pytest.raises(ValueError, match=match):
+            train_score_model(jax.random.PRNGKey(0), DATA, PROC, 12, 8, chunk_size=5, callback=lambda d, *_: seen.append(d),
+                              **SMALL)
+        assert seen == ([5] if bad_step == 7 else [])
+
+
+def _train(num_steps=20, **kw):
+    args = dict(chunk_size=5, **SMALL)
+    args.update(kw)
+    return train_score_model(jax.random.PRNGKey(3), DATA, PROC, num_steps, 8, **args)
+
+
+def test_checkpoint_resume_is_bitwise(tmp_path):
+    full = _train()  # uninterrupted, no checkpoint
+    ck = tmp_path / "run" / "ckpt"  # a missing folder is created
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_10(done, losses, state):
+        if done == 10:
+            raise Stop  # "preempted" after the checkpoint of step 10 was written
+
+    with pytest.raises(Stop):
+        _train(checkpoint=ck, checkpoint_every=5, callback=stop_at_10)
+    meta = json.loads((tmp_path / "run" / "ckpt.json").read_text())
+    assert meta["step"] == 10 and meta["format"] == "probkit.train_checkpoint"  # saved before the callback
+    resumed_steps = []
+    res = _train(checkpoint=ck, checkpoint_every=5, callback=lambda d, l, s: resumed_steps.append(d))
+    assert resumed_steps == [15, 20]  # resumed from step 10
+    assert _leaves_equal(res.params, full.params)
+    assert _leaves_equal(res.state, full.state)
+    np.testing.assert_array_equal(np.asarray(res.losses), np.asarray(full.losses))
+    # a finished checkpoint resumes to the same result without training
+    again = _train(checkpoint=ck, checkpoint_every=5, callback=lambda *a: pytest.fail("trained again"))
+    assert _leaves_equal(again.state, full.state)
+    assert (tmp_path / "run" / "ckpt.prev.npz").exists()
+
+
+def test_checkpoint_recipe_mismatch_and_fallback(tmp_path):
+    ck = tmp_path / "ckpt"
+    _train(checkpoint=ck)
+    with pytest.raises(ValueError, match="`learning_rate` differs"):
+        _train(checkpoint=ck, learning_rate=1e-3)
+    with pytest.raises(ValueError, match="`key` differs"):
+        train_score_model(jax.random.PRNGKey(4), DATA, PROC, 20, 8, chunk_size=5, checkpoint=ck, **SMALL)
+    with pytest.raises(ValueError, match="`data` differs"):
+        train_score_model(jax.random.PRNGKey(3), DATA + 1, PROC, 20, 8, chunk_size=5, checkpoint=ck, **SMALL)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        _train(checkpoint=ck, checkpoint_every=7)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        _train(checkpoint_every=5)
+    # the newest pair broken (a crash in the middle of a save): resume from .prev with a warning
+    (tmp_path / "ckpt.npz").write_bytes(b"PK\x03\x04 broken")
+    steps = []
+    with pytest.warns(RuntimeWarning, match="previous"):
+        res = _train(checkpoint=ck, callback=lambda d, *_: steps.append(d))
+    assert int(res.state.step) == 20 and steps == [20]  # resumed from the previous pair (step 15)
+    # both broken: ValueError naming the file
+    (tmp_path / "ckpt.npz").write_bytes(b"junk")
+    (tmp_path / "ckpt.prev.npz").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="ckpt.npz"):
+        _train(checkpoint=ck)
+    res = _train(checkpoint=ck, resume=False)  # start again, overwriting
+    assert int(res.state.step) == 20
+
+
+def test_checkpoint_with_typed_key(tmp_path):
+    key = jax.random.key(5)  # a typed key is recorded with its implementation and restored
+
+    def stop(done, *_):
+        if done == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_score_model(key, DATA, PROC, 20, 8, chunk_size=5, checkpoint=tmp_path / "k", callback=stop, **SMALL)
+    res = train_score_model(key, DATA, PROC, 20, 8, chunk_size=5, checkpoint=tmp_path / "k", **SMALL)
+    full = train_score_model(key, DATA, PROC, 20, 8, chunk_size=5, **SMALL)
+    assert _leaves_equal(res.state, full.state)
+    with pytest.raises(ValueError, match="`key` differs"):
+        train_score_model(jax.random.key(6), DATA, PROC, 20, 8, chunk_size=5, checkpoint=tmp_path / "k", **SMALL)

@@ -106,6 +106,18 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# Marginals of the last run against the exact draws (`probkit.diagnostics.plots.plot_marginals`;
+# `plots.plot_diagnostics(samples, reference)` draws the same in one call).
+
+# %%
+from probkit.diagnostics import plots  # noqa: E402
+
+fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+plots.plot_marginals(axes, res.samples, reference, label=f"{method}, {steps[-1]} steps", reference_label="exact")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## Time grids
 # Grids matter as much as solvers: DPM-Solver++ wants steps uniform in log-SNR, EDM the rho grid.
 

@@ -130,6 +130,22 @@ plt.show()
 print(dmcmc.diagnostics(res))
 
 # %% [markdown]
+# The same chains as pictures: `probkit.diagnostics.plots.plot_diagnostics` draws a trace and an
+# ArviZ rank plot of the noise level (ranks spread evenly over chains when they mix) and the
+# denoised draws' marginals against exact draws; `plots.plot_chains(res, kind="trace")` gives
+# ArviZ's trace plot.
+
+# %%
+from probkit.diagnostics import plots  # noqa: E402
+
+fig = plots.plot_diagnostics(res, exact, title="DLG (MALA, exact t): chains and marginals")
+plt.show()
+plots.plot_chains(res, kind="trace", var_names=("t", "x"), max_coords=2, max_chains=6)
+plt.gcf().set_size_inches(9, 4)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## Score-only models: a learned noise-level classifier
 #
 # A score network has no $\log p_t$, so neither MALA nor the exact t-move is available. DLG then

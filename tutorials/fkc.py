@@ -43,6 +43,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from probkit import fkc
+from probkit.diagnostics import plots
 from probkit.diffusion import VP
 from probkit.models import GaussianMixture
 
@@ -106,12 +107,8 @@ def compare(name, log_dens, run):
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     panel(axes[0], log_dens, np.asarray(x_fk), f"FKC (SW2 {sw_fk:.3f})")
     panel(axes[1], log_dens, np.asarray(plain.particles), f"no weights (SW2 {sw_plain:.3f})")
-    axes[2].plot(np.asarray(out.times[1:]), np.asarray(out.ess) / N, label="ESS / N")
-    res_t = np.asarray(out.times[1:])[np.asarray(out.resampled)]
-    axes[2].plot(res_t, np.zeros_like(res_t), "|", ms=12, label="resampled")
-    axes[2].set(xlabel="t (generative time runs right to left)", title=f"{name}: ESS trace", ylim=(-0.05, 1.05))
-    axes[2].invert_xaxis()
-    axes[2].legend()
+    plots.plot_smc_history(axes[2], out)  # ESS / N, log-weight spread (twin axis), resampling events
+    axes[2].set_title(f"{name}: ESS and log-weight spread", fontsize=10)
     plt.tight_layout()
     fig.savefig(FIG_DIR / f"fkc_{name}.png", dpi=80)
     plt.show()

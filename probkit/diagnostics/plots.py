@@ -8,6 +8,13 @@ matplotlib is imported lazily. Inputs may be JAX or NumPy arrays.
   a target density.
 * :func:`plot_hist_1d` — (weighted) histogram with an optional density curve.
 * :func:`plot_ess_trace` — ESS history of a particle run, with resampling steps marked.
+* :func:`plot_smc_history` — ESS / N and log-weight spread over time of a
+  :class:`~probkit.smc.WeightedParticles` result, with resampling events as vertical lines.
+* :func:`plot_marginals` — per-coordinate (weighted) histograms, against a reference sample.
+* :func:`plot_chains` — trace or rank plots of DLG chains (:class:`~probkit.dmcmc.DLGResult`)
+  through ArviZ.
+* :func:`plot_diagnostics` — one figure for any probkit result (the only helper that creates a
+  figure): weighted particles, DLG chains, plain samples, an epsilon posterior.
 """
 from __future__ import annotations
 
@@ -15,7 +22,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["plot_samples_on_density", "plot_hist_1d", "plot_ess_trace", "density_grid"]
+__all__ = [
+    "plot_samples_on_density", "plot_hist_1d", "plot_ess_trace", "density_grid",
+    "plot_smc_history", "plot_marginals", "plot_chains", "plot_diagnostics",
+]
 
 
 def _weights_or_none(n: int, weights: Any, log_weights: Any) -> np.ndarray | None:
@@ -221,3 +231,208 @@ def plot_ess_trace(
     if label is not None:
         ax.legend(frameon=False)
     return ax
+
+
+def _times_axis(result: Any, k: int) -> np.ndarray | None:
+    times = getattr(result, "times", None)
+    if times is None:
+        return None
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    return t[1:] if t.shape[0] == k + 1 else (t if t.shape[0] == k else None)
+
+
+def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | None = None, threshold: float | None = 0.5):
+    """ESS / N and the spread of the log-weights over time of a particle run, resampling marked.
+
+    Args:
+      axes: two Axes ``(ax_ess, ax_spread)``, or one Axes (the spread then goes on a twin y-axis).
+      result: a :class:`probkit.smc.WeightedParticles` (``ess``, ``resampled``,
+        ``log_weight_spread``, ``times``, ``log_weights``) from ``probkit.fkc``, ``probkit.inverse``
+        or ``probkit.smc.run_smc``.
+      threshold: the resampling threshold drawn on the ESS axis (``None``: none).
+
+    The x-axis is the time t at the end of each step, inverted so that generative time runs left
+    to right; each resampling event is a thin vertical line. Returns ``(ax_ess, ax_spread)``.
+    """
+    for name in ("ess", "resampled", "log_weight_spread", "log_weights"):
+        if not hasattr(result, name):
+            raise ValueError(f"`result` must be a WeightedParticles-like result with `{name}`, got {type(result).__name__}")
+    ess = np.asarray(result.ess, dtype=np.float64).reshape(-1)
+    k = ess.shape[0]
+    n = int(np.shape(result.log_weights)[0])
+    spread = np.asarray(result.log_weight_spread, dtype=np.float64).reshape(-1)
+    resampled = np.asarray(result.resampled, dtype=bool).reshape(-1)
+    if spread.shape != (k,) or resampled.shape != (k,):
+        raise ValueError("`result.ess`, `result.resampled` and `result.log_weight_spread` must share one length")
+    xs = _times_axis(result, k)
+    if xs is None:
+        xs = np.arange(1, k + 1, dtype=np.float64)
+    if isinstance(axes, (list, tuple, np.ndarray)):
+        ax_ess, ax_spread = np.ravel(axes)[:2]
+        twin = False
+    else:
+        ax_ess, ax_spread, twin = axes, axes.twinx(), True
+    for x in xs[resampled]:
+        ax_ess.axvline(x, color="0.8", lw=0.6, zorder=0)
+    ax_ess.plot(xs, ess / n, color=color, lw=1.3, label=label or "ESS / N")
+    if threshold is not None:
+        ax_ess.axhline(threshold, ls="--", lw=0.8, color="gray")
+    ax_ess.set_ylim(0, 1.05)
+    ax_ess.set_ylabel("ESS / N")
+    ax_ess.set_title(f"ESS ({int(resampled.sum())} resampling events, grey lines)", fontsize=10)
+    spread_color = "C3" if twin else color
+    ax_spread.plot(xs, spread, color=spread_color, lw=1.0, ls="-" if not twin else ":", label="log-weight spread")
+    ax_spread.set_ylabel("max - min log-weight")
+    if not twin:
+        for x in xs[resampled]:
+            ax_spread.axvline(x, color="0.8", lw=0.6, zorder=0)
+        ax_spread.set_title("log-weight spread (max - min)", fontsize=10)
+    for ax in (ax_ess,) if twin else (ax_ess, ax_spread):
+        if getattr(result, "times", None) is not None:
+            ax.set_xlabel("t (generative time runs left to right)")
+            if xs[0] > xs[-1] and not ax.xaxis_inverted():
+                ax.invert_xaxis()
+        else:
+            ax.set_xlabel("step")
+    return ax_ess, ax_spread
+
+
+def plot_marginals(
+    axes: Any,
+    samples: Any,
+    reference: Any = None,
+    *,
+    weights: Any = None,
+    log_weights: Any = None,
+    coords: Sequence[int] | None = None,
+    bins: int = 50,
+    label: str = "samples",
+    reference_label: str = "reference",
+    color: str = "C0",
+):
+    """Histograms of the coordinates ``coords`` of ``samples`` ``(N, d)`` (weighted if
+    ``weights``/``log_weights`` are given), each against the same coordinate of ``reference``
+    ``(M, d)`` (e.g. exact posterior draws) drawn as a black step line.
+
+    ``axes``: one Axes per coordinate (default coords: the first ``len(axes)``). Returns ``axes``.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    x = x.reshape(x.shape[0], -1)
+    axs = np.ravel(np.asarray(axes, dtype=object)) if isinstance(axes, (list, tuple, np.ndarray)) else np.array([axes], dtype=object)
+    coords = list(range(min(len(axs), x.shape[1]))) if coords is None else list(coords)
+    if len(coords) > len(axs):
+        raise ValueError(f"got {len(coords)} `coords` but only {len(axs)} axes")
+    if any(not 0 <= c < x.shape[1] for c in coords):
+        raise ValueError(f"`coords` must lie in [0, {x.shape[1]}), got {coords}")
+    w = _weights_or_none(x.shape[0], weights, log_weights)
+    ref = None
+    if reference is not None:
+        ref = np.asarray(reference, dtype=np.float64)
+        ref = ref[:, None] if ref.ndim == 1 else ref.reshape(ref.shape[0], -1)
+        if ref.shape[1] != x.shape[1]:
+            raise ValueError(f"`reference` must have {x.shape[1]} coordinates like `samples`, got {ref.shape[1]}")
+    for ax, c in zip(axs, coords):
+        both = x[:, c] if ref is None else np.concatenate([x[:, c], ref[:, c]])
+        lo, hi = np.percentile(both, [0.2, 99.8])
+        pad = 0.05 * max(hi - lo, 1e-6)
+        edges = np.linspace(lo - pad, hi + pad, bins + 1)
+        ax.hist(x[:, c], bins=edges, weights=w, density=True, color=color, alpha=0.5, label=label)
+        if ref is not None:
+            ax.hist(ref[:, c], bins=edges, density=True, histtype="step", color="k", lw=1.0, label=reference_label)
+        ax.set_title(f"x[{c}]", fontsize=10)
+        ax.set_yticks([])
+    axs[0].legend(frameon=False, fontsize=8)
+    return axes
+
+
+def plot_chains(result: Any, *, kind: str = "trace", var_names: Sequence[str] = ("t",), max_coords: int = 4,
+                max_chains: int | None = 8, axes: Any = None):
+    """Trace (``kind="trace"``) or rank (``kind="rank"``) plots of the chains of a
+    :class:`probkit.dmcmc.DLGResult` (or any ArviZ InferenceData) via ``arviz.plot_trace`` /
+    ``arviz.plot_rank``: ``t`` is the noise level, ``x`` its first ``max_coords`` coordinates.
+    Rank plots that are flat across chains indicate mixing (Vehtari et al. 2021). Returns
+    ArviZ's axes. ``max_chains``: draw the first chains only (``None``: all).
+    """
+    import arviz as az
+
+    if kind not in ("trace", "rank"):
+        raise ValueError(f"`kind` must be 'trace' or 'rank', got {kind!r}")
+    idata = result if hasattr(result, "posterior") else None
+    if idata is None:
+        if not hasattr(result, "to_inference_data"):
+            raise ValueError(f"`result` must be a DLGResult or an InferenceData, got {type(result).__name__}")
+        idata = result.to_inference_data(max_coords=max_coords)
+    if max_chains is not None:
+        if isinstance(max_chains, bool) or not isinstance(max_chains, (int, np.integer)) or max_chains < 1:
+            raise ValueError(f"`max_chains` must be a positive integer or None, got {max_chains!r}")
+        idata = idata.isel(chain=slice(0, int(max_chains)))
+    if kind == "trace":
+        return az.plot_trace(idata, var_names=list(var_names), axes=axes, compact=False)
+    return az.plot_rank(idata, var_names=list(var_names), ax=axes)
+
+
+def plot_diagnostics(result: Any, reference: Any = None, *, log_prob_fn: Callable[[Any], Any] | None = None,
+                     max_coords: int = 4, title: str | None = None):
+    """One diagnostic figure for any probkit result; returns the matplotlib Figure.
+
+    * :class:`probkit.smc.WeightedParticles` (FKC, inverse problems, SMC): ESS / N and log-weight
+      spread over time with resampling events, then the weighted marginals (against
+      ``reference`` samples when given; for 2-D particles also the cloud over ``log_prob_fn``'s
+      contours).
+    * :class:`probkit.dmcmc.DLGResult`: trace and rank plots of the noise level t (ArviZ), and
+      the denoised samples' marginals.
+    * an array of samples ``(N, d)`` (e.g. ``probkit.sample(...).samples``): marginals.
+    * :class:`probkit.privacy.EpsilonPosterior`: the posterior of epsilon with its 95% credible
+      interval.
+    """
+    import matplotlib.pyplot as plt
+
+    if hasattr(result, "log_weight_spread"):  # WeightedParticles
+        x = np.asarray(result.particles).reshape(np.shape(result.log_weights)[0], -1)
+        k = min(max_coords, x.shape[1])
+        extra = 1 if (x.shape[1] == 2 and (log_prob_fn is not None or reference is not None)) else 0
+        fig, axs = plt.subplots(1, 2 + k + extra, figsize=(3.3 * (2 + k + extra), 3.2), layout="constrained")
+        plot_smc_history(axs[:2], result)
+        plot_marginals(axs[2:2 + k], x, reference, log_weights=result.log_weights, label="weighted particles")
+        if extra:
+            plot_samples_on_density(axs[-1], x, log_prob_fn, log_weights=result.log_weights,
+                                    bounds=None if reference is None else _bounds_from(np.asarray(reference)))
+            if reference is not None and log_prob_fn is None:
+                axs[-1].scatter(*np.asarray(reference)[:1000].T, s=2, c="k", alpha=0.3)
+            axs[-1].set_title("particles (area ~ weight)", fontsize=10)
+    elif hasattr(result, "t_trace") and hasattr(result, "samples"):  # DLGResult
+        x = np.asarray(result.samples).reshape(np.shape(result.samples)[0], -1)
+        k = min(max_coords, x.shape[1])
+        fig = plt.figure(figsize=(3.3 * (2 + k), 3.2), layout="constrained")
+        gs = fig.add_gridspec(1, 2 + k)
+        ax_tr, ax_rk = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
+        t = np.asarray(result.t)
+        for c in range(min(8, t.shape[0])):
+            ax_tr.plot(t[c], lw=0.8)
+        ax_tr.set(title="trace of t (8 chains)", xlabel="kept draw", ylabel="t")
+        plot_chains(result, kind="rank", var_names=("t",), max_chains=4, axes=np.array([ax_rk]))
+        ax_rk.set_title("rank plot of t, 4 chains (ArviZ)", fontsize=10)
+        plot_marginals([fig.add_subplot(gs[0, 2 + i]) for i in range(k)], x, reference, label="denoised DLG draws")
+    elif hasattr(result, "grid_cdf") and hasattr(result, "samples"):  # EpsilonPosterior
+        fig, ax = plt.subplots(figsize=(5.5, 3.2), layout="constrained")
+        eps = np.asarray(result.samples, dtype=np.float64)
+        ax.hist(eps, bins=80, density=True, color="C0", alpha=0.5, label="posterior of epsilon")
+        lo, hi = result.interval(0.95)
+        ax.axvspan(lo, hi, color="C0", alpha=0.15, label=f"95% credible [{lo:.2f}, {hi:.2f}]")
+        if reference is not None:
+            ax.axvline(float(reference), color="k", lw=1.2, label=f"reference {float(reference):.2f}")
+        ax.set_xlabel("epsilon")
+        ax.legend(frameon=False, fontsize=8)
+    else:
+        x = np.asarray(getattr(result, "samples", result), dtype=np.float64)
+        if x.ndim < 2:
+            raise ValueError(f"`result` must be a probkit result or samples shaped (N, d), got {type(result).__name__}")
+        x = x.reshape(x.shape[0], -1)
+        k = min(max_coords, x.shape[1])
+        fig, axs = plt.subplots(1, k, figsize=(3.3 * k, 3.2), layout="constrained", squeeze=False)
+        plot_marginals(axs[0], x, reference)
+    if title is not None:
+        fig.suptitle(title)
+    return fig

@@ -22,7 +22,13 @@ l_0 = l — the path only changes the variance of the weights — so we offer tw
   default (the signal fraction; λ(0) = 1). Δ log l_t = λ(t) Δ log l: closed form for the
   Gaussian likelihood (-tr(AᵀA)/s_y²), otherwise the trace of the Hessian — ``"exact"``
   (d Jacobian-vector products of ∇ log l) or ``"hutchinson"`` (Rademacher probes zᵀ H z, an
-  unbiased estimate; inside exp(h·r) its noise adds an O(h²) bias to the weights).
+  unbiased estimate; inside exp(h·r) its noise biases the weights upwards by Jensen). The
+  Laplacian is only used by the ensemble sampler's ``weights="rate"``; its default transition
+  weights need values of l_t only.
+
+Both paths also give ``log_l_denoised(x0, t)``, the path's likelihood at a denoised estimate x0
+of the clean signal (the ensemble sampler's default ``twist="denoised"``), and the Gaussian path
+gives ``propose`` (exact draws from a Gaussian kernel times l_t, with the normaliser).
 
 A path is a :class:`LikelihoodPath` of pure functions of ONE particle: ``log_l(x, t)`` and
 ``laplacian(key, x, t)``; ∇ₓ log l_t and ∂_t log l_t come from autodiff of ``log_l`` (they never
@@ -94,6 +100,14 @@ class LikelihoodPath(NamedTuple):
         l_{t0}.
       name: ``"gaussian"`` or ``"tempered"``.
       estimated_laplacian: True if ``laplacian`` is a random estimate.
+      propose: optional exact sampler of the Gaussian kernel times l_t:
+        ``(key, mean, var, t) -> (x, log Z)`` with x ~ N(mean, var I) l_t(x) / Z and
+        log Z = log ∫ N(x; mean, var I) l_t(x) dx (``var`` ≥ 0; ``var = 0`` gives x = mean).
+        Used by the ensemble sampler's locally optimal ("adapted") proposal.
+      log_l_denoised: optional ``(x0, t) -> log l̃_t`` the path's likelihood as a function of a
+        denoised estimate x0 of the clean signal (Gaussian path: N(y; A x0, s_y² I + c r_t² A Aᵀ);
+        tempered path: λ(t) log l(x0)); l̃_0 = l. Used by the ensemble sampler's
+        ``twist="denoised"`` (x0 = Tweedie's x̂_0(x) from the cached score).
     """
 
     log_l: Callable[[Array, Array], Array]
@@ -101,6 +115,8 @@ class LikelihoodPath(NamedTuple):
     init: Callable[[Array, Array, float], tuple[Array, Array]] | None
     name: str
     estimated_laplacian: bool = False
+    propose: Callable[[Array, Array, Array, Array], tuple[Array, Array]] | None = None
+    log_l_denoised: Callable[[Array, Array], Array] | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,19 +222,28 @@ def gaussian_path(likelihood: Likelihood, process: Process, c: float = 1.0) -> L
         a, ev = _spectrum(t)
         return -jnp.sum(lam / ev) / a**2
 
-    def init(key, t0, v):
-        # Exact draw from N(0, v I) * l_{t0}: y = B x + e, B = A/α, e ~ N(0, Σ), Σ = U diag(ev) Uᵀ.
-        # Matheron's rule: x = x0 + v Bᵀ (Σ + v B Bᵀ)⁻¹ (y - B x0 - e), x0 ~ N(0, v I).
-        a, ev = _spectrum(t0)
+    def propose(key, mean, v, t):
+        # Exact draw from N(mean, v I) * l_t: y = B x + e, B = A/α, e ~ N(0, Σ), Σ = U diag(ev) Uᵀ.
+        # Matheron's rule: x = x0 + v Bᵀ (Σ + v B Bᵀ)⁻¹ (y - B x0 - e), x0 ~ N(mean, v I);
+        # log Z = log N(y; B mean, Σ + v B Bᵀ), diagonal in the Gram basis.
+        a, ev = _spectrum(t)
         k1, k2 = jax.random.split(key)
-        x0 = jnp.sqrt(v) * jax.random.normal(k1, op.in_shape)
-        e = op.gram_apply(jnp.sqrt(ev), jax.random.normal(k2, op.out_shape))
+        x0 = mean + jnp.sqrt(v) * jax.random.normal(k1, op.in_shape, mean.dtype)
+        e = op.gram_apply(jnp.sqrt(ev), jax.random.normal(k2, op.out_shape, mean.dtype))
         gev = ev + v * lam / a**2
         x = x0 + (v / a) * op.adjoint(op.gram_apply(1.0 / gev, y - op.apply(x0) / a - e))
-        log_z = -0.5 * (jnp.sum(y * op.gram_apply(1.0 / gev, y)) + jnp.sum(jnp.log(gev)) + m * _LOG_2PI)
+        r = y - op.apply(mean) / a
+        log_z = -0.5 * (jnp.sum(r * op.gram_apply(1.0 / gev, r)) + jnp.sum(jnp.log(gev)) + m * _LOG_2PI)
         return x, log_z
 
-    return LikelihoodPath(log_l, laplacian, init, "gaussian", False)
+    def init(key, t0, v):
+        # exact draw from N(0, v I) * l_{t0} and log ∫ N(x; 0, v I) l_{t0}(x) dx
+        return propose(key, jnp.zeros(op.in_shape, jnp.result_type(float)), v, t0)
+
+    def log_l_denoised(x0, t):
+        return log_l(process.alpha(t) * x0, t)
+
+    return LikelihoodPath(log_l, laplacian, init, "gaussian", False, propose, log_l_denoised)
 
 
 def _default_schedule(process: Process) -> Callable[[Array], Array]:
@@ -279,7 +304,7 @@ def tempered_path(likelihood: Likelihood, process: Process, schedule: Callable[[
             hz = jax.vmap(lambda v: jax.jvp(grad_fn, (x,), (v,))[1])(z)
             return lam(t) * jnp.mean(jnp.sum(z * hz, axis=tuple(range(1, z.ndim))))
 
-    return LikelihoodPath(log_l, lap_fn, None, "tempered", mode == "hutchinson")
+    return LikelihoodPath(log_l, lap_fn, None, "tempered", mode == "hutchinson", None, log_l)
 
 
 def make_path(path: str | LikelihoodPath, likelihood: Likelihood, process: Process, **options) -> LikelihoodPath:

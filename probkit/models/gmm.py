@@ -163,8 +163,9 @@ class GaussianMixture:
 
     def sample(self, key: Array, n: int) -> Array:
         """``n`` independent draws, shape ``(n, d)``."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"`n` must be a positive integer, got {n!r}")
+        n = int(n)
         k_comp, k_noise = jax.random.split(key)
         comp = jax.random.categorical(k_comp, jnp.log(self.weights), shape=(n,))
         z = jax.random.normal(k_noise, (n, self.dim), self.means.dtype)
@@ -263,20 +264,56 @@ class GaussianMixture:
             raise ValueError(f"`beta` must be positive, got {beta}")
         return GaussianMixture(self.weights, self.means, self.covs / beta, validate=False)
 
-    def _check_observation(self, A: ArrayLike, y: ArrayLike, noise_std: ArrayLike):
-        A = jnp.asarray(A, dtype=self.means.dtype)
-        y = jnp.asarray(y, dtype=self.means.dtype)
+    def _check_observation(self, A, y: ArrayLike, noise_std: ArrayLike):
+        """``A`` as a dense ``(m, d)`` matrix and ``y`` as an ``(m,)`` vector, checked.
+
+        ``A`` may be a matrix or any linear operator with ``apply`` / ``in_shape`` /
+        ``out_shape`` (:class:`probkit.inverse.operators.LinearOperator`): it is materialised
+        as a dense matrix by applying it to the d basis vectors (d applications, O(m d)
+        memory; fine for moderate d). ``y`` may then have the operator's ``out_shape``.
+        """
+        out_shape = None
+        if all(hasattr(A, a) for a in ("apply", "in_shape", "out_shape")):
+            out_shape = tuple(A.out_shape)
+            A = self._operator_matrix(A)
+        else:
+            if callable(A):
+                raise ValueError("`A` must be an (m, d) matrix or a probkit.inverse.operators.LinearOperator; "
+                                 "wrap a linear function with probkit.inverse.operators.from_function(fn, (d,))")
+            try:
+                A = jnp.asarray(A, dtype=self.means.dtype)
+            except (TypeError, ValueError):
+                raise ValueError(f"`A` must be an (m, {self.dim}) matrix or a LinearOperator, got "
+                                 f"{type(A).__name__}") from None
+        try:
+            y = jnp.asarray(y, dtype=self.means.dtype)
+        except (TypeError, ValueError):
+            raise ValueError(f"`y` must be an array of numbers, got {type(y).__name__}") from None
         if A.ndim != 2 or A.shape[1] != self.dim:
             raise ValueError(f"`A` must have shape (m, {self.dim}), got {A.shape}")
+        if out_shape is not None and y.shape == out_shape:
+            y = y.reshape(-1)  # an operator's observation shape, flattened like its matrix rows
         if y.shape != (A.shape[0],):
             raise ValueError(f"`y` must have shape ({A.shape[0]},), got {y.shape}")
+        if _is_concrete(A) and not np.all(np.isfinite(np.asarray(A))):
+            raise ValueError("`A` must be finite")
         if _is_concrete(y, noise_std):
             if not np.all(np.isfinite(np.asarray(y))):
                 raise ValueError("`y` must be finite")
             ns = np.asarray(noise_std)
-            if ns.ndim != 0 or not np.isfinite(ns) or ns <= 0:
+            if ns.ndim != 0 or ns.dtype.kind not in "iuf" or not np.isfinite(ns) or ns <= 0:
                 raise ValueError(f"`noise_std` must be a positive scalar, got {noise_std}")
         return A, y
+
+    def _operator_matrix(self, op) -> Array:
+        """Dense ``(m, d)`` matrix of a linear operator acting on ``in_shape`` with ``prod = d``."""
+        in_shape = tuple(int(s) for s in op.in_shape)
+        if math.prod(in_shape) != self.dim:
+            raise ValueError(f"`A` acts on signals of shape {in_shape} ({math.prod(in_shape)} entries), "
+                             f"but the mixture has dimension {self.dim}")
+        eye = jnp.eye(self.dim, dtype=self.means.dtype)
+        rows = jax.vmap(lambda e: jnp.reshape(op.apply(e.reshape(in_shape)), (-1,)))(eye)  # (d, m) = A^T
+        return jnp.asarray(rows.T, dtype=self.means.dtype)
 
     def _kalman(self, A: Array, y: Array, noise_std: ArrayLike):
         covs = self.full_covs()
@@ -294,15 +331,22 @@ class GaussianMixture:
         cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2))
         return jnp.log(self.weights) + log_lik, mean, cov
 
-    def condition(self, A: ArrayLike, y: ArrayLike, noise_std: ArrayLike) -> "GaussianMixture":
+    def condition(self, A, y: ArrayLike, noise_std: ArrayLike) -> "GaussianMixture":
         """Exact posterior of x given y = A x + N(0, noise_std^2 I) (a Kalman update per component;
-        weights proportional to w_k N(y; A mu_k, A S_k A^T + noise_std^2 I))."""
+        weights proportional to w_k N(y; A mu_k, A S_k A^T + noise_std^2 I)).
+
+        ``A``: an ``(m, d)`` matrix, or any :mod:`probkit.inverse.operators` linear operator
+        (``mask``, ``downsample``, ``blur``, ``dense``, ``from_function``, ...) whose
+        ``in_shape`` has d entries; the operator is materialised as a dense matrix (d
+        applications, O(m d) memory, then O(K d^3) for the update: moderate d only). ``y``:
+        shape ``(m,)`` or the operator's ``out_shape``. The posterior is over flattened x.
+        """
         A, y = self._check_observation(A, y, noise_std)
         log_w, mean, cov = self._kalman(A, y, noise_std)
         return GaussianMixture(jax.nn.softmax(log_w), mean, cov, validate=False)
 
-    def log_marginal_likelihood(self, A: ArrayLike, y: ArrayLike, noise_std: ArrayLike) -> Array:
-        """log p(y) = log sum_k w_k N(y; A mu_k, A S_k A^T + noise_std^2 I)."""
+    def log_marginal_likelihood(self, A, y: ArrayLike, noise_std: ArrayLike) -> Array:
+        """log p(y) = log sum_k w_k N(y; A mu_k, A S_k A^T + noise_std^2 I) (``A`` as in :meth:`condition`)."""
         A, y = self._check_observation(A, y, noise_std)
         log_w, _, _ = self._kalman(A, y, noise_std)
         return jax.nn.logsumexp(log_w)

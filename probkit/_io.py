@@ -1,0 +1,270 @@
+"""Pickle-free files for models and checkpoints: a ``.npz`` of named arrays beside a ``.json``.
+
+Private helpers shared by :mod:`probkit.models.serialization` (score networks),
+:mod:`probkit.models.training` (training checkpoints) and :mod:`probkit.smc.checkpoint`.
+
+* Arrays are stored by their pytree path (``"blocks/w1"``) and restored against a *template*
+  pytree, checking names, shapes and dtypes; nothing is ever unpickled.
+* Writes are atomic per file (temporary file + ``os.replace``); the JSON records the SHA-256 of
+  the ``.npz``, so flipped bytes, truncation, or an ``.npz`` and a ``.json`` from different
+  saves (a crash between the two replacements) are detected on load.
+* Every way a file can be bad (missing, unreadable, not a zip, corrupt member, object arrays,
+  bad JSON, wrong format or version, missing or unexpected arrays, wrong shapes or dtypes)
+  raises ``ValueError`` naming the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any, Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PyTree = Any
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip
+
+
+def base_path(path: str | os.PathLike) -> str:
+    """``path`` without a trailing ``.npz`` / ``.json``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"`path` must be a file path (str or os.PathLike), got {type(path).__name__}")
+    p = os.fspath(path)
+    if isinstance(p, bytes):
+        p = os.fsdecode(p)
+    for suffix in (".npz", ".json"):
+        if p.endswith(suffix):
+            return p[: -len(suffix)]
+    return p
+
+
+def key_name(path: tuple) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def named_leaves(tree: PyTree, prefix: str = "") -> dict[str, Any]:
+    """``{"prefix/blocks/w1": leaf, ...}``: leaves keyed by their tree path."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        name = key_name(path)
+        out[f"{prefix}/{name}" if prefix and name else (prefix or name)] = leaf
+    return out
+
+
+def tree_to_arrays(tree: PyTree, prefix: str) -> dict[str, np.ndarray]:
+    """Host copies of the leaves of ``tree`` keyed ``prefix/<path>`` (typed PRNG keys as raw data)."""
+    out = {}
+    for name, leaf in named_leaves(tree, prefix).items():
+        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        out[name] = np.asarray(leaf)
+    return out
+
+
+def arrays_to_tree(template: PyTree, arrays: dict[str, np.ndarray], prefix: str, where: str) -> PyTree:
+    """Rebuild a pytree shaped like ``template`` from ``arrays[prefix/<path>]``.
+
+    Shapes and dtypes must match the template exactly (a checkpoint is restored bitwise).
+    """
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    out = []
+    for path, spec in leaves:
+        name = key_name(path)
+        name = f"{prefix}/{name}" if prefix and name else (prefix or name)
+        if name not in arrays:
+            raise ValueError(f"{where}: array {name!r} is missing")
+        arr = arrays[name]
+        dtype = np.dtype(spec.dtype)
+        if arr.shape != tuple(spec.shape) or arr.dtype != dtype:
+            raise ValueError(
+                f"{where}: array {name!r} has shape {arr.shape} and dtype {arr.dtype}, "
+                f"expected {tuple(spec.shape)} and {dtype}"
+            )
+        out.append(jnp.asarray(arr))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def key_to_json(key: Any, name: str = "key") -> dict[str, Any]:
+    """A PRNG key (raw ``uint32`` or typed) as JSON: its data and implementation."""
+    try:
+        key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+        typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+        data = jax.random.key_data(key) if typed else key
+        impl = str(jax.random.key_impl(key)) if typed else None
+    except Exception:  # noqa: BLE001
+        raise ValueError(f"`{name}` must be a JAX PRNG key, got {type(key).__name__}") from None
+    data = np.asarray(data)
+    if data.dtype != np.uint32 or data.ndim != 1:
+        raise ValueError(f"`{name}` must be a single JAX PRNG key (jax.random.key or PRNGKey), got shape "
+                         f"{data.shape} and dtype {data.dtype}")
+    return {"data": [int(v) for v in data], "impl": impl}
+
+
+def key_from_json(d: Any, where: str) -> jax.Array:
+    try:
+        data = np.asarray(d["data"], dtype=np.uint32)
+        impl = d["impl"]
+        if data.ndim != 1 or not (impl is None or isinstance(impl, str)):
+            raise ValueError
+        return jnp.asarray(data) if impl is None else jax.random.wrap_key_data(data, impl=impl)
+    except Exception:  # noqa: BLE001
+        raise ValueError(f"{where}: field 'key' is not a PRNG key record") from None
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_arrays(arrays: Iterable[Any]) -> str:
+    """SHA-256 of the raw bytes (and shapes/dtypes) of a sequence of arrays."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a))
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _atomic_write(path: str, write) -> None:
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_files(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any],
+                *, keep_previous: bool = False) -> tuple[str, str]:
+    """Write ``<base>.npz`` then ``<base>.json`` (with ``npz_sha256``), each atomically.
+
+    ``keep_previous``: first rename an existing pair to ``<base>.prev.npz`` / ``.prev.json``
+    (a checkpoint survives a crash in the middle of the next save).
+    """
+    base = base_path(path)
+    folder = os.path.dirname(base)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    npz, js = base + ".npz", base + ".json"
+    if keep_previous and os.path.exists(npz) and os.path.exists(js):
+        os.replace(npz, base + ".prev.npz")
+        os.replace(js, base + ".prev.json")
+    _atomic_write(npz, lambda f: np.savez(f, **arrays))
+    meta = {**meta, "npz_sha256": _sha256_file(npz)}
+    text = json.dumps(meta, indent=1, sort_keys=True, allow_nan=False).encode()
+    _atomic_write(js, lambda f: f.write(text))
+    return npz, js
+
+
+def read_json(path: str | os.PathLike, format_name: str, version: int) -> dict[str, Any]:
+    """Parse ``<base>.json`` and check its format name and version."""
+    js = base_path(path) + ".json"
+    if not os.path.isfile(js):
+        raise ValueError(f"`path`: {js} {'is not a file' if os.path.exists(js) else 'does not exist'}")
+    try:
+        with open(js, "rb") as f:
+            meta = json.loads(f.read().decode("utf-8"))
+    except OSError as e:
+        raise ValueError(f"`path`: cannot read {js} ({e.strerror or e})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"`path`: {js} is not valid JSON ({type(e).__name__}: {str(e)[:120]})") from None
+    if not isinstance(meta, dict) or meta.get("format") != format_name:
+        raise ValueError(f"`path`: {js} is not a {format_name} file")
+    if meta.get("version") != version:
+        raise ValueError(f"`path`: {js} has unsupported format version {meta.get('version')!r} (expected {version})")
+    return meta
+
+
+def read_npz(path: str | os.PathLike, sha256: str | None = None) -> dict[str, np.ndarray]:
+    """All arrays of ``<base>.npz`` as host arrays, never unpickling.
+
+    ``sha256``: the digest recorded in the JSON side-car; a mismatch means the file was
+    corrupted or comes from another save.
+    """
+    npz_path = base_path(path) + ".npz"
+    if not os.path.isfile(npz_path):
+        raise ValueError(f"`path`: {npz_path} {'is not a file' if os.path.exists(npz_path) else 'does not exist'}")
+    try:
+        with open(npz_path, "rb") as f:
+            head = f.read(4)
+        digest = _sha256_file(npz_path) if sha256 is not None else None
+    except OSError as e:
+        raise ValueError(f"`path`: cannot read {npz_path} ({e.strerror or e})") from None
+    if head not in _ZIP_MAGIC:
+        raise ValueError(f"`path`: {npz_path} is not an .npz archive (corrupt or another kind of file)")
+    if sha256 is not None and digest != sha256:
+        raise ValueError(
+            f"`path`: {npz_path} is corrupt or does not belong to its .json (SHA-256 mismatch; "
+            "was a save interrupted?)"
+        )
+    out: dict[str, np.ndarray] = {}
+    try:
+        npz = np.load(npz_path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - any parse failure means a bad file
+        raise ValueError(f"`path`: {npz_path} is not a readable .npz archive ({type(e).__name__})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - excluded by the magic check
+        raise ValueError(f"`path`: {npz_path} is not an .npz archive")
+    with npz:
+        for name in npz.files:
+            try:
+                arr = npz[name]
+            except ValueError as e:
+                if "pickle" in str(e):
+                    raise ValueError(f"`path`: array {name!r} in {npz_path} holds Python objects; "
+                                     "probkit files contain plain numeric arrays only") from None
+                raise ValueError(f"`path`: array {name!r} in {npz_path} is corrupt ({str(e)[:120]})") from None
+            except Exception as e:  # noqa: BLE001 - BadZipFile (CRC), zlib.error, EOFError, OSError ...
+                raise ValueError(f"`path`: array {name!r} in {npz_path} is corrupt ({type(e).__name__})") from None
+            if arr.dtype.kind not in "biuf":
+                raise ValueError(f"`path`: array {name!r} in {npz_path} has dtype {arr.dtype}; expected numbers")
+            out[name] = arr
+    return out
+
+
+def checkpoint_exists(path: str | os.PathLike) -> bool:
+    """Whether ``<base>.json`` or its previous generation ``<base>.prev.json`` exists."""
+    base = base_path(path)
+    return os.path.exists(base + ".json") or os.path.exists(base + ".prev.json")
+
+
+def read_checkpoint(path: str | os.PathLike, format_name: str, version: int) -> tuple[dict, dict, str]:
+    """``(meta, arrays, base)`` of the newest intact checkpoint pair at ``path``.
+
+    Tries ``<base>.*`` and, if that pair is missing or broken (a crash during a save), the
+    previous generation ``<base>.prev.*`` with a warning; raises the first pair's
+    ``ValueError`` if neither is intact.
+    """
+    import warnings
+
+    base = base_path(path)
+    try:
+        meta = read_json(base, format_name, version)
+        sha = meta.get("npz_sha256")
+        return meta, read_npz(base, sha if isinstance(sha, str) else "missing"), base
+    except ValueError as first:
+        prev = base + ".prev"
+        if not os.path.exists(prev + ".json"):
+            raise
+        try:
+            meta = read_json(prev, format_name, version)
+            sha = meta.get("npz_sha256")
+            arrays = read_npz(prev, sha if isinstance(sha, str) else "missing")
+        except ValueError:
+            raise first from None
+        warnings.warn(f"checkpoint {base}.* is unusable ({first}); resuming from the previous one, {prev}.*",
+                      RuntimeWarning, stacklevel=3)
+        return meta, arrays, prev

@@ -1,0 +1,605 @@
+"""Class-conditional score networks for classifier-free guidance, and a small classifier.
+
+**Conditional score network.** One noise-prediction MLP eps_theta(x, t, y) serves every class
+y in {0, ..., C-1} and, through a *null* label y = C, the unconditional model (Ho & Salimans
+2022, "Classifier-Free Diffusion Guidance", arXiv 2207.12598). It is the residual MLP of
+:mod:`probkit.models.nets` (same preconditioning, Gaussian skip and noise-level embedding) with a
+learned class embedding e_y (one row of a ``(C + 1, time_dim)`` table) added to the first layer
+of the noise-level MLP,
+
+    temb = silu(W2 silu(W1 gamma(c_t) + b1 + e_y) + b2),
+
+implemented by shifting ``b1`` by e_y and calling :func:`probkit.models.nets.score_mlp_apply`,
+so the two networks cannot drift apart. The table starts at zero (the untrained model ignores
+the label). Training minimises the denoising score matching loss of :mod:`probkit.models.nets`
+with *condition dropout*: each label is replaced by the null label with probability
+``p_uncond``, so one network learns grad log p_t(x | y) and grad log p_t(x); the score is
+s_theta(x, t, y) = -eps_theta(x, t, y) / sigma_t.
+
+:func:`conditional_score_fn` returns ``score_fn(x, t)`` for one label as a
+``jax.tree_util.Partial`` whose parameters and label are *traced* leaves: a sampler compiled
+for one class (or one set of weights) is reused for every other.
+
+**Classifier.** :func:`init_classifier` / :func:`classifier_logits`: an MLP
+``dim -> hidden -> ... -> C`` (SiLU) trained by cross-entropy with :func:`train_classifier`,
+used to evaluate guided samples.
+
+**Files.** Both are saved without pickle as ``<path>.npz`` (arrays keyed by tree path) plus
+``<path>.json`` (format name and version, config, process, array shapes, metadata), like
+:func:`probkit.models.nets.save_score_model`.
+
+**The digits.** :func:`load_digits_split` is a fixed stratified train/test split of
+scikit-learn's 8x8 digits; :func:`load_pretrained_conditional_digits` and
+:func:`load_pretrained_digits_classifier` load the networks trained on its train split by
+``benchmarks/train_guidance.py`` that ship with probkit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.resources
+import json
+import os
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.typing import ArrayLike
+
+from probkit.models.nets import (
+    Params,
+    ScoreMLPConfig,
+    TrainState,
+    _base_path,
+    _check_data,
+    _check_pos_int,
+    _key_name,
+    _lecun,
+    _named_leaves,
+    _process_from_dict,
+    _process_to_dict,
+    dsm_train_init,
+    init_score_mlp,
+    make_optimizer,
+    score_mlp_apply,
+    stratified_times,
+)
+
+Array = jax.Array
+
+__all__ = [
+    "ConditionalScoreConfig",
+    "init_conditional_score_mlp",
+    "conditional_apply",
+    "conditional_score_fn",
+    "check_label",
+    "conditional_dsm_loss",
+    "ConditionalTrainResult",
+    "train_conditional_score_model",
+    "save_conditional_score_model",
+    "load_conditional_score_model",
+    "ClassifierConfig",
+    "init_classifier",
+    "classifier_logits",
+    "train_classifier",
+    "save_classifier",
+    "load_classifier",
+    "read_model_metadata",
+    "load_digits_split",
+    "pretrained_conditional_digits_path",
+    "load_pretrained_conditional_digits",
+    "pretrained_digits_classifier_path",
+    "load_pretrained_digits_classifier",
+]
+
+COND_FORMAT = "probkit.conditional_score_mlp"
+CLF_FORMAT = "probkit.mlp_classifier"
+FORMAT_VERSION = 1
+_PRETRAINED_COND = "digits_cond_vp"
+_PRETRAINED_CLF = "digits_classifier"
+
+
+# --------------------------------------------------------------------------------------
+# Conditional score network
+# --------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ConditionalScoreConfig:
+    """Static description of a class-conditional score MLP (hashable).
+
+    Attributes:
+      net: the :class:`~probkit.models.nets.ScoreMLPConfig` of the underlying network.
+      num_classes: C; labels are ``0..C-1`` and the null (unconditional) label is ``C``.
+    """
+
+    net: ScoreMLPConfig
+    num_classes: int
+
+    @property
+    def null_label(self) -> int:
+        return self.num_classes
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return self.net.event_shape
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"net": self.net.to_dict(), "num_classes": self.num_classes}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "ConditionalScoreConfig":
+        if not isinstance(d, dict) or set(d) != {"net", "num_classes"}:
+            raise ValueError("`config` must be a JSON object with exactly the fields 'net' and 'num_classes'")
+        _check_pos_int("num_classes", d["num_classes"])
+        return cls(ScoreMLPConfig.from_dict(d["net"]), int(d["num_classes"]))
+
+
+def init_conditional_score_mlp(
+    key: Array, dim: int | tuple[int, ...], num_classes: int, hidden: int = 256, depth: int = 3, **net_kwargs: Any
+) -> tuple[Params, ConditionalScoreConfig]:
+    """Initialise a class-conditional noise-prediction MLP.
+
+    ``net_kwargs`` go to :func:`probkit.models.nets.init_score_mlp` (``data_mean``,
+    ``data_std``, ``time_dim``, ...). Returns ``(params, config)`` with
+    ``params = {"net": <score MLP params>, "class_emb": (num_classes + 1, time_dim)}``; the
+    embedding starts at zero, so the untrained network equals the unconditional one.
+    """
+    _check_pos_int("num_classes", num_classes)
+    net_params, net_cfg = init_score_mlp(key, dim, hidden, depth, **net_kwargs)
+    params = {"net": net_params, "class_emb": jnp.zeros((int(num_classes) + 1, net_cfg.time_dim), jnp.float32)}
+    return params, ConditionalScoreConfig(net_cfg, int(num_classes))
+
+
+def check_label(label: Any, num_classes: int, name: str = "label", allow_null: bool = True) -> Any:
+    """Validate a class label at the Python boundary and return it as an int32 array.
+
+    ``None`` means the null label ``num_classes`` (the unconditional model) if ``allow_null``.
+    Concrete labels must be integers in ``0..num_classes-1`` (or the null label); traced labels
+    pass through unchecked (an out-of-range traced label makes the network output NaN, which
+    the samplers report).
+    """
+    if label is None:
+        if not allow_null:
+            raise ValueError(f"`{name}` must be a class in 0..{num_classes - 1}, got None")
+        return jnp.asarray(num_classes, jnp.int32)
+    if isinstance(label, jax.core.Tracer):
+        return label.astype(jnp.int32)
+    arr = np.asarray(label)
+    hi = num_classes if allow_null else num_classes - 1
+    if isinstance(label, bool) or arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        if not (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+            raise ValueError(f"`{name}` must be an integer class label in 0..{hi}, got {label!r}")
+    if np.any(arr < 0) or np.any(arr > hi):
+        null = f" ({num_classes} = unconditional)" if allow_null else ""
+        raise ValueError(f"unknown class `{name}` {label!r}: labels are 0..{hi}{null}")
+    return jnp.asarray(arr, jnp.int32)
+
+
+def _class_embedding(params: Params, config: ConditionalScoreConfig, label: Array) -> Array:
+    table = params["class_emb"]
+    valid = (label >= 0) & (label <= config.num_classes)
+    row = table[jnp.clip(label, 0, config.num_classes)]
+    return jnp.where(valid, row, jnp.nan)
+
+
+def conditional_apply(
+    params: Params, config: ConditionalScoreConfig, x: ArrayLike, t: ArrayLike, label: ArrayLike, process
+) -> Array:
+    """Noise prediction ``eps_theta(x, t, label)`` for ONE particle; ``label = num_classes`` is
+    the null (unconditional) label."""
+    label = jnp.asarray(label, jnp.int32)
+    net = dict(params["net"])
+    time = dict(net["time"])
+    time["b1"] = time["b1"] + _class_embedding(params, config, label)
+    net["time"] = time
+    return score_mlp_apply(net, config.net, x, t, process)
+
+
+@functools.lru_cache(maxsize=None)
+def _score_apply(config: ConditionalScoreConfig, process) -> Callable[..., Array]:
+    """One function object per (config, process), so Partials built from it share a jit cache."""
+
+    def score(params: Params, label: Array, x: Array, t: Array) -> Array:
+        return -conditional_apply(params, config, x, t, label, process) / process.sigma(t)
+
+    return score
+
+
+def conditional_score_fn(params: Params, config: ConditionalScoreConfig, process, label: Any = None):
+    """``score_fn(x, t) = -eps_theta(x, t, label) / sigma_t`` for ONE particle.
+
+    ``label=None`` gives the unconditional score. Returned as a
+    ``jax.tree_util.Partial(apply, params, label)``: ``params`` and ``label`` are array leaves,
+    traced when the score function is passed through ``jax.jit``, so a sampler compiled once
+    serves every label and every set of weights of the same shapes. Raises ``ValueError``
+    naming ``label`` for an unknown class.
+    """
+    if not isinstance(config, ConditionalScoreConfig):
+        raise ValueError(f"`config` must be a ConditionalScoreConfig, got {type(config).__name__}")
+    lab = check_label(label, config.num_classes, "label")
+    return jax.tree_util.Partial(_score_apply(config, process), params, lab)
+
+
+# --------------------------------------------------------------------------------------
+# Training with condition dropout
+# --------------------------------------------------------------------------------------
+def conditional_dsm_loss(
+    params: Params, config: ConditionalScoreConfig, process, key: Array, x0: Array, labels: Array,
+    t_min: float = 1e-3, p_uncond: float = 0.1,
+) -> Array:
+    """DSM loss ``mean_i ||eps_theta(x_t^i, t_i, y_i) - eps_i||^2 / D`` with each label replaced
+    by the null label with probability ``p_uncond`` (condition dropout)."""
+    k_t, k_eps, k_drop = jax.random.split(key, 3)
+    n = x0.shape[0]
+    t = stratified_times(k_t, n, t_min)
+    eps = jax.random.normal(k_eps, x0.shape, jnp.float32)
+    drop = jax.random.bernoulli(k_drop, p_uncond, (n,))
+    y = jnp.where(drop, config.null_label, labels)
+    bshape = (n,) + (1,) * (x0.ndim - 1)
+    xt = process.alpha(t).reshape(bshape) * x0 + process.sigma(t).reshape(bshape) * eps
+    pred = jax.vmap(lambda x, s, lab: conditional_apply(params, config, x, s, lab, process))(xt, t, y)
+    return jnp.mean((pred - eps) ** 2)
+
+
+class ConditionalTrainResult(NamedTuple):
+    """``params`` (EMA), ``config``, per-step ``losses`` and the final ``state``."""
+
+    params: Params
+    config: ConditionalScoreConfig
+    losses: Array
+    state: TrainState
+
+
+def train_conditional_score_model(
+    key: Array,
+    data: ArrayLike,
+    labels: ArrayLike,
+    process,
+    num_steps: int,
+    batch_size: int = 256,
+    *,
+    num_classes: int | None = None,
+    p_uncond: float = 0.1,
+    hidden: int = 256,
+    depth: int = 3,
+    learning_rate: float = 2e-3,
+    ema_decay: float = 0.999,
+    weight_decay: float = 0.0,
+    grad_clip: float = 1.0,
+    t_min: float | None = None,
+    chunk_size: int = 500,
+    callback: Callable[[int, np.ndarray], None] | None = None,
+    **net_kwargs: Any,
+) -> ConditionalTrainResult:
+    """Train a class-conditional noise-prediction MLP by DSM with condition dropout.
+
+    ``data``: ``(n, *event_shape)``; ``labels``: ``(n,)`` ints in ``0..num_classes-1``
+    (``num_classes`` defaults to ``max(labels) + 1``). AdamW with warmup and cosine decay
+    (:func:`probkit.models.nets.make_optimizer`), EMA of the weights with the warm-up decay of
+    :func:`probkit.models.nets.make_dsm_train_step`; ``data_mean`` / ``data_std`` default to the
+    data's per-coordinate mean and root mean variance. Returns the EMA parameters.
+    """
+    arr = _check_data(data)
+    lab = np.asarray(labels)
+    if lab.shape != (arr.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(f"`labels` must be integers of shape ({arr.shape[0]},), got {lab.dtype} {lab.shape}")
+    if num_classes is None:
+        num_classes = int(lab.max()) + 1
+    _check_pos_int("num_classes", num_classes)
+    if lab.min() < 0 or lab.max() >= num_classes:
+        raise ValueError(f"`labels` must lie in 0..{num_classes - 1}, got range {lab.min()}..{lab.max()}")
+    _check_pos_int("num_steps", num_steps)
+    _check_pos_int("batch_size", batch_size)
+    if not 0.0 < p_uncond < 1.0:
+        raise ValueError(f"`p_uncond` must lie in (0, 1), got {p_uncond!r}")
+    t_min = float(process.t_min if t_min is None else t_min)
+    k_init, k_train = jax.random.split(key)
+    net_kwargs.setdefault("data_mean", arr.mean(axis=0))
+    net_kwargs.setdefault("data_std", float(np.sqrt(arr.var(axis=0).mean())))
+    params, config = init_conditional_score_mlp(k_init, arr.shape[1:], num_classes, hidden, depth, **net_kwargs)
+    optimizer = make_optimizer(num_steps, learning_rate, None, weight_decay, grad_clip)
+    data_j, lab_j = jnp.asarray(arr, jnp.float32), jnp.asarray(lab, jnp.int32)
+
+    def step(state: TrainState, key: Array) -> tuple[TrainState, Array]:
+        k_idx, k_loss = jax.random.split(key)
+        idx = jax.random.randint(k_idx, (batch_size,), 0, data_j.shape[0])
+        loss, grads = jax.value_and_grad(conditional_dsm_loss)(
+            state.params, config, process, k_loss, data_j[idx], lab_j[idx], t_min, p_uncond
+        )
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        new = optax.apply_updates(state.params, updates)
+        k = state.step.astype(jnp.float32)
+        decay = jnp.minimum(ema_decay, (1.0 + k) / (10.0 + k))
+        ema = optax.incremental_update(new, state.ema_params, 1.0 - decay)
+        return TrainState(new, ema, opt_state, state.step + 1), loss
+
+    run_chunk = jax.jit(lambda s, ks: jax.lax.scan(step, s, ks))
+    state = dsm_train_init(params, optimizer)
+    keys = jax.random.split(k_train, num_steps)
+    losses, done = [], 0
+    while done < num_steps:
+        n = min(chunk_size, num_steps - done)
+        state, chunk = run_chunk(state, keys[done: done + n])
+        done += n
+        losses.append(chunk)
+        if callback is not None:
+            callback(done, np.asarray(chunk))
+    losses = jnp.concatenate(losses)
+    if not bool(jnp.all(jnp.isfinite(losses))):
+        raise FloatingPointError("training diverged (non-finite DSM loss); lower `learning_rate`")
+    return ConditionalTrainResult(state.ema_params, config, losses, state)
+
+
+# --------------------------------------------------------------------------------------
+# Classifier
+# --------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+    """An MLP classifier ``dim -> hidden (x depth, SiLU) -> num_classes``."""
+
+    dim: int
+    num_classes: int
+    hidden: int = 128
+    depth: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "ClassifierConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(d, dict) or set(d) != names:
+            raise ValueError(f"`config` must be a JSON object with the fields {sorted(names)}")
+        for k in names:
+            _check_pos_int(k, d[k])
+        return cls(**{k: int(v) for k, v in d.items()})
+
+
+def init_classifier(key: Array, dim: int, num_classes: int, hidden: int = 128, depth: int = 2) -> tuple[Params, ClassifierConfig]:
+    """LeCun-normal MLP weights; returns ``(params, config)``."""
+    cfg = ClassifierConfig(int(dim), int(num_classes), int(hidden), int(depth))
+    for k, v in cfg.to_dict().items():
+        _check_pos_int(k, v)
+    sizes = [cfg.dim] + [cfg.hidden] * cfg.depth + [cfg.num_classes]
+    keys = jax.random.split(key, len(sizes) - 1)
+    layers = [{"w": _lecun(k, a, b), "b": jnp.zeros(b)} for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+    return {"layers": layers}, cfg
+
+
+def classifier_logits(params: Params, config: ClassifierConfig, x: ArrayLike) -> Array:
+    """Logits ``(..., num_classes)`` for inputs ``(..., dim)``."""
+    h = jnp.asarray(x, jnp.float32)
+    if h.shape[-1] != config.dim:
+        raise ValueError(f"`x` must have trailing dimension {config.dim}, got shape {h.shape}")
+    layers = params["layers"]
+    for layer in layers[:-1]:
+        h = jax.nn.silu(h @ layer["w"] + layer["b"])
+    return h @ layers[-1]["w"] + layers[-1]["b"]
+
+
+def train_classifier(
+    key: Array, data: ArrayLike, labels: ArrayLike, num_classes: int, num_steps: int = 4000, batch_size: int = 128,
+    *, hidden: int = 128, depth: int = 2, learning_rate: float = 1e-3, weight_decay: float = 1e-4,
+    noise_std: float = 0.1, label_smoothing: float = 0.05,
+) -> tuple[Params, ClassifierConfig, Array]:
+    """Cross-entropy training (AdamW, cosine decay) with Gaussian input noise ``noise_std`` as
+    augmentation. Returns ``(params, config, losses)``."""
+    arr = _check_data(data).reshape(np.asarray(data).shape[0], -1)
+    lab = np.asarray(labels)
+    if lab.shape != (arr.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(f"`labels` must be integers of shape ({arr.shape[0]},)")
+    k_init, k_train = jax.random.split(key)
+    params, cfg = init_classifier(k_init, arr.shape[1], num_classes, hidden, depth)
+    sched = optax.cosine_decay_schedule(learning_rate, num_steps, 0.01)
+    opt = optax.adamw(sched, weight_decay=weight_decay)
+    xs, ys = jnp.asarray(arr, jnp.float32), jnp.asarray(lab, jnp.int32)
+
+    def loss_fn(p, x, y):
+        target = optax.smooth_labels(jax.nn.one_hot(y, num_classes), label_smoothing)
+        return jnp.mean(optax.softmax_cross_entropy(classifier_logits(p, cfg, x), target))
+
+    def step(carry, k):
+        p, s = carry
+        k_idx, k_noise = jax.random.split(k)
+        idx = jax.random.randint(k_idx, (batch_size,), 0, xs.shape[0])
+        x = xs[idx] + noise_std * jax.random.normal(k_noise, (batch_size, xs.shape[1]))
+        loss, g = jax.value_and_grad(loss_fn)(p, x, ys[idx])
+        upd, s = opt.update(g, s, p)
+        return (optax.apply_updates(p, upd), s), loss
+
+    (params, _), losses = jax.jit(lambda c, ks: jax.lax.scan(step, c, ks))(
+        (params, opt.init(params)), jax.random.split(k_train, num_steps)
+    )
+    return params, cfg, losses
+
+
+# --------------------------------------------------------------------------------------
+# Save / load (npz of named arrays + json; never pickle)
+# --------------------------------------------------------------------------------------
+def _save(path, fmt: str, params: Params, template: Params, meta: dict[str, Any], dtype: str) -> tuple[str, str]:
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"`dtype` must be 'float32' or 'float16', got {dtype!r}")
+    arrays = {k: np.asarray(v) for k, v in _named_leaves(params).items()}
+    expected = _named_leaves(template)
+    if set(arrays) != set(expected) or any(arrays[k].shape != expected[k].shape for k in arrays):
+        raise ValueError("`params` do not match `config` (different array names or shapes)")
+    arrays = {k: v.astype(dtype) for k, v in arrays.items()}
+    meta = {"format": fmt, "version": FORMAT_VERSION, **meta,
+            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()}}
+    base = _base_path(path)
+    if os.path.dirname(base):
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+    np.savez(base + ".npz", **arrays)
+    with open(base + ".json", "w") as f:
+        json.dump(meta, f, indent=1, sort_keys=True)
+    return base + ".npz", base + ".json"
+
+
+def _read_meta(path, fmt: str) -> tuple[str, dict[str, Any]]:
+    base = _base_path(path)
+    if not os.path.exists(base + ".json"):
+        raise ValueError(f"`path`: {base}.json does not exist")
+    try:
+        with open(base + ".json") as f:
+            meta = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"`path`: {base}.json is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise ValueError(f"`path`: {base}.json is not a {fmt} file")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ValueError(f"`path`: unsupported format version {meta.get('version')!r} (expected {FORMAT_VERSION})")
+    return base, meta
+
+
+def _load_arrays(base: str, template: Params) -> Params:
+    if not os.path.exists(base + ".npz"):
+        raise ValueError(f"`path`: {base}.npz does not exist")
+    expected = _named_leaves(template)
+    try:
+        npz = np.load(base + ".npz", allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - any parse failure means a bad file
+        raise ValueError(f"`path`: cannot read {base}.npz ({e})") from None
+    loaded = {}
+    with npz:
+        names = set(npz.files)
+        missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
+        if missing or extra:
+            raise ValueError(f"`path`: arrays do not match the config (missing {missing}, unexpected {extra})")
+        for name, spec in expected.items():
+            try:
+                arr = npz[name]
+            except ValueError as e:  # object arrays would need pickle
+                raise ValueError(f"`path`: array {name!r} is not a plain numeric array ({e})") from None
+            if arr.shape != spec.shape:
+                raise ValueError(f"`path`: array {name!r} has shape {arr.shape}, config implies {spec.shape}")
+            if not np.issubdtype(arr.dtype, np.floating):
+                raise ValueError(f"`path`: array {name!r} has dtype {arr.dtype}, expected floating point")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"`path`: array {name!r} contains non-finite values")
+            loaded[name] = jnp.asarray(arr, dtype=jnp.float32)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    return jax.tree_util.tree_unflatten(treedef, [loaded[_key_name(p)] for p, _ in leaves])
+
+
+def _cond_template(config: ConditionalScoreConfig) -> Params:
+    def build():
+        p, _ = init_conditional_score_mlp(jax.random.PRNGKey(0), config.net.event_shape, config.num_classes,
+                                          config.net.hidden, config.net.depth,
+                                          **{k: v for k, v in config.net.to_dict().items()
+                                             if k not in ("event_shape", "hidden", "depth")})
+        return p
+
+    return jax.eval_shape(build)
+
+
+def save_conditional_score_model(
+    path: str | os.PathLike, params: Params, config: ConditionalScoreConfig, process, *, dtype: str = "float32",
+    metadata: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+    """Write ``<path>.npz`` and ``<path>.json`` (format ``probkit.conditional_score_mlp``);
+    ``dtype="float16"`` halves the files. Returns the two file names."""
+    if not isinstance(config, ConditionalScoreConfig):
+        raise ValueError(f"`config` must be a ConditionalScoreConfig, got {type(config).__name__}")
+    meta = {"config": config.to_dict(), "process": _process_to_dict(process), "metadata": metadata or {}}
+    return _save(path, COND_FORMAT, params, _cond_template(config), meta, dtype)
+
+
+def load_conditional_score_model(path: str | os.PathLike) -> tuple[Params, ConditionalScoreConfig, Any]:
+    """Read a model written by :func:`save_conditional_score_model`: ``(params, config, process)``.
+
+    Never unpickles; raises ValueError on a missing file, wrong format or version, malformed
+    config, missing/unexpected arrays, wrong shapes, non-float or non-finite values.
+    """
+    base, meta = _read_meta(path, COND_FORMAT)
+    config = ConditionalScoreConfig.from_dict(meta.get("config"))
+    process = _process_from_dict(meta.get("process"))
+    return _load_arrays(base, _cond_template(config)), config, process
+
+
+def save_classifier(
+    path: str | os.PathLike, params: Params, config: ClassifierConfig, *, dtype: str = "float32",
+    metadata: dict[str, Any] | None = None,
+) -> tuple[str, str]:
+    """Write a classifier as ``<path>.npz`` + ``<path>.json`` (format ``probkit.mlp_classifier``)."""
+    if not isinstance(config, ClassifierConfig):
+        raise ValueError(f"`config` must be a ClassifierConfig, got {type(config).__name__}")
+    template = jax.eval_shape(lambda: init_classifier(jax.random.PRNGKey(0), **config.to_dict())[0])
+    return _save(path, CLF_FORMAT, params, template, {"config": config.to_dict(), "metadata": metadata or {}}, dtype)
+
+
+def load_classifier(path: str | os.PathLike) -> tuple[Params, ClassifierConfig]:
+    """Read a classifier written by :func:`save_classifier`: ``(params, config)``."""
+    base, meta = _read_meta(path, CLF_FORMAT)
+    config = ClassifierConfig.from_dict(meta.get("config"))
+    template = jax.eval_shape(lambda: init_classifier(jax.random.PRNGKey(0), **config.to_dict())[0])
+    return _load_arrays(base, template), config
+
+
+def read_model_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``metadata`` object stored with a conditional score model or a classifier."""
+    base = _base_path(path)
+    for fmt in (COND_FORMAT, CLF_FORMAT):
+        try:
+            return _read_meta(base, fmt)[1].get("metadata", {})
+        except ValueError:
+            continue
+    raise ValueError(f"`path`: {base}.json is neither a {COND_FORMAT} nor a {CLF_FORMAT} file")
+
+
+# --------------------------------------------------------------------------------------
+# The digits
+# --------------------------------------------------------------------------------------
+def load_digits_split(test_fraction: float = 0.25, seed: int = 0):
+    """A fixed stratified split of scikit-learn's 8x8 digits (pixels in [-1, 1], flattened).
+
+    Within each class the images are permuted by ``numpy.random.default_rng(seed)`` and the
+    first ``round(test_fraction * n_c)`` go to the test set. Returns
+    ``(x_train, y_train, x_test, y_test)`` (float32 ``(n, 64)``, int32 ``(n,)``); the default
+    gives 1347 training and 450 test images.
+    """
+    from probkit.models.digits import load_digits_data
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"`test_fraction` must lie in (0, 1), got {test_fraction!r}")
+    x, y = load_digits_data(return_labels=True)
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(y), bool)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        test[idx[: int(round(test_fraction * len(idx)))]] = True
+    return x[~test], y[~test], x[test], y[test]
+
+
+def _pretrained(name: str) -> str:
+    return os.fspath(importlib.resources.files("probkit.models") / "pretrained" / name)
+
+
+def pretrained_conditional_digits_path() -> str:
+    """Base path of the shipped ``digits_cond_vp.{npz,json}``."""
+    return _pretrained(_PRETRAINED_COND)
+
+
+def pretrained_digits_classifier_path() -> str:
+    """Base path of the shipped ``digits_classifier.{npz,json}``."""
+    return _pretrained(_PRETRAINED_CLF)
+
+
+def load_pretrained_conditional_digits() -> tuple[Params, ConditionalScoreConfig, Any]:
+    """``(params, config, process)`` of the class-conditional digits model shipped with probkit
+    (10 classes plus the null label 10; trained on the train split of :func:`load_digits_split`
+    by ``benchmarks/train_guidance.py``; recipe in its JSON side-car's ``metadata``)."""
+    base = pretrained_conditional_digits_path()
+    if not os.path.exists(base + ".npz"):
+        raise FileNotFoundError(f"conditional digits model not found at {base}.npz; run benchmarks/train_guidance.py")
+    return load_conditional_score_model(base)
+
+
+def load_pretrained_digits_classifier() -> tuple[Params, ClassifierConfig]:
+    """``(params, config)`` of the digit classifier shipped with probkit (trained on the train
+    split of :func:`load_digits_split`; test accuracy in its ``metadata``)."""
+    base = pretrained_digits_classifier_path()
+    if not os.path.exists(base + ".npz"):
+        raise FileNotFoundError(f"digits classifier not found at {base}.npz; run benchmarks/train_guidance.py")
+    return load_classifier(base)
+

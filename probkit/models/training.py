@@ -1,0 +1,406 @@
+r"""Denoising score matching for the score MLP, with optax, non-finite flags and checkpoints.
+
+Training minimises the denoising score matching loss (Vincent 2011; Song et al. 2021,
+arXiv 2011.13456) in its noise-prediction form
+
+    L(theta) = E_{t, x_0, eps} || eps_theta(alpha_t x_0 + sigma_t eps, t) - eps ||^2 / D,
+
+i.e. score matching with weighting lambda(t) = sigma_t^2 (``D`` = number of coordinates, so
+the untrained network, which outputs zero, has loss 1). Times are uniform on ``[t_min, 1]``
+(no importance weighting), drawn with the stratified ("low-discrepancy") sampler of Kingma
+et al. 2021 (VDM, arXiv 2107.00630): one uniform offset per batch,
+``t_i = t_min + (1 - t_min) ((u + i/B) mod 1)`` — same marginal, lower-variance loss.
+
+:func:`train_score_model` runs the steps in jitted ``lax.scan`` chunks. Inside the scan every
+step flags a non-finite loss or parameter (no host sync); after each chunk the first flagged
+step is reported as a ``ValueError``. With ``checkpoint=path`` the full training state
+(parameters, EMA, optax state, step, the losses so far) and the run's recipe (key, data digest,
+hyper-parameters) are saved every ``checkpoint_every`` steps as ``.npz`` + ``.json`` (no
+pickle); calling again with the same arguments resumes from the file, and the resumed run
+equals the uninterrupted run bitwise (same per-step keys, same chunk boundaries).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.typing import ArrayLike
+
+from probkit import _io
+from probkit.models._validate import check_pos_float, check_pos_int, check_real
+from probkit.models.score_mlp import Params, ScoreMLPConfig, init_score_mlp, score_mlp_apply
+
+Array = jax.Array
+
+__all__ = [
+    "stratified_times",
+    "dsm_loss",
+    "make_optimizer",
+    "TrainState",
+    "TrainResult",
+    "dsm_train_init",
+    "make_dsm_train_step",
+    "train_score_model",
+    "CHECKPOINT_FORMAT",
+]
+
+CHECKPOINT_FORMAT = "probkit.train_checkpoint"
+_CHECKPOINT_VERSION = 1
+
+
+def stratified_times(key: Array, n: int, t_min: float) -> Array:
+    """``n`` stratified uniform times on ``[t_min, 1]``: ``t_min + (1 - t_min) ((u + i/n) mod 1)``."""
+    u = jax.random.uniform(key)
+    return t_min + (1.0 - t_min) * jnp.mod(u + jnp.arange(n) / n, 1.0)
+
+
+def dsm_loss(
+    params: Params, config: ScoreMLPConfig, process, key: Array, x0: Array, t_min: float = 1e-3,
+    t: Array | None = None,
+) -> Array:
+    """Monte Carlo DSM loss ``mean_i ||eps_theta(x_t^i, t_i) - eps_i||^2 / D`` on a batch ``x0``.
+
+    ``x0`` has shape ``(B, *event_shape)``; ``t`` (shape ``(B,)``) overrides the stratified
+    uniform times on ``[t_min, 1]``.
+    """
+    k_t, k_eps = jax.random.split(key)
+    n = x0.shape[0]
+    if t is None:
+        t = stratified_times(k_t, n, t_min)
+    eps = jax.random.normal(k_eps, x0.shape, jnp.float32)
+    bshape = (n,) + (1,) * (x0.ndim - 1)
+    xt = process.alpha(t).reshape(bshape) * x0 + process.sigma(t).reshape(bshape) * eps
+    pred = jax.vmap(lambda x, s: score_mlp_apply(params, config, x, s, process))(xt, t)
+    return jnp.mean((pred - eps) ** 2)
+
+
+class TrainState(NamedTuple):
+    """DSM training state: live parameters, their EMA, optimiser state, step counter."""
+
+    params: Params
+    ema_params: Params
+    opt_state: Any
+    step: Array
+
+
+class TrainResult(NamedTuple):
+    """Output of :func:`train_score_model`.
+
+    ``params``: the EMA parameters (use these); ``losses``: per-step minibatch DSM losses,
+    shape ``(num_steps,)``; ``state``: the final :class:`TrainState` (live parameters,
+    optimiser state) to continue training.
+    """
+
+    params: Params
+    config: ScoreMLPConfig
+    losses: Array
+    state: TrainState
+
+
+def make_optimizer(
+    num_steps: int, learning_rate: float = 2e-3, warmup_steps: int | None = None, weight_decay: float = 0.0,
+    grad_clip: float = 1.0,
+) -> optax.GradientTransformation:
+    """Global-norm clipping, then AdamW whose rate warms up linearly over ``warmup_steps``
+    (default ``min(1000, num_steps // 20)``) and decays by a cosine to 1% of its peak."""
+    if warmup_steps is None:
+        warmup_steps = min(1000, max(1, num_steps // 20))
+    warmup_steps = max(0, min(int(warmup_steps), num_steps - 1))
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, learning_rate, warmup_steps, max(num_steps, warmup_steps + 1), end_value=0.01 * learning_rate
+    )
+    return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adamw(schedule, weight_decay=weight_decay))
+
+
+def dsm_train_init(params: Params, optimizer: optax.GradientTransformation) -> TrainState:
+    """Initial :class:`TrainState` (EMA starts at ``params``)."""
+    return TrainState(params, params, optimizer.init(params), jnp.zeros((), jnp.int32))
+
+
+def make_dsm_train_step(
+    config: ScoreMLPConfig, process, optimizer: optax.GradientTransformation, data: Array, batch_size: int,
+    t_min: float = 1e-3, ema_decay: float = 0.999,
+) -> Callable[[TrainState, Array], tuple[TrainState, Array]]:
+    """``step(state, key) -> (state, loss)``: one DSM step on a minibatch drawn with
+    replacement from ``data`` inside the step (no host transfer).
+
+    EMA: ``ema <- d_k ema + (1 - d_k) params`` with the warm-up decay
+    ``d_k = min(ema_decay, (1 + k) / (10 + k))`` so that early averages forget the init.
+    """
+
+    def step(state: TrainState, key: Array) -> tuple[TrainState, Array]:
+        k_idx, k_loss = jax.random.split(key)
+        idx = jax.random.randint(k_idx, (batch_size,), 0, data.shape[0])
+        loss, grads = jax.value_and_grad(dsm_loss)(state.params, config, process, k_loss, data[idx], t_min)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        k = state.step.astype(jnp.float32)
+        decay = jnp.minimum(ema_decay, (1.0 + k) / (10.0 + k))
+        ema = optax.incremental_update(params, state.ema_params, 1.0 - decay)
+        return TrainState(params, ema, opt_state, state.step + 1), loss
+
+    return step
+
+
+
+def _check_data(data: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(data)
+    except Exception:  # noqa: BLE001 - ragged lists and the like
+        raise ValueError("`data` must be an array of shape (n, *event_shape)") from None
+    if arr.ndim < 2:
+        raise ValueError(f"`data` must have shape (n, *event_shape) with ndim >= 2, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"`data` must be non-empty, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"`data` must be real numeric, got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("`data` contains non-finite values (NaN or inf)")
+    return arr
+
+
+def _all_finite(tree: Any) -> Array:
+    ok = jnp.array(True)
+    for leaf in jax.tree_util.tree_leaves(tree):
+        if jnp.issubdtype(leaf.dtype, jnp.inexact):
+            ok = ok & jnp.all(jnp.isfinite(leaf))
+    return ok
+
+
+def _process_record(process) -> Any:
+    from probkit.models.serialization import process_to_dict
+
+    try:
+        return process_to_dict(process)
+    except ValueError:  # a user-defined process: compare its repr
+        return {"repr": repr(process)}
+
+
+def _save_checkpoint(path: str, state: TrainState, losses: np.ndarray, done: int, recipe: dict[str, Any]) -> None:
+    arrays = _io.tree_to_arrays(state, "state")
+    arrays["losses"] = np.asarray(losses[:done], np.float32)
+    meta = {"format": CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION, "step": int(done), "recipe": recipe}
+    _io.write_files(path, arrays, meta, keep_previous=True)
+
+
+def _load_checkpoint(path: str, template: TrainState, recipe: dict[str, Any]) -> tuple[TrainState, np.ndarray, int]:
+    meta, arrays, base = _io.read_checkpoint(path, CHECKPOINT_FORMAT, _CHECKPOINT_VERSION)
+    where = f"`checkpoint` {base}.npz"
+    saved = meta.get("recipe")
+    if not isinstance(saved, dict):
+        raise ValueError(f"`checkpoint` {base}.json lacks the field 'recipe'")
+    for name, value in recipe.items():
+        if saved.get(name) != value:
+            raise ValueError(
+                f"`{name}` differs from the one recorded in the checkpoint {base}.json (saved "
+                f"{str(saved.get(name))[:80]}, now {str(value)[:80]}); resume with the arguments of the "
+                "original run, or pass resume=False to start again"
+            )
+    done = meta.get("step")
+    if isinstance(done, bool) or not isinstance(done, int) or not 0 <= done <= recipe["num_steps"]:
+        raise ValueError(f"`checkpoint` {base}.json has an invalid 'step' {done!r}")
+    state = _io.arrays_to_tree(template, arrays, "state", where)
+    losses = arrays.get("losses")
+    if losses is None or losses.shape != (done,) or losses.dtype != np.float32:
+        raise ValueError(f"{where}: array 'losses' must have shape ({done},) and dtype float32")
+    if int(state.step) != done:
+        raise ValueError(f"{where}: the saved state is at step {int(state.step)}, the .json says {done}")
+    return state, losses, done
+
+
+class _Hyper(NamedTuple):
+    """The static (hashable) settings of a training run."""
+
+    num_steps: int
+    learning_rate: float
+    warmup_steps: int | None
+    weight_decay: float
+    grad_clip: float
+    batch_size: int
+    t_min: float
+    ema_decay: float
+
+
+class _Static:
+    """A static jit argument: hashed by value when possible (a frozen dataclass process), else by
+    identity, so that repeated calls with equal settings reuse the compiled chunk."""
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+        try:
+            self._hash, self._by_value = hash(obj), True
+        except TypeError:
+            self._hash, self._by_value = id(obj), False
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Static):
+            return NotImplemented
+        if self.obj is other.obj:
+            return True
+        return self._by_value and other._by_value and type(self.obj) is type(other.obj) and bool(self.obj == other.obj)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
+def _run_chunk(state: TrainState, keys: Array, data: Array, config: ScoreMLPConfig, process: _Static, hyper: _Hyper,
+               step_factory: Callable) -> tuple[TrainState, tuple[Array, Array]]:
+    """``lax.scan`` of DSM steps over ``keys``, with per-step non-finite flags. ``data`` is a traced
+    argument and the settings are static, so equal settings compile once per chunk length."""
+    optimizer = make_optimizer(hyper.num_steps, hyper.learning_rate, hyper.warmup_steps, hyper.weight_decay,
+                               hyper.grad_clip)
+    step = step_factory(config, process.obj, optimizer, data, hyper.batch_size, hyper.t_min, hyper.ema_decay)
+
+    def flagged_step(state: TrainState, key: Array) -> tuple[TrainState, tuple[Array, Array]]:
+        state, loss = step(state, key)
+        return state, (loss, jnp.isfinite(loss) & _all_finite(state.params))
+
+    return jax.lax.scan(flagged_step, state, keys)
+
+
+def train_score_model(
+    key: Array,
+    data: ArrayLike,
+    process,
+    num_steps: int,
+    batch_size: int = 256,
+    *,
+    hidden: int = 256,
+    depth: int = 3,
+    learning_rate: float = 2e-3,
+    warmup_steps: int | None = None,
+    weight_decay: float = 0.0,
+    grad_clip: float = 1.0,
+    ema_decay: float = 0.999,
+    t_min: float | None = None,
+    chunk_size: int = 500,
+    init: tuple[Params, ScoreMLPConfig] | None = None,
+    callback: Callable[[int, np.ndarray, TrainState], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = True,
+    **net_kwargs: Any,
+) -> TrainResult:
+    """Train a noise-prediction MLP on ``data`` (shape ``(n, *event_shape)``) by DSM.
+
+    ``num_steps`` AdamW steps (warmup + cosine schedule, :func:`make_optimizer`) run in jitted
+    ``lax.scan`` chunks of ``chunk_size`` (boundaries at multiples of ``chunk_size``); after
+    each chunk (and its checkpoint) ``callback(steps_done, chunk_losses, state)`` is called on
+    the host if given.
+    Times are stratified-uniform on ``[t_min, 1]`` (``t_min`` defaults to ``process.t_min``).
+    ``init=(params, config)`` starts from existing weights (a warm start: fresh optimiser
+    state and schedule); otherwise a network is initialised with ``hidden``, ``depth`` and
+    ``net_kwargs`` (see :func:`~probkit.models.score_mlp.init_score_mlp`); ``data_mean``
+    defaults to the per-coordinate mean of the data and ``data_std`` to the root mean
+    per-coordinate variance.
+
+    Non-finite values: each step flags a NaN/inf DSM loss or parameter inside the scan; after
+    the chunk that contains it a ``ValueError`` names the first such step (lower
+    ``learning_rate`` or ``grad_clip``, or rescale ``data``). Nothing is checkpointed past it.
+
+    Checkpoints: with ``checkpoint=path`` the full state (parameters, EMA, optax state, step,
+    losses so far) is written to ``<path>.npz`` + ``<path>.json`` (no pickle; the previous
+    pair is kept as ``<path>.prev.*``) every ``checkpoint_every`` steps (a multiple of
+    ``chunk_size``; default ``chunk_size``) and at the end. With ``resume=True`` (default) a
+    call that finds the file continues from it: run the same call again after an
+    interruption. The JSON records the recipe (key, a digest of ``data`` and of the initial
+    parameters, every hyper-parameter, the process); a call whose arguments differ raises
+    ``ValueError`` naming the argument. A resumed run equals the uninterrupted run bitwise.
+
+    Returns :class:`TrainResult` (EMA parameters).
+    """
+    arr = _check_data(data)
+    num_steps = check_pos_int("num_steps", num_steps)
+    batch_size = check_pos_int("batch_size", batch_size)
+    chunk_size = check_pos_int("chunk_size", chunk_size)
+    learning_rate = check_pos_float("learning_rate", learning_rate)
+    grad_clip = check_pos_float("grad_clip", grad_clip)
+    ema_decay = check_real("ema_decay", ema_decay, 0.0, 1.0, high_open=True)
+    weight_decay = check_real("weight_decay", weight_decay, 0.0)
+    if not all(hasattr(process, a) for a in ("alpha", "sigma", "log_snr", "t_min")):
+        raise ValueError(f"`process` must be a probkit.diffusion process, got {type(process).__name__}")
+    t_min = check_real("t_min", process.t_min if t_min is None else t_min, 0.0, 1.0, True, True)
+    if warmup_steps is not None and (isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer))
+                                     or warmup_steps < 0):
+        raise ValueError(f"`warmup_steps` must be a non-negative integer, got {warmup_steps!r}")
+    if callback is not None and not callable(callback):
+        raise ValueError("`callback` must be callable")
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise ValueError(f"`checkpoint` must be a path, got {type(checkpoint).__name__}")
+        checkpoint = _io.base_path(checkpoint)
+        every = chunk_size if checkpoint_every is None else check_pos_int("checkpoint_every", checkpoint_every)
+        if every % chunk_size:
+            raise ValueError(f"`checkpoint_every` ({every}) must be a multiple of `chunk_size` ({chunk_size}): "
+                             "checkpoints are written between jitted chunks")
+    elif checkpoint_every is not None:
+        raise ValueError("`checkpoint_every` needs `checkpoint` (the path of the checkpoint files)")
+    key_record = _io.key_to_json(key)
+
+    data_j = jnp.asarray(arr, dtype=jnp.float32)
+    k_init, k_train = jax.random.split(key)
+    if init is None:
+        std = float(np.sqrt(arr.reshape(arr.shape[0], -1).astype(np.float64).var(axis=0).mean()))
+        net_kwargs.setdefault("data_std", std if std > 0 else 1.0)
+        net_kwargs.setdefault("data_mean", arr.astype(np.float64).mean(axis=0))
+        params, config = init_score_mlp(k_init, arr.shape[1:], hidden, depth, **net_kwargs)
+    else:
+        if not (isinstance(init, tuple) and len(init) == 2 and isinstance(init[1], ScoreMLPConfig)):
+            raise ValueError("`init` must be a (params, ScoreMLPConfig) pair")
+        params, config = init
+        if tuple(config.event_shape) != tuple(arr.shape[1:]):
+            raise ValueError(f"`init` config has event_shape {config.event_shape}, `data` has {arr.shape[1:]}")
+
+    hyper = _Hyper(num_steps, learning_rate, None if warmup_steps is None else int(warmup_steps), weight_decay,
+                   grad_clip, batch_size, t_min, ema_decay)
+    optimizer = make_optimizer(num_steps, learning_rate, hyper.warmup_steps, weight_decay, grad_clip)
+    static = (config, _Static(process), hyper, make_dsm_train_step)
+
+    def run_chunk(state: TrainState, keys: Array) -> tuple[TrainState, tuple[Array, Array]]:
+        return _run_chunk(state, keys, data_j, *static)
+
+    state = dsm_train_init(params, optimizer)
+    keys = jax.random.split(k_train, num_steps)
+    losses = np.zeros(num_steps, np.float32)
+    done = 0
+    recipe: dict[str, Any] = {}
+    if checkpoint is not None:
+        recipe = {  # checked in this order on resume: the first difference is named
+            "key": key_record,
+            "data": {"shape": list(arr.shape), "sha256": _io.sha256_arrays([np.asarray(arr, np.float32)])},
+            "num_steps": num_steps, "batch_size": batch_size, "learning_rate": learning_rate,
+            "warmup_steps": None if warmup_steps is None else int(warmup_steps), "weight_decay": weight_decay,
+            "grad_clip": grad_clip, "ema_decay": ema_decay, "t_min": t_min, "chunk_size": chunk_size,
+            "config": config.to_dict(), "process": _process_record(process),
+            "init": _io.sha256_arrays(jax.tree_util.tree_leaves(params)),
+        }
+        if resume and _io.checkpoint_exists(checkpoint):
+            state, saved_losses, done = _load_checkpoint(checkpoint, state, recipe)
+            losses[:done] = saved_losses
+
+    while done < num_steps:
+        n = min(chunk_size - done % chunk_size, num_steps - done)
+        new_state, (chunk_losses, ok) = run_chunk(state, keys[done : done + n])
+        ok = np.asarray(ok)
+        chunk_losses = np.asarray(chunk_losses)
+        if not ok.all():
+            k = done + int(np.argmin(ok))
+            what = "the DSM loss" if not np.isfinite(chunk_losses[k - done]) else "a network parameter"
+            raise ValueError(
+                f"training diverged at step {k} of {num_steps}: {what} became non-finite (NaN/inf) in "
+                "dsm_loss / the optax update; lower `learning_rate` or `grad_clip`, or rescale `data`"
+            )
+        state = new_state
+        losses[done : done + n] = chunk_losses
+        done += n
+        if checkpoint is not None and (done % every == 0 or done == num_steps):
+            _save_checkpoint(checkpoint, state, losses, done, recipe)
+        if callback is not None:
+            callback(done, chunk_losses, state)
+    return TrainResult(state.ema_params, config, jnp.asarray(losses), state)

@@ -1,0 +1,233 @@
+r"""Checkpoint and resume a Feynman-Kac run: the scan in chunks, the state saved between them.
+
+:func:`run_smc_checkpointed` runs the same particle system as :func:`probkit.smc.run_smc`, built
+only from the engine's public pieces (:func:`~probkit.smc.smc_init`,
+:func:`~probkit.smc.smc_step`, :class:`~probkit.smc.SMCState`), but as a sequence of jitted
+``lax.scan`` chunks of ``checkpoint_every`` steps. After each chunk it writes
+
+* ``<path>.npz``: the :class:`~probkit.smc.SMCState` (particles — any pytree —, normalised
+  log-weights, running log Z), the stacked per-step history (:class:`~probkit.smc.StepInfo`)
+  of the steps done, and the root PRNG key;
+* ``<path>.json``: format and version, the step index, the recipe (key, number of particles,
+  the time grid, resampling settings, a digest of the initial particle system) and the
+  SHA-256 of the ``.npz``;
+
+with no pickle, each file written atomically and the previous pair kept as ``<path>.prev.*``.
+Calling it again with the same arguments resumes from the file. Key schedule: ``k_init, k_run =
+split(key)``; step k uses ``split(k_run, K)[k]`` whatever the chunking, so a resumed run equals
+the uninterrupted run **bitwise**. Non-finite values and all-zero weights are flagged inside the
+scan (as the engine does) and reported as ``ValueError`` naming the step after the chunk that
+contains it; that chunk is not checkpointed.
+
+The model's functions cannot be saved: resume with the same model. A different model, number
+of particles or key is detected through the digest of the initial particles and weights.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from probkit import _io
+from probkit.smc.feynman_kac import RESAMPLING, FeynmanKacModel, SMCConfig, SMCState, smc_init, smc_step
+
+Array = jax.Array
+PyTree = Any
+
+__all__ = ["SMCRun", "run_smc_checkpointed", "read_checkpoint_metadata", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "probkit.smc_checkpoint"
+_VERSION = 1
+
+
+class SMCRun(NamedTuple):
+    """Result of :func:`run_smc_checkpointed`.
+
+    Attributes:
+      state: the final :class:`~probkit.smc.SMCState` (``particles``, normalised
+        ``log_weights``, ``log_evidence``).
+      history: the engine's per-step diagnostics (:class:`~probkit.smc.StepInfo`), each field
+        stacked over the K steps (``ess``, ``resampled``, ``log_weight_spread``, ...).
+      times: ``(K + 1,)`` the grid.
+    """
+
+    state: SMCState
+    history: Any
+    times: Array
+
+    @property
+    def particles(self) -> PyTree:
+        return self.state.particles
+
+    @property
+    def log_weights(self) -> Array:
+        return self.state.log_weights
+
+    @property
+    def log_evidence(self) -> Array:
+        return self.state.log_evidence
+
+    @property
+    def ess(self) -> Array:
+        return self.history.ess
+
+
+def _run_chunk(state, keys, ts_from, ts_to, model, config):
+    def body(s, inp):
+        k, t, t_next = inp
+        return smc_step(k, s, t, t_next, model, config)
+
+    return jax.lax.scan(body, state, (keys, ts_from, ts_to))
+
+
+_run_chunk_jit = jax.jit(_run_chunk, static_argnums=(4, 5))
+_init_jit = jax.jit(smc_init, static_argnums=(1, 2, 3))
+
+
+def _check_flags(info, ts: np.ndarray, start: int) -> None:
+    nonfinite = np.asarray(info.nonfinite)
+    all_zero = np.asarray(info.all_zero)
+    bad = np.flatnonzero(nonfinite | all_zero)
+    if bad.size == 0:
+        return
+    j = int(bad[0])
+    k = start + j
+    where = f"step {k} (t = {ts[k]:.6g} -> {ts[k + 1]:.6g})"
+    if nonfinite[j]:
+        raise ValueError(f"non-finite values at {where}: a particle coordinate is NaN/inf or a log-potential is "
+                         "NaN/+inf (check model.transition / model.log_potential and the step sizes)")
+    raise ValueError(f"all particles have zero weight at {where}: every log-potential is -inf")
+
+
+def _stack_template(info_spec, n: int):
+    return jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct((n, *s.shape), s.dtype), info_spec)
+
+
+def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON side-car of an SMC checkpoint (``step``, ``num_steps``, ``recipe``, ...)."""
+    return _io.read_json(path, CHECKPOINT_FORMAT, _VERSION)
+
+
+def run_smc_checkpointed(
+    key: Array,
+    model: FeynmanKacModel,
+    num_particles: int,
+    ts: Array,
+    *,
+    checkpoint: str | os.PathLike,
+    checkpoint_every: int,
+    resampling: str = "systematic",
+    ess_threshold: float = 0.5,
+    corrector: Any = None,
+    sharding: Any = None,
+    resume: bool = True,
+    callback: Callable[[int, SMCState], None] | None = None,
+) -> SMCRun:
+    """Run the Feynman-Kac particle system of ``model`` on ``ts`` in chunks, checkpointing.
+
+    Args:
+      key: PRNG key (raw ``PRNGKey`` or typed ``jax.random.key``).
+      model: a :class:`~probkit.smc.FeynmanKacModel`.
+      num_particles: N.
+      ts: ``(K + 1,)`` strictly decreasing times.
+      checkpoint: path of the checkpoint files (``.npz`` / ``.json`` appended; missing folders
+        are created).
+      checkpoint_every: steps per jitted chunk; the state is saved after each chunk.
+      resampling, ess_threshold, corrector, sharding: as in :func:`probkit.smc.run_smc`.
+      resume: continue from ``checkpoint`` if it exists (default); ``False`` starts again and
+        overwrites it.
+      callback: ``callback(steps_done, state)`` on the host after each chunk and its checkpoint.
+
+    Returns:
+      :class:`SMCRun` (final state, stacked per-step history, the grid).
+
+    Raises:
+      ValueError: bad arguments; a checkpoint written by a different call (key, N, grid,
+        settings or initial particle system differ: the first difference is named); a corrupt
+        checkpoint file (named); non-finite values or all-zero weights (the step is named).
+    """
+    if isinstance(num_particles, bool) or not isinstance(num_particles, (int, np.integer)) or num_particles < 1:
+        raise ValueError(f"`num_particles` must be a positive integer, got {num_particles!r}")
+    num_particles = int(num_particles)
+    if not isinstance(model, FeynmanKacModel):
+        raise ValueError(f"`model` must be a probkit.smc.FeynmanKacModel, got {type(model).__name__}")
+    try:
+        ts_np = np.asarray(ts, dtype=np.dtype(jnp.result_type(float)))
+    except (TypeError, ValueError):
+        raise ValueError("`ts` must be a 1-D array of times") from None
+    if ts_np.ndim != 1 or ts_np.shape[0] < 2:
+        raise ValueError(f"`ts` must be a 1-D grid with at least 2 times, got shape {ts_np.shape}")
+    if not np.all(np.isfinite(ts_np)) or not np.all(np.diff(ts_np) < 0):
+        raise ValueError("`ts` must be finite and strictly decreasing (generative time runs 1 -> 0)")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
+        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}")
+    if resampling not in RESAMPLING:
+        raise ValueError(f"`resampling` must be one of {RESAMPLING}, got {resampling!r}")
+    if isinstance(ess_threshold, bool) or not (np.ndim(ess_threshold) == 0 and 0.0 <= float(ess_threshold) <= 1.0):
+        raise ValueError(f"`ess_threshold` must lie in [0, 1], got {ess_threshold!r}")
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise ValueError(f"`checkpoint` must be a path, got {type(checkpoint).__name__}")
+    if callback is not None and not callable(callback):
+        raise ValueError("`callback` must be callable")
+    key_record = _io.key_to_json(key)
+    base = _io.base_path(checkpoint)
+    every = int(checkpoint_every)
+
+    config = SMCConfig(resampling=resampling, ess_threshold=float(ess_threshold), corrector=corrector, sharding=sharding)
+    num_steps = ts_np.shape[0] - 1
+    ts_j = jnp.asarray(ts_np)
+    k_init, k_run = jax.random.split(key)
+    keys = jax.random.split(k_run, num_steps)
+
+    state = _init_jit(k_init, model, num_particles, config)
+    info_spec = jax.eval_shape(lambda s, k: smc_step(k, s, ts_j[0], ts_j[1], model, config)[1], state, keys[0])
+    recipe = {  # checked in this order on resume
+        "key": key_record,
+        "num_particles": num_particles,
+        "ts": [float(t) for t in ts_np],
+        "resampling": resampling,
+        "ess_threshold": float(ess_threshold),
+        "corrector": None if corrector is None else str(getattr(corrector, "name", type(corrector).__name__)),
+        "checkpoint_every": every,
+        "initial_state": _io.sha256_arrays(jax.tree_util.tree_leaves(state)),
+    }
+
+    done, history = 0, None
+    if resume and _io.checkpoint_exists(base):
+        meta, arrays, used = _io.read_checkpoint(base, CHECKPOINT_FORMAT, _VERSION)
+        where = f"`checkpoint` {used}.npz"
+        saved = meta.get("recipe")
+        if not isinstance(saved, dict):
+            raise ValueError(f"`checkpoint` {used}.json lacks the field 'recipe'")
+        for name, value in recipe.items():
+            if saved.get(name) != value:
+                what = "`model` (or `key`, `num_particles`)" if name == "initial_state" else f"`{name}`"
+                raise ValueError(f"{what} differs from the one recorded in the checkpoint {used}.json; resume "
+                                 "with the arguments of the original run, or pass resume=False to start again")
+        done = meta.get("step")
+        if isinstance(done, bool) or not isinstance(done, int) or not 0 < done <= num_steps:
+            raise ValueError(f"`checkpoint` {used}.json has an invalid 'step' {done!r}")
+        state = _io.arrays_to_tree(jax.eval_shape(lambda: state), arrays, "state", where)
+        history = _io.arrays_to_tree(_stack_template(info_spec, done), arrays, "history", where)
+
+    chunks = [history] if history is not None else []
+    while done < num_steps:
+        n = min(every, num_steps - done)
+        new_state, info = _run_chunk_jit(state, keys[done : done + n], ts_j[done : done + n],
+                                         ts_j[done + 1 : done + n + 1], model, config)
+        _check_flags(info, ts_np, done)
+        state = new_state
+        chunks.append(info)
+        done += n
+        history = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *chunks) if len(chunks) > 1 else chunks[0]
+        chunks = [history]
+        arrays = {**_io.tree_to_arrays(state, "state"), **_io.tree_to_arrays(history, "history")}
+        meta = {"format": CHECKPOINT_FORMAT, "version": _VERSION, "step": done, "num_steps": num_steps,
+                "recipe": recipe}
+        _io.write_files(base, arrays, meta, keep_previous=True)
+        if callback is not None:
+            callback(done, state)
+    return SMCRun(state, history, ts_j)
