@@ -104,7 +104,8 @@ def make_fkc_runner(model, beta, n, steps, weighted, corrector=None, grid="quadr
 
     def run(key):
         res = run_smc(key, fk, n, ts, resampling="systematic", ess_threshold=0.5, corrector=corrector)
-        return FKCOut(res.particles.x, res.log_weights, res.ess, res.resampled, res.log_evidence)
+        x = res.particles.x if hasattr(res.particles, "x") else res.particles  # engine versions differ
+        return FKCOut(x, res.log_weights, res.ess, res.resampled, res.log_evidence)
 
     nfe = steps * (1 + (corrector.nfe if corrector is not None else 0))
     return run, nfe

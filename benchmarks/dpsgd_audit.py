@@ -26,7 +26,7 @@ from pathlib import Path
 
 import jax
 
-from probkit.privacy.audit import DPSGDConfig, dpsgd_audit
+from probkit.privacy.dpsgd import DPSGDConfig, dpsgd_audit
 
 
 def main(argv: list[str] | None = None) -> dict:

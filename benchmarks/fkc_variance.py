@@ -114,8 +114,8 @@ def floors(masses: np.ndarray, n: int, rng: np.random.Generator, reps: int = 400
 # ----------------------------------------------------------------------------------------------
 # levers
 def ETA_DEFAULT(t):
-    """The recipes' default noise schedule eta(t) = (2 - t) g(t)."""
-    return (2.0 - t) * PROC.diffusion(t)
+    """The recipes' default noise multiple: eta(t) = (2 - t) g(t) (eta callables are multiples of g)."""
+    return 2.0 - t
 
 
 BASE = dict(kind="plain", eta=1.0, resampling="systematic", ess=0.5, rule="euler", schedule=None,

@@ -64,8 +64,7 @@ def run_cfg(keys, params, labels, *, config, process, w, weighted, n, k, eta=1.0
     def one(key, label):
         su = C.conditional_score_fn(params, config, process, None)
         sc = C.conditional_score_fn(params, config, process, label)
-        with jax.ensure_compile_time_eval():  # constants of the grid and prior stay concrete
-            out = fkc.cfg(key, process, su, sc, w, n, k, shape=(64,), weighted=weighted, eta=eta)
+        out = fkc.cfg(key, process, su, sc, w, n, k, shape=(64,), weighted=weighted, eta=eta)
         return out.particles, out.log_weights, out.ess, out.resampled
 
     return jax.vmap(one)(keys, labels)
@@ -78,8 +77,7 @@ def run_product(keys, params, pairs, *, config, process, weighted, n, k, eta=1.0
     def one(key, pair):
         s1 = C.conditional_score_fn(params, config, process, pair[0])
         s2 = C.conditional_score_fn(params, config, process, pair[1])
-        with jax.ensure_compile_time_eval():
-            out = fkc.product(key, process, (s1, s2), n, k, shape=(64,), weighted=weighted, eta=eta)
+        out = fkc.product(key, process, (s1, s2), n, k, shape=(64,), weighted=weighted, eta=eta)
         return out.particles, out.log_weights, out.ess, out.resampled, out.log_evidence
 
     return jax.vmap(one)(keys, pairs)
@@ -95,9 +93,8 @@ def run_gmm_cfg(keys, weights, means, covs, *, process, w, weighted, n, k, eta=1
 
     def one(key, mean, cov):
         pc = GaussianMixture(jnp.ones(1), mean[None], cov[None], validate=False)
-        with jax.ensure_compile_time_eval():
-            out = fkc.cfg(key, process, pu.score_fn(process), pc.score_fn(process), w, n, k, shape=(means.shape[1],),
-                          weighted=weighted, eta=eta, log_prob_fns=(pu.log_prob_fn(process), pc.log_prob_fn(process)))
+        out = fkc.cfg(key, process, pu.score_fn(process), pc.score_fn(process), w, n, k, shape=(means.shape[1],),
+                      weighted=weighted, eta=eta, log_prob_fns=(pu.log_prob_fn(process), pc.log_prob_fn(process)))
         return out.particles, out.log_weights, out.ess, out.log_evidence
 
     return jax.vmap(one)(keys, means, covs)

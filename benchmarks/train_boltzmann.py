@@ -50,7 +50,7 @@ def evaluate(model: bz.ScoreModel, ref_x: np.ndarray, num_particles: int, num_st
     loss_fn = jax.jit(lambda p, k, y: bz.dsm_loss(p, apply, proc, k, y, proc.t_min))
     losses = [float(loss_fn(model.params, jax.random.PRNGKey(1000 + i), y_ref[: 2048])) for i in range(8)]
     t0 = time.perf_counter()
-    res = fkc.anneal(key, proc, bz.score_fn(model), 1.0, num_particles, num_steps, shape=(36,))
+    res = fkc.anneal(key, proc, bz.score_fn(model), 1.0, num_particles, num_steps, shape=(36,), eta=1.0)
     x = np.asarray(bz.from_internal(res.particles, 13, 3))
     wall = time.perf_counter() - t0
     e = np.asarray(bz.LJ13.energy(x))

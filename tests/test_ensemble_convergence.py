@@ -79,6 +79,7 @@ def test_weight_pieces_match_finite_differences(path_name):
             np.testing.assert_allclose(r, r_fd, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_hutchinson_laplacian_is_unbiased_but_noisy():
     """The stochastic Laplacian averages to the exact one (but exp(h·r) of a noisy r is biased
     upwards by Jensen, E exp(h r̂) ≥ exp(h E r̂): why transition weights need no Laplacian)."""

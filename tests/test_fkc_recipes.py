@@ -106,8 +106,12 @@ def test_annealed_gaussian(beta):
     tol = {0.5: 0.06, 2.0: 0.12, 3.0: 0.2}[beta]
     assert abs(np.mean(means) - m) < 0.05
     assert abs(np.mean(ratios) - 1) < tol, ratios
-    assert abs(np.mean([float(r.log_evidence) for r in runs]) - log_z) < {0.5: 0.05, 2.0: 0.3, 3.0: 0.45}[beta]
-    plain = fkc.anneal(jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), beta, 2**13, 400, shape=(1,), weighted=False)
+    # beta = 3: the default eta(t) = (2 - t) g(t) adds ~+0.3 of Euler bias at 400 steps (0.58 measured)
+    assert abs(np.mean([float(r.log_evidence) for r in runs]) - log_z) < {0.5: 0.05, 2.0: 0.3, 3.0: 0.8}[beta]
+    # the unweighted baseline is the composed-score reverse SDE (eta = 1): the default
+    # eta(t) = (2 - t) g(t) already brings the unweighted proposal much closer to the target
+    plain = fkc.anneal(jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), beta, 2**13, 400, shape=(1,), weighted=False,
+                       eta=1.0)
     assert float(plain.ess.min()) == pytest.approx(2**13) and not bool(plain.resampled.any())
     assert abs(float(_stats(plain)[1][0, 0]) / exact_var - 1) > max(1.5 * tol, 0.25)
 
@@ -135,7 +139,8 @@ def test_annealed_mixture_1d(beta):
     assert abs(mass - exact_mass) < 0.06, (mass, exact_mass)
     # weighted KS: ~0.9/sqrt(ESS) ~ 0.02 by sampling alone, plus the mode-mass error
     assert ks < 0.06
-    plain = fkc.anneal(jax.random.PRNGKey(1), PROC, gm.score_fn(PROC), beta, 2**13, 200, shape=(1,), weighted=False)
+    plain = fkc.anneal(jax.random.PRNGKey(1), PROC, gm.score_fn(PROC), beta, 2**13, 200, shape=(1,), weighted=False,
+                       eta=1.0)
     p_mass, _, p_ks = _mode_mass_and_ks(plain, grid, log_dens)
     assert p_ks > 0.1 and p_ks > 3 * ks, (p_mass, exact_mass, p_ks, ks)
 
@@ -175,7 +180,7 @@ def test_product_of_mixtures():
     # log Z-hat at 300 steps: Euler bias ~ +0.4 and seed sd ~ 0.3 (measured; both shrink with
     # more steps, see the slow test); dropping the div f constant would be off by ~10.
     assert abs(np.mean([float(r.log_evidence) for r in runs]) - log_z) < 1.0
-    plain = fkc.product(jax.random.PRNGKey(0), PROC, scores, 2**13, 300, shape=(2,), weighted=False)
+    plain = fkc.product(jax.random.PRNGKey(0), PROC, scores, 2**13, 300, shape=(2,), weighted=False, eta=1.0)
     assert np.abs(_stats(plain)[1] - np.asarray(exact.covariance())).max() > 2 * cov_err + 0.08
 
 
@@ -231,7 +236,8 @@ def test_geometric_cfg_gaussians(w):
     np.testing.assert_allclose(mu, mean, atol=0.08)
     np.testing.assert_allclose(np.diag(cov), 1 / prec, rtol=0.15)
     assert abs(float(out.log_evidence) - log_z) < 0.15
-    plain = fkc.cfg(jax.random.PRNGKey(4), PROC, g1.score_fn(PROC), g2.score_fn(PROC), w, 2**12, 200, shape=(2,), weighted=False)
+    plain = fkc.cfg(jax.random.PRNGKey(4), PROC, g1.score_fn(PROC), g2.score_fn(PROC), w, 2**12, 200, shape=(2,), weighted=False,
+                    eta=1.0)
     assert np.abs(_stats(plain)[0] - mean).max() > 0.12
 
 
@@ -240,8 +246,11 @@ def test_eta_and_grid_options():
     """η = 2g (relative) and the same as an absolute schedule agree; other grids and VE run."""
     gm = GaussianMixture(jnp.array([1.0]), jnp.array([[1.5]]), jnp.array([[0.5]]))
     v = float(gm.noised(PROC, TMIN).covs[0, 0])
-    a = fkc.anneal(jax.random.PRNGKey(5), PROC, gm.score_fn(PROC), 2.0, 2**12, 400, shape=(1,), eta=2.0)
-    b = fkc.anneal(jax.random.PRNGKey(5), PROC, gm.score_fn(PROC), 2.0, 2**12, 400, shape=(1,), eta=lambda t: 2.0 * PROC.diffusion(t))
+    # adaptive resampling: resampling at every step would amplify float rounding between the two
+    adaptive = dict(resampling="systematic", ess_threshold=0.5)
+    a = fkc.anneal(jax.random.PRNGKey(5), PROC, gm.score_fn(PROC), 2.0, 2**12, 400, shape=(1,), eta=2.0, **adaptive)
+    b = fkc.anneal(jax.random.PRNGKey(5), PROC, gm.score_fn(PROC), 2.0, 2**12, 400, shape=(1,),
+                   eta=lambda t: 2.0, **adaptive)
     np.testing.assert_allclose(np.asarray(a.particles), np.asarray(b.particles), rtol=1e-5, atol=1e-5)
     assert abs(_stats(a)[1][0, 0] / (v / 2) - 1) < 0.1
     c = fkc.anneal(jax.random.PRNGKey(5), PROC, gm.score_fn(PROC), 2.0, 2**12, 100, shape=(1,), grid="quadratic",

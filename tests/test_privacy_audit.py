@@ -4,8 +4,8 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+from scipy import stats
 
 from probkit.cli import main
 from probkit.privacy import (
@@ -23,7 +23,7 @@ from probkit.privacy import (
     simulate_counts,
     simulate_scores,
 )
-from probkit.privacy.audit import DPSGDState, _loss, dpsgd_step
+from probkit.privacy.dpsgd import DPSGDState, _loss, dpsgd_optimizer, dpsgd_step
 
 
 @pytest.mark.parametrize("mech,t", [(GaussianMechanism(1.3), 0.4), (LaplaceMechanism(1.0), 0.7), (RandomizedResponse(1.5), 0.5)])
@@ -87,7 +87,8 @@ def test_accountant_bounds_exact_gaussian():
     assert rdp >= exact - 1e-6
     assert accountant_epsilon(2.0, 0.1, 100, delta) < accountant_epsilon(1.0, 0.1, 100, delta)
     for kwargs, name in ((dict(noise_multiplier=0.0), "noise_multiplier"), (dict(sampling_rate=1.5), "sampling_rate"),
-                         (dict(steps=0), "steps"), (dict(delta=0.0), "delta"), (dict(accountant="prv"), "accountant")):
+                         (dict(steps=0), "steps"), (dict(delta=0.0), "pure DP"), (dict(delta=-1.0), "delta"),
+                         (dict(accountant="prv"), "accountant")):
         args = dict(noise_multiplier=1.0, sampling_rate=0.1, steps=10, delta=1e-5) | kwargs
         with pytest.raises(ValueError, match=name):
             accountant_epsilon(**args)
@@ -101,7 +102,7 @@ def test_dpsgd_step_clips_per_example():
     y = jnp.arange(6) % 10
     params = {"w": 0.1 * jax.random.normal(jax.random.PRNGKey(1), (64, 10)), "b": jnp.zeros(10)}
     cfg = DPSGDConfig(num_train=6, sampling_rate=1.0, noise_multiplier=1e-9, clip_norm=0.5, learning_rate=0.3)
-    opt = optax.sgd(cfg.learning_rate)
+    opt = dpsgd_optimizer(cfg, jax.random.PRNGKey(5), 6)  # optax DP aggregate + scale + sgd
     present = jnp.array([True, True, True, True, False, True])
     step = jax.jit(lambda st: dpsgd_step(key, st, x, y, present, cfg, opt))
     new = step(DPSGDState(params, opt.init(params))).params
@@ -117,6 +118,27 @@ def test_dpsgd_step_clips_per_example():
     want = jax.tree.map(lambda p, g: p - cfg.learning_rate * g / 6, params, want)
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(want)):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_dpsgd_noise_distribution():
+    # With no example sampled, one step is pure noise: -lr * sigma * C * z / (q n) per coordinate,
+    # z ~ N(0, 1) i.i.d. (optax's aggregate divides by the rows; the chain rescales to q n).
+    cfg = DPSGDConfig(num_train=40, sampling_rate=0.25, noise_multiplier=1.7, clip_norm=0.8, learning_rate=0.5)
+    x = jnp.zeros((40, 64))
+    y = jnp.zeros(40, jnp.int32)
+    params = {"w": jnp.zeros((64, 10)), "b": jnp.zeros(10)}
+
+    def one(k):
+        opt = dpsgd_optimizer(cfg, k, 40)
+        st = dpsgd_step(k, DPSGDState(params, opt.init(params)), x, y, jnp.zeros(40, bool), cfg, opt)
+        return jnp.concatenate([st.params["w"].ravel(), st.params["b"]])
+
+    z = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(0), 20))).ravel()
+    sd = cfg.learning_rate * cfg.noise_multiplier * cfg.clip_norm / (cfg.sampling_rate * cfg.num_train)
+    # 13000 draws: sd of the sample sd ~ 0.6%, of the mean ~ 0.9% of sd; 5 sd tolerances
+    np.testing.assert_allclose(z.std(), sd, rtol=0.03)
+    assert abs(z.mean()) < 0.05 * sd
+    assert stats.kstest(z / sd, "norm").pvalue > 1e-3
 
 
 def test_dpsgd_audit_small():
@@ -173,7 +195,7 @@ def test_chunked_training_matches_vmapped():
 
 
 def test_per_canary_standardisation_uses_calibration_half_only():
-    from probkit.privacy.audit import _standardise_per_canary
+    from probkit.privacy.dpsgd import _standardise_per_canary
 
     rng = np.random.default_rng(0)
     score = rng.normal(size=(40, 3)) * np.array([1.0, 5.0, 0.2]) + np.array([0.0, -3.0, 10.0])

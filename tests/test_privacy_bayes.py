@@ -20,7 +20,7 @@ from probkit.privacy import (
 # (fp, n_negative, fn, n_positive, delta): a zero count, a small audit, a large one, and an attack
 # on the "upper" side of the diagonal (fpr < fnr, small fp).
 CASES = [(0, 200, 150, 200, 1e-3), (12, 500, 230, 500, 1e-5), (4_000, 100_000, 31_000, 100_000, 1e-5),
-         (3, 1000, 960, 1000, 1e-2)]
+         (3, 1000, 960, 1000, 1e-2), (180, 200, 175, 200, 0.0)]  # last: worse than random, pure DP
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -36,8 +36,10 @@ def test_integration_cdf_matches_direct_quadrature(case):
     def direct(e):
         def integrand(u):
             a = stats.beta.ppf(u, a1, b1)
-            thr = max((1 - delta - a) * np.exp(-e), 1 - delta - np.exp(e) * a)
-            return stats.beta.sf(min(max(thr, 0.0), 1.0), a2, b2)
+            lower = max((1 - delta - a) * np.exp(-e), 1 - delta - np.exp(e) * a)
+            upper = min(1 - (a - delta) * np.exp(-e), delta + np.exp(e) * (1 - a))  # flipped attack
+            clip = lambda x: min(max(x, 0.0), 1.0)  # noqa: E731
+            return max(stats.beta.sf(clip(lower), a2, b2) - stats.beta.sf(clip(upper), a2, b2), 0.0)
 
         return integrate.quad(integrand, 0, 1, limit=200, epsabs=1e-7)[0]
 
@@ -153,7 +155,7 @@ def test_coverage_hard_cases(mu, delta, n, threshold):
         ((11, 10, 2, 10, 1e-5), "fp"),
         ((1, 10, 12, 10, 1e-5), "fn"),
         ((1, 0, 2, 10, 1e-5), "n_negative"),
-        ((1, 10, 2, 10, 0.0), "delta"),
+        ((1, 10, 2, 10, -0.1), "delta"),
         ((1, 10, 2, 10, 1.0), "delta"),
         ((1.5, 10, 2, 10, 1e-5), "fp"),
     ],
@@ -211,3 +213,25 @@ def test_gdp_posterior_nuts():
     assert abs(draws.mean() - mu_true) < 4 * se
     eps = np.asarray(res.epsilon(1e-5))
     assert eps.shape == res.mu.shape and np.all(eps >= 0)
+
+
+def test_density_integrates_to_cdf_and_audit_counts():
+    from probkit.privacy import AuditCounts, epsilon_density
+
+    c = AuditCounts(12, 500, 230, 500)
+    post = epsilon_posterior(c, 1e-5, num_samples=16)
+    lo, hi = post.quantile([0.01, 0.99])
+    e = np.linspace(lo, hi, 401)
+    dens = post.pdf(e)
+    # trapezoid integral of the density between two points = CDF difference
+    np.testing.assert_allclose(np.trapezoid(dens, e), post.cdf(hi) - post.cdf(lo), atol=2e-3)
+    np.testing.assert_allclose(epsilon_density(e[::100], c, delta=1e-5), dens[::100], rtol=1e-6)
+    # Monte Carlo density (KDE) agrees roughly
+    mc = epsilon_posterior(c, delta=1e-5, method="monte_carlo", key=jax.random.PRNGKey(0), num_samples=40_000)
+    mid = post.quantile([0.25, 0.5, 0.75])
+    np.testing.assert_allclose(mc.pdf(mid), post.pdf(mid), rtol=0.06)  # KDE: bias + noise of a few %
+    # AuditCounts in place of the four counts
+    assert post.interval() == epsilon_posterior(12, 500, 230, 500, 1e-5, num_samples=16).interval()
+    # worse-than-random attacks: the posterior of the flipped counts is the same (symmetric prior)
+    f = epsilon_posterior(c.flipped(), 1e-5, num_samples=16)
+    np.testing.assert_allclose(f.quantile([0.1, 0.5, 0.9]), post.quantile([0.1, 0.5, 0.9]), atol=1e-3)

@@ -69,7 +69,7 @@ def test_clopper_pearson_coverage_simulated():
         (dict(fp=11), "fp"),
         (dict(fn=-3), "fn"),
         (dict(n_positive=0), "n_positive"),
-        (dict(delta=0.0), "delta"),
+        (dict(delta=-0.1), "delta"),
         (dict(delta=1.2), "delta"),
         (dict(level=0.0), "level"),
         (dict(level=1.0), "level"),
@@ -90,3 +90,23 @@ def test_bad_method_names():
         rate_interval(1, 10, 0.9, sided="left")
     with pytest.raises(ValueError, match="correction"):
         epsilon_lower_bound(1, 10, 2, 10, 1e-5, 0.9, correction="holm")
+
+
+def test_audit_counts_accepted_and_flipped_attack():
+    from probkit.privacy import AuditCounts
+
+    c = AuditCounts(30, 1000, 400, 1000)
+    assert clopper_pearson_epsilon(c, 1e-5) == clopper_pearson_epsilon(30, 1000, 400, 1000, 1e-5)
+    assert clopper_pearson_epsilon(c, delta=1e-5, level=0.9) == clopper_pearson_epsilon(30, 1000, 400, 1000, 1e-5, 0.9)
+    assert epsilon_confidence_interval(c, 1e-5) == epsilon_confidence_interval(30, 1000, 400, 1000, 1e-5)
+    # A worse-than-random attack is bounded as its flip (both orientations give the same numbers).
+    f = c.flipped()
+    assert (f.fp, f.fn) == (970, 600)
+    np.testing.assert_allclose(epsilon_lower_bound(f, 1e-5), epsilon_lower_bound(c, 1e-5), rtol=1e-12)
+    np.testing.assert_allclose(epsilon_confidence_interval(f, 1e-5), epsilon_confidence_interval(c, 1e-5), rtol=1e-12)
+    # Pure DP: delta = 0 works and gives a larger bound than delta > 0.
+    assert clopper_pearson_epsilon(c, 0.0) > clopper_pearson_epsilon(c, 0.05)
+    with pytest.raises(ValueError, match="not both"):
+        clopper_pearson_epsilon(c, 1000, 400, 1000, 1e-5)
+    with pytest.raises(ValueError, match="delta"):
+        clopper_pearson_epsilon(c)

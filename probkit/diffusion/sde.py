@@ -48,11 +48,35 @@ def denoise(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike) -> Arra
     return (x + process.sigma(t) ** 2 * score_fn(x, t)) / process.alpha(t)
 
 
+def output_shape(fn: Callable, *example: Array) -> tuple[int, ...]:
+    """Shape of ``fn(*example)`` by abstract evaluation, cached on the structure of ``fn`` (a
+    ``Partial``'s function and leaf shapes, or the function object) so repeated calls with new
+    arrays of the same shapes do not re-trace ``fn``."""
+    leaves, treedef = jax.tree.flatten(fn)
+    key = (treedef, tuple((jnp.shape(v), jnp.result_type(v)) if hasattr(v, "dtype") else v for v in leaves),
+           tuple((jnp.shape(e), jnp.result_type(e)) for e in example))
+    try:
+        return _SHAPES[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable leaf, no caching
+        pass
+    out = jax.eval_shape(fn, *(jax.ShapeDtypeStruct(jnp.shape(e), jnp.result_type(e)) for e in example)).shape
+    try:
+        if len(_SHAPES) > 4096:
+            _SHAPES.clear()
+        _SHAPES[key] = out
+    except TypeError:
+        pass
+    return out
+
+
+_SHAPES: dict = {}
+
+
 def check_score_output(score_fn: ScoreFn, example_x: Array, t: float = 0.5) -> None:
     """Abstractly evaluate ``score_fn`` and raise ValueError if its output does not match x."""
-    out = jax.eval_shape(score_fn, jax.ShapeDtypeStruct(example_x.shape, example_x.dtype), jnp.asarray(t))
-    if out.shape != example_x.shape:
+    out = output_shape(score_fn, example_x, jnp.asarray(t, jnp.result_type(float)))
+    if out != tuple(example_x.shape):
         raise ValueError(
-            f"`score_fn` must return an array shaped like one particle {example_x.shape}, got {out.shape}; "
+            f"`score_fn` must return an array shaped like one particle {example_x.shape}, got {out}; "
             "remember score_fn acts on ONE particle (the library vmaps)"
         )

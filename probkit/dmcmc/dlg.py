@@ -56,7 +56,7 @@ from probkit._results import EqualWeights
 from probkit.smc import correctors
 from probkit.smc.feynman_kac import FeynmanKacModel
 from probkit.diffusion.schedules import GRIDS, Process, time_grid
-from probkit.diffusion.sde import check_score_output
+from probkit.diffusion.sde import check_score_output, output_shape
 from probkit.dmcmc.noise_level import (
     NoiseLevelEstimator,
     make_t_grid,
@@ -355,9 +355,8 @@ def dlg(
         raise ValueError(f"`denoise_to` ({t_end}) must lie in [0, t_min) with t_min={t_min}")
     if t_init is not None and not (isinstance(t_init, (int, float)) and t_min <= t_init <= t_max):
         raise ValueError(f"`t_init` must lie in [t_min, t_max] = [{t_min}, {t_max}], got {t_init!r}")
-    _checks.choice("x_move", x_move, X_MOVES)
-    if x_move in ("mala", "hmc") and log_prob_fn is None:
-        raise ValueError(f"`x_move={x_move!r}` needs `log_prob_fn` (log p_t); use x_move='ula' for score-only models")
+    build_kernel(process, score_fn, grid, log_w, log_prob_fn=log_prob_fn, noise_estimator=noise_estimator,
+                 x_move=x_move)  # checks the choice of moves (builds closures only)
     key_init, key_run, key_denoise = jax.random.split(key, 3)
     if x_init is None:
         x_init = process.prior_sample(key_init, (num_chains, *shape))
@@ -369,9 +368,9 @@ def dlg(
             raise ValueError("`x_init` must be finite")
     check_score_output(score_fn, x_init[0])
     if log_prob_fn is not None:
-        out = jax.eval_shape(log_prob_fn, jax.ShapeDtypeStruct(shape, x_init.dtype), jnp.asarray(0.5))
-        if out.shape != ():
-            raise ValueError(f"`log_prob_fn` must return a scalar for ONE particle, got shape {out.shape}")
+        out = output_shape(log_prob_fn, x_init[0], jnp.asarray(0.5, x_init.dtype))
+        if out != ():
+            raise ValueError(f"`log_prob_fn` must return a scalar for ONE particle, got shape {out}")
 
     kernel_options = dict(log_prob_fn=log_prob_fn, noise_estimator=noise_estimator, x_move=x_move,
                           step_size=step_size if callable(step_size) else jnp.asarray(step_size, jnp.result_type(float)),

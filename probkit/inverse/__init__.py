@@ -10,7 +10,7 @@ All three samplers share one call signature, so one call compares them::
 """
 from probkit.inverse import operators
 from probkit.inverse.baselines import dps, dps_model, tds_model, twisted_smc
-from probkit.inverse.ensemble import ensemble, ensemble_model, weight_rate
+from probkit.inverse.ensemble import ensemble, ensemble_model
 from probkit.inverse.likelihoods import (
     PATHS,
     Likelihood,
@@ -25,5 +25,5 @@ from probkit.inverse.operators import LinearOperator, blur, dense, downsample, f
 __all__ = [
     "operators", "LinearOperator", "mask", "downsample", "blur", "gaussian_blur", "dense", "from_function",
     "Likelihood", "LikelihoodPath", "gaussian", "from_numpyro", "gaussian_path", "tempered_path", "PATHS",
-    "ensemble", "ensemble_model", "weight_rate", "dps", "dps_model", "twisted_smc", "tds_model",
+    "ensemble", "ensemble_model", "dps", "dps_model", "twisted_smc", "tds_model",
 ]

@@ -370,7 +370,8 @@ def ensemble(
       process: forward process of the prior's diffusion model.
       score_fn: prior score ``s(x, t)`` for ONE particle.
       likelihood: :func:`probkit.inverse.gaussian` or :func:`probkit.inverse.from_numpyro`.
-      num_particles, num_steps: N and the number of grid steps (NFE = ``num_steps``).
+      num_particles, num_steps: N and the number of grid steps (NFE = ``num_steps``, + 1 for the
+        default denoised twist, which evaluates the score once at the start).
       likelihood_path: ``"gaussian"`` (linear-Gaussian likelihoods; exact start),
         ``"tempered"`` (any likelihood) or a :class:`~probkit.inverse.likelihoods.LikelihoodPath`.
       path_options: keyword arguments of the path (``{"c": 1.0}`` for the Gaussian path;

@@ -22,7 +22,13 @@ l_0 = l — the path only changes the variance of the weights — so we offer tw
   default (the signal fraction; λ(0) = 1). Δ log l_t = λ(t) Δ log l: closed form for the
   Gaussian likelihood (-tr(AᵀA)/s_y²), otherwise the trace of the Hessian — ``"exact"``
   (d Jacobian-vector products of ∇ log l) or ``"hutchinson"`` (Rademacher probes zᵀ H z, an
-  unbiased estimate; inside exp(h·r) its noise adds an O(h²) bias to the weights).
+  unbiased estimate; inside exp(h·r) its noise biases the weights upwards by Jensen). The
+  Laplacian is only used by the ensemble sampler's ``weights="rate"``; its default transition
+  weights need values of l_t only.
+
+Both paths also give ``log_l_denoised(x0, t)``, the path's likelihood at a denoised estimate x0
+of the clean signal (the ensemble sampler's default ``twist="denoised"``), and the Gaussian path
+gives ``propose`` (exact draws from a Gaussian kernel times l_t, with the normaliser).
 
 A path is a :class:`LikelihoodPath` of pure functions of ONE particle: ``log_l(x, t)`` and
 ``laplacian(key, x, t)``; ∇ₓ log l_t and ∂_t log l_t come from autodiff of ``log_l`` (they never

@@ -3,28 +3,33 @@
 Implements Zanella-Béguelin et al. (2023), "Bayesian Estimation of Differential Privacy"
 (ICML, arXiv:2206.05199): the posterior of epsilon given the false-positive and
 false-negative counts of an attack, its frequentist baselines (Clopper-Pearson, Jeffreys,
-Katz), privacy regions and trade-off curves, simulated audits and an end-to-end DP-SGD audit.
+Katz), privacy regions and trade-off curves, audits from raw attack scores (privacy curves with
+credible bands, thresholds chosen on held-out calibration data), simulated audits and an
+end-to-end DP-SGD audit.
 """
-from probkit.privacy.audit import (
-    AuditCounts,
+from probkit.privacy.counts import AuditCounts, counts_from_scores
+from probkit.privacy.dpsgd import (
     DPSGDAuditResult,
     DPSGDConfig,
+    accountant_epsilon,
+    dpsgd_audit,
+    train_dpsgd_models,
+)
+from probkit.privacy.mechanisms import (
     GaussianMechanism,
     LaplaceMechanism,
     RandomizedResponse,
-    accountant_epsilon,
     best_threshold,
-    counts_from_scores,
-    dpsgd_audit,
     multi_sample_counts,
     simulate_counts,
     simulate_scores,
-    train_dpsgd_models,
 )
+from probkit.privacy.scores import ScoreAudit, audit_from_scores, roc_counts
 from probkit.privacy.bayes import (
     EpsilonPosterior,
     GDPPosterior,
     epsilon_posterior,
+    epsilon_density,
     epsilon_posterior_cdf,
     gdp_posterior,
     rate_posteriors,
@@ -36,6 +41,7 @@ from probkit.privacy.frequentist import (
     rate_interval,
 )
 from probkit.privacy.regions import (
+    claims_tradeoff,
     delta_from_rates,
     eps_delta_tradeoff,
     epsilon_from_rates,
@@ -43,6 +49,7 @@ from probkit.privacy.regions import (
     gdp_delta,
     gdp_epsilon,
     gdp_mu,
+    gdp_mu_from_rates,
     laplace_tradeoff,
     randomized_response_tradeoff,
     tradeoff_delta,
@@ -57,14 +64,17 @@ __all__ = [
     "laplace_tradeoff",
     "randomized_response_tradeoff",
     "eps_delta_tradeoff",
+    "claims_tradeoff",
     "gdp_delta",
     "gdp_epsilon",
     "gdp_mu",
+    "gdp_mu_from_rates",
     "tradeoff_epsilon",
     "tradeoff_delta",
     # Bayesian estimation
     "epsilon_posterior",
     "epsilon_posterior_cdf",
+    "epsilon_density",
     "rate_posteriors",
     "EpsilonPosterior",
     "gdp_posterior",
@@ -76,6 +86,9 @@ __all__ = [
     "rate_interval",
     # audits
     "AuditCounts",
+    "audit_from_scores",
+    "ScoreAudit",
+    "roc_counts",
     "GaussianMechanism",
     "LaplaceMechanism",
     "RandomizedResponse",

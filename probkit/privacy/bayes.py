@@ -14,8 +14,10 @@ Its CDF is a 1-D integral, since ``eps <= e`` (e >= 0) iff (alpha, beta) lies in
 
     R_e = {beta >= (1 - delta - alpha) e^-e  and  beta >= 1 - delta - e^e alpha},
 
-so ``P(eps <= e) = E_alpha[ S_beta(max((1 - delta - alpha) e^-e, 1 - delta - e^e alpha)) ]``
-with ``S_beta`` the Beta survival function. ``method="integration"`` evaluates that expectation
+and (the symmetric region: the flipped attack obeys the same bounds)
+``beta <= min(1 - (alpha - delta) e^-e, delta + e^e (1 - alpha))``, so
+``P(eps <= e) = E_alpha[ S_beta(lower_e(alpha)) - S_beta(upper_e(alpha)) ]`` with ``S_beta`` the
+Beta survival function; its derivative in e gives the density (:meth:`EpsilonPosterior.pdf`). ``method="integration"`` evaluates that expectation
 by the midpoint rule in the quantile coordinate ``u = F_alpha(alpha)`` (the integrand is
 monotone in u, so the error is at most ``1 / num_grid``) and samples eps by inverting the
 tabulated CDF; ``method="monte_carlo"`` draws (alpha, beta) with ``jax.random.beta``.
@@ -34,13 +36,16 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special, stats
 
-from probkit.privacy.regions import _check_counts, _check_delta, _check_level, _eps64, epsilon_from_rates
+from probkit.privacy._checks import check_delta, check_level, check_positive_int, eps64_one_sided
+from probkit.privacy.counts import resolve_counts
+from probkit.privacy.regions import epsilon_from_rates
 
 __all__ = [
     "EpsilonPosterior",
     "epsilon_posterior",
     "rate_posteriors",
     "epsilon_posterior_cdf",
+    "epsilon_density",
     "GDPPosterior",
     "gdp_posterior",
 ]
@@ -67,10 +72,11 @@ def _prior_params(prior: Prior) -> tuple[float, float]:
     return a, b
 
 
-def rate_posteriors(fp: int, n_negative: int, fn: int, n_positive: int, prior: Prior = "jeffreys"):
+def rate_posteriors(fp, n_negative=None, fn=None, n_positive=None, prior: Prior = "jeffreys"):
     """Beta posterior parameters ``((a_alpha, b_alpha), (a_beta, b_beta))`` of the false-positive
-    rate alpha and the false-negative rate beta under a Beta(a0, b0) prior on each."""
-    _check_counts(fp, n_negative, fn, n_positive)
+    rate alpha and the false-negative rate beta under a Beta(a0, b0) prior on each. ``fp`` may be
+    an :class:`~probkit.privacy.AuditCounts` (then leave the other counts out)."""
+    (fp, n_negative, fn, n_positive), _ = resolve_counts(fp, n_negative, fn, n_positive, None, need_delta=False)
     a0, b0 = _prior_params(prior)
     return (a0 + fp, b0 + n_negative - fp), (a0 + fn, b0 + n_positive - fn)
 
@@ -115,17 +121,62 @@ def _cdf_table(eps, alpha_post, beta_post, delta: float, num_grid: int) -> np.nd
     out = np.empty(e.shape)
     chunk = max(1, 2_000_000 // num_grid)  # bound the (E, M) temporary
     for start in range(0, e.size, chunk):
-        ee = np.maximum(e[start:start + chunk, None], 0.0)
-        thr = np.maximum((1.0 - delta - alpha) * np.exp(-ee), 1.0 - delta - np.exp(ee) * alpha)
-        out[start:start + chunk] = _beta_sf(np.clip(thr, 0.0, 1.0), table).mean(axis=-1)
+        lower, upper, _, _ = _region(alpha, np.maximum(e[start:start + chunk, None], 0.0), delta)
+        inside = _beta_sf(lower, table) - _beta_sf(upper, table)
+        out[start:start + chunk] = np.maximum(inside, 0.0).mean(axis=-1)
     return np.where(e < 0, 0.0, out)
 
 
-def epsilon_posterior_cdf(eps, fp, n_negative, fn, n_positive, delta, prior: Prior = "jeffreys", num_grid: int = 8192):
-    """Posterior CDF ``P(eps <= e | counts)`` by numerical integration (see module docstring)."""
-    _check_delta(delta)
-    a_post, b_post = rate_posteriors(fp, n_negative, fn, n_positive, prior)
+def _region(alpha, e, delta):
+    """The (e, delta) region at FPR alpha: ``lower <= beta <= upper`` (float64, clipped to
+    [0, 1]), and the derivatives of the two boundaries in e (0 where clipped)."""
+    ex, emx = np.exp(e), np.exp(-e)
+    l1, l2 = (1.0 - delta - alpha) * emx, 1.0 - delta - ex * alpha
+    lower = np.maximum(l1, l2)
+    d_lower = np.where(l1 >= l2, -l1, -ex * alpha)
+    u1, u2 = 1.0 - (alpha - delta) * emx, delta + ex * (1.0 - alpha)
+    upper = np.minimum(u1, u2)
+    d_upper = np.where(u1 <= u2, (alpha - delta) * emx, ex * (1.0 - alpha))
+    d_lower = np.where((lower > 0) & (lower < 1), d_lower, 0.0)
+    d_upper = np.where((upper > 0) & (upper < 1), d_upper, 0.0)
+    return np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0), d_lower, d_upper
+
+
+def _pdf_table(eps, alpha_post, beta_post, delta: float, num_grid: int) -> np.ndarray:
+    """Density of eps at ``eps > 0``: ``d/de P(eps <= e) = E_alpha[f_beta(upper) upper_e -
+    f_beta(lower) lower_e]`` by the same quantile-coordinate midpoint rule (float64)."""
+    e = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    u = (np.arange(num_grid) + 0.5) / num_grid
+    alpha = special.betaincinv(alpha_post[0], alpha_post[1], u)
+    dist = stats.beta(beta_post[0], beta_post[1])
+    out = np.empty(e.shape)
+    chunk = max(1, 1_000_000 // num_grid)
+    for start in range(0, e.size, chunk):
+        lower, upper, d_lower, d_upper = _region(alpha, np.maximum(e[start:start + chunk, None], 0.0), delta)
+        dens = dist.pdf(upper) * d_upper - dist.pdf(lower) * d_lower
+        out[start:start + chunk] = dens.mean(axis=-1)
+    return np.where(e <= 0, 0.0, np.maximum(out, 0.0))
+
+
+def epsilon_posterior_cdf(eps, fp, n_negative=None, fn=None, n_positive=None, delta=None,
+                          prior: Prior = "jeffreys", num_grid: int = 8192):
+    """Posterior CDF ``P(eps <= e | counts)`` by numerical integration (see module docstring).
+    ``fp`` may be an :class:`~probkit.privacy.AuditCounts` (then pass ``delta``)."""
+    counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
+    check_delta(delta)
+    a_post, b_post = rate_posteriors(*counts, prior=prior)
     return _cdf_table(eps, a_post, b_post, float(delta), num_grid)
+
+
+def epsilon_density(eps, fp, n_negative=None, fn=None, n_positive=None, delta=None,
+                    prior: Prior = "jeffreys", num_grid: int = 8192):
+    """Posterior density of eps at ``eps > 0`` (the continuous part; the atom at 0 has mass
+    ``epsilon_posterior_cdf(0, ...)``), by differentiating the CDF's integral in e under the
+    integral sign (see module docstring). ``fp`` may be an :class:`~probkit.privacy.AuditCounts`."""
+    counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
+    check_delta(delta)
+    a_post, b_post = rate_posteriors(*counts, prior=prior)
+    return _pdf_table(eps, a_post, b_post, float(delta), num_grid)
 
 
 @partial(jax.jit, static_argnames=("num_samples",))
@@ -164,6 +215,22 @@ class EpsilonPosterior:
             out = np.searchsorted(s, np.atleast_1d(np.asarray(eps, np.float64)), side="right") / s.size
         return out if np.ndim(eps) else out[0]
 
+    def pdf(self, eps) -> np.ndarray:
+        """Density of the continuous part at ``eps > 0`` (integration: exact derivative of the
+        CDF integral; Monte Carlo: a Gaussian kernel density estimate of the draws above 0)."""
+        if self.method == "integration":
+            out = _pdf_table(eps, self.alpha_posterior, self.beta_posterior, self.delta, self.num_grid)
+        else:
+            s = np.asarray(self.samples, np.float64)
+            pos = s[s > 0]
+            e = np.atleast_1d(np.asarray(eps, np.float64))
+            if pos.size < 2:
+                out = np.zeros(e.shape)
+            else:
+                out = stats.gaussian_kde(pos)(e) * pos.size / s.size
+                out = np.where(e <= 0, 0.0, out)
+        return out if np.ndim(eps) else out[0]
+
     def prob_exceeds(self, eps_claimed) -> np.ndarray:
         """Posterior probability that the true eps exceeds ``eps_claimed`` (a claim's violation)."""
         return 1.0 - self.cdf(eps_claimed)
@@ -198,14 +265,14 @@ class EpsilonPosterior:
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """Equal-tailed credible interval."""
-        _check_level(level)
+        check_level(level)
         lo, hi = self.quantile([(1 - level) / 2, (1 + level) / 2])
         return float(lo), float(hi)
 
     def hpd_interval(self, level: float = 0.95, num: int = 2001) -> tuple[float, float]:
         """Shortest interval of posterior mass ``level`` (the HPD interval of a unimodal
         density): minimise ``q(p + level) - q(p)`` over p in [0, 1 - level]."""
-        _check_level(level)
+        check_level(level)
         p = np.linspace(0.0, 1.0 - level, num)
         lo, hi = self.quantile(p), self.quantile(p + level)
         i = int(np.argmin(hi - lo))
@@ -227,11 +294,11 @@ class EpsilonPosterior:
 
 
 def epsilon_posterior(
-    fp: int,
-    n_negative: int,
-    fn: int,
-    n_positive: int,
-    delta: float,
+    fp,
+    n_negative: int | None = None,
+    fn: int | None = None,
+    n_positive: int | None = None,
+    delta: float | None = None,
     prior: Prior = "jeffreys",
     num_samples: int = 100_000,
     key: jax.Array | None = None,
@@ -243,8 +310,10 @@ def epsilon_posterior(
 
     Args:
       fp, n_negative: false positives among ``n_negative`` non-member trials (alpha = FPR).
+        ``fp`` may instead be an :class:`~probkit.privacy.AuditCounts`: ``epsilon_posterior(counts,
+        delta)`` or ``epsilon_posterior(counts, delta=...)``.
       fn, n_positive: false negatives among ``n_positive`` member trials (beta = FNR).
-      delta: the delta of the (eps, delta) claim, in (0, 1).
+      delta: the delta of the (eps, delta) claim, in [0, 1) (0: pure DP).
       prior: ``"jeffreys"`` (Beta(1/2, 1/2)), ``"uniform"`` (Beta(1, 1)) or a pair (a, b), the
         same Beta prior for both rates.
       num_samples: posterior draws of eps returned in ``samples``.
@@ -258,10 +327,10 @@ def epsilon_posterior(
       :class:`EpsilonPosterior` with ``samples``, ``mean``, ``mode``, ``interval(level)``,
       ``hpd_interval(level)``, ``prob_exceeds(eps)``, ``cdf(eps)``.
     """
-    _check_delta(delta)
-    a_post, b_post = rate_posteriors(fp, n_negative, fn, n_positive, prior)
-    if not isinstance(num_samples, (int, np.integer)) or num_samples <= 0:
-        raise ValueError(f"num_samples must be a positive integer; got {num_samples!r}")
+    counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
+    check_delta(delta)
+    a_post, b_post = rate_posteriors(*counts, prior=prior)
+    num_samples = check_positive_int("num_samples", num_samples)
     if key is None:
         if method == "monte_carlo":
             raise ValueError("key (a jax PRNG key) is required for method='monte_carlo'")
@@ -269,8 +338,15 @@ def epsilon_posterior(
     delta = float(delta)
     if method == "integration":
         # eps decreases in both rates: extreme quantiles of the rates bracket all but ~2e-10.
-        hi = float(_eps64(stats.beta.ppf(_TAIL, *a_post), stats.beta.ppf(_TAIL, *b_post), delta))
-        lo = float(_eps64(stats.beta.isf(_TAIL, *a_post), stats.beta.isf(_TAIL, *b_post), delta))
+        # eps = max(eps_ll(alpha, beta), eps_ll(1 - beta, 1 - alpha)) with eps_ll decreasing in
+        # both rates; 1 - beta and 1 - alpha have Beta posteriors with swapped parameters, so
+        # both parts are bracketed by extreme posterior quantiles (in float64, no 1 - x rounding).
+        q = lambda p, post: stats.beta.ppf(p, *post)  # noqa: E731
+        a_sw, b_sw = a_post[::-1], b_post[::-1]
+        hi = float(max(eps64_one_sided(q(_TAIL, a_post), q(_TAIL, b_post), delta),
+                       eps64_one_sided(q(_TAIL, b_sw), q(_TAIL, a_sw), delta)))
+        lo = float(max(eps64_one_sided(q(1 - _TAIL, a_post), q(1 - _TAIL, b_post), delta),
+                       eps64_one_sided(q(1 - _TAIL, b_sw), q(1 - _TAIL, a_sw), delta)))
         if not np.isfinite(hi):
             raise ValueError("posterior of eps has unbounded support at this delta (rates near 0)")
         grid = np.unique(np.concatenate([[0.0], np.linspace(lo, max(hi, lo + 1e-12), num_eps)]))
@@ -326,6 +402,7 @@ class GDPPosterior(NamedTuple):
         """Posterior draws of eps(delta) of mu-GDP."""
         from probkit.privacy.regions import gdp_epsilon
 
+        check_delta(delta)
         return gdp_epsilon(delta, jnp.maximum(self.mu, 1e-6))
 
 
@@ -361,8 +438,7 @@ def gdp_posterior(
     from numpyro.infer.util import initialize_model
 
     for name, v in (("num_samples", num_samples), ("num_warmup", num_warmup), ("num_chains", num_chains)):
-        if not isinstance(v, (int, np.integer)) or v <= 0:
-            raise ValueError(f"{name} must be a positive integer; got {v!r}")
+        check_positive_int(name, v)
     neg = jnp.asarray(neg_scores, jnp.float32)
     pos = jnp.asarray(pos_scores, jnp.float32)
     for name, v in (("neg_scores", neg), ("pos_scores", pos)):

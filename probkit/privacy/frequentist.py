@@ -10,7 +10,15 @@ Joint coverage of the two rates. FP ~ Bin(n_negative, alpha) and FN ~ Bin(n_posi
 are independent, so two one-sided bounds at level ``sqrt(level)`` hold jointly with
 probability exactly ``level`` (``correction="independent"``); the conservative Bonferroni
 rule uses ``1 - (1 - level) / 2`` per rate (``correction="bonferroni"``, the default; the
-paper's choice). Computations are in float64 with ``scipy.stats`` (exact quantiles of the Beta
+paper's choice).
+
+Worse-than-random attacks. The region is symmetric (the flipped attack, every guess negated, has
+rates (1 - beta, 1 - alpha) and the same eps), so an attack whose observed rates satisfy
+``fp / n_negative + fn / n_positive > 1`` is bounded as its flip (``fp -> n_negative - fp``,
+``fn -> n_positive - fn``). When the orientation is fixed in advance (e.g. on calibration data,
+as :func:`probkit.privacy.audit_from_scores` does) the bound keeps its exact level; chosen on the
+same counts, a bound above the truth still needs one of the rate bounds to fail. Computations
+are in float64 with ``scipy.stats`` (exact quantiles of the Beta
 distribution), since these are reference values, not a hot path.
 """
 from __future__ import annotations
@@ -20,7 +28,8 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from probkit.privacy.regions import _check_counts, _check_delta, _check_level, _eps64
+from probkit.privacy._checks import check_delta, check_level, eps64_one_sided
+from probkit.privacy.counts import resolve_counts
 
 __all__ = [
     "rate_interval",
@@ -49,7 +58,7 @@ def rate_interval(k: int, n: int, level: float = 0.95, method: Method = "clopper
     (Brown, Cai & DasGupta 2001). ``sided="two"`` puts ``(1-level)/2`` in each tail;
     ``"upper"``/``"lower"`` give one-sided bounds (the other end is 0 or 1).
     """
-    _check_level(level)
+    check_level(level)
     tail = (1.0 - level) / 2.0 if sided == "two" else 1.0 - level
     if sided not in ("two", "upper", "lower"):
         raise ValueError(f"sided must be 'two', 'upper' or 'lower'; got {sided!r}")
@@ -90,12 +99,19 @@ def _katz_lower(fp, n_negative, fn, n_positive, delta, level):
     return max(side(tn, n_negative, fn, n_positive), side(tp, n_positive, fp, n_negative), 0.0)
 
 
+def _oriented(fp, n_negative, fn, n_positive):
+    """Flip a worse-than-random attack (observed FPR + FNR > 1) to its complement."""
+    if fp / n_negative + fn / n_positive > 1.0:
+        return n_negative - fp, n_negative, n_positive - fn, n_positive
+    return fp, n_negative, fn, n_positive
+
+
 def epsilon_lower_bound(
-    fp: int,
-    n_negative: int,
-    fn: int,
-    n_positive: int,
-    delta: float,
+    fp,
+    n_negative: int | None = None,
+    fn: int | None = None,
+    n_positive: int | None = None,
+    delta: float | None = None,
     level: float = 0.95,
     method: str = "clopper_pearson",
     correction: Correction = "bonferroni",
@@ -104,25 +120,28 @@ def epsilon_lower_bound(
 
     ``method``: ``"clopper_pearson"`` or ``"jeffreys"`` (upper bounds on both rates, joined by
     ``correction``, plugged into ``epsilon_from_rates``) or ``"katz"`` (Katz-log bound on the
-    rate ratios; asymptotic, so not guaranteed at small counts).
+    rate ratios; asymptotic, so not guaranteed at small counts). ``fp`` may be an
+    :class:`~probkit.privacy.AuditCounts`; a worse-than-random attack is flipped first (module
+    docstring). ``delta = 0`` bounds pure DP.
     """
-    _check_counts(fp, n_negative, fn, n_positive)
-    _check_delta(delta)
-    _check_level(level)
+    counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
+    check_delta(delta)
+    check_level(level)
+    fp, n_negative, fn, n_positive = _oriented(*counts)
     if method == "katz":
         return _katz_lower(fp, n_negative, fn, n_positive, delta, level)
     per = _per_rate_level(level, correction, 2)
     a_hi = rate_interval(fp, n_negative, per, method, sided="upper")[1]
     b_hi = rate_interval(fn, n_positive, per, method, sided="upper")[1]
-    return float(_eps64(a_hi, b_hi, delta))
+    return float(eps64_one_sided(a_hi, b_hi, delta))
 
 
 def clopper_pearson_epsilon(
-    fp: int,
-    n_negative: int,
-    fn: int,
-    n_positive: int,
-    delta: float,
+    fp,
+    n_negative: int | None = None,
+    fn: int | None = None,
+    n_positive: int | None = None,
+    delta: float | None = None,
     level: float = 0.95,
     correction: Correction = "bonferroni",
 ) -> float:
@@ -131,17 +150,17 @@ def clopper_pearson_epsilon(
     Upper CP bounds ``alpha_hi``, ``beta_hi`` on the false-positive / false-negative rates, each
     at one-sided level ``1 - (1 - level)/2`` (Bonferroni; ``correction="independent"`` uses
     ``sqrt(level)``), give ``eps >= epsilon_from_rates(alpha_hi, beta_hi, delta)`` with
-    probability at least ``level``.
+    probability at least ``level``. ``fp`` may be an :class:`~probkit.privacy.AuditCounts`.
     """
     return epsilon_lower_bound(fp, n_negative, fn, n_positive, delta, level, "clopper_pearson", correction)
 
 
 def epsilon_confidence_interval(
-    fp: int,
-    n_negative: int,
-    fn: int,
-    n_positive: int,
-    delta: float,
+    fp,
+    n_negative: int | None = None,
+    fn: int | None = None,
+    n_positive: int | None = None,
+    delta: float | None = None,
     level: float = 0.95,
     method: Method = "clopper_pearson",
     correction: Correction = "bonferroni",
@@ -150,13 +169,18 @@ def epsilon_confidence_interval(
 
     Two-sided intervals ``[alpha_lo, alpha_hi]`` and ``[beta_lo, beta_hi]``, jointly at
     ``level`` (``correction``), give ``[eps(alpha_hi, beta_hi), eps(alpha_lo, beta_lo)]`` since
-    eps decreases in both rates. This is the interval whose width the paper compares with the
-    Bayesian credible interval.
+    eps decreases in both rates below the diagonal (and its flipped part increases above it, so
+    the interval is ``[max(eps_ll(alpha_hi, beta_hi), eps_ll(1 - beta_lo, 1 - alpha_lo)),
+    max(eps_ll(alpha_lo, beta_lo), eps_ll(1 - beta_hi, 1 - alpha_hi))]`` with eps_ll the
+    lower-left bound). This is the interval whose width the paper compares with the Bayesian
+    credible interval. ``fp`` may be an :class:`~probkit.privacy.AuditCounts`.
     """
-    _check_counts(fp, n_negative, fn, n_positive)
-    _check_delta(delta)
-    _check_level(level)
+    (fp, n_negative, fn, n_positive), delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
+    check_delta(delta)
+    check_level(level)
     per = _per_rate_level(level, correction, 2)
     a_lo, a_hi = rate_interval(fp, n_negative, per, method)
     b_lo, b_hi = rate_interval(fn, n_positive, per, method)
-    return float(_eps64(a_hi, b_hi, delta)), float(_eps64(a_lo, b_lo, delta))
+    lo = max(eps64_one_sided(a_hi, b_hi, delta), eps64_one_sided(1.0 - b_lo, 1.0 - a_lo, delta))
+    hi = max(eps64_one_sided(a_lo, b_lo, delta), eps64_one_sided(1.0 - b_hi, 1.0 - a_hi, delta))
+    return float(lo), float(hi)

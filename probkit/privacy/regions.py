@@ -10,6 +10,11 @@ so observed rates give the lower bound
 
     eps >= max(log((1 - delta - alpha) / beta), log((1 - delta - beta) / alpha), 0).
 
+The full region is symmetric: the flipped test (every guess negated, rates (1 - beta,
+1 - alpha)) obeys the same inequalities, so a worse-than-random attack bounds eps as its flip
+does; :func:`epsilon_from_rates` uses both halves by default. ``delta = 0`` (pure DP) is allowed
+wherever the formula is finite.
+
 This is the map that Zanella-Béguelin et al. (2023, "Bayesian Estimation of Differential
 Privacy", ICML, arXiv:2206.05199) push the posterior of (alpha, beta) through.
 
@@ -26,6 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr, ndtr, ndtri
+from jax.scipy.stats import laplace
+
+from probkit.privacy._checks import check_closed_unit, check_delta, check_nonnegative, is_concrete
 
 __all__ = [
     "epsilon_from_rates",
@@ -34,9 +42,11 @@ __all__ = [
     "laplace_tradeoff",
     "randomized_response_tradeoff",
     "eps_delta_tradeoff",
+    "claims_tradeoff",
     "gdp_delta",
     "gdp_epsilon",
     "gdp_mu",
+    "gdp_mu_from_rates",
     "tradeoff_epsilon",
     "tradeoff_delta",
 ]
@@ -44,79 +54,12 @@ __all__ = [
 Array = jax.Array
 
 
-# ----------------------------------------------------------------------------- validation
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def _check_open_unit(name: str, x) -> None:
-    """Raise ValueError unless every entry of concrete ``x`` is finite and in (0, 1)."""
-    if not _is_concrete(x):
-        return
-    a = np.asarray(x, dtype=float)
-    if not np.all(np.isfinite(a)) or np.any(a <= 0.0) or np.any(a >= 1.0):
-        raise ValueError(f"{name} must lie in the open interval (0, 1); got {x!r}")
-
-
-def _check_closed_unit(name: str, x) -> None:
-    if not _is_concrete(x):
-        return
-    a = np.asarray(x, dtype=float)
-    if not np.all(np.isfinite(a)) or np.any(a < 0.0) or np.any(a > 1.0):
-        raise ValueError(f"{name} must be a probability in [0, 1]; got {x!r}")
-
-
-def _check_nonnegative(name: str, x, strict: bool = False) -> None:
-    if not _is_concrete(x):
-        return
-    a = np.asarray(x, dtype=float)
-    bad = (a <= 0.0) if strict else (a < 0.0)
-    if not np.all(np.isfinite(a)) or np.any(bad):
-        kind = "positive" if strict else "non-negative"
-        raise ValueError(f"{name} must be finite and {kind}; got {x!r}")
-
-
-def _check_delta(delta) -> None:
-    _check_open_unit("delta", delta)
-
-
-def _check_counts(fp, n_negative, fn, n_positive) -> None:
-    """Validate attack outcome counts (concrete integers) and name the offending argument."""
-    for name, v in (("fp", fp), ("n_negative", n_negative), ("fn", fn), ("n_positive", n_positive)):
-        a = np.asarray(v)
-        if a.ndim != 0:
-            raise ValueError(f"{name} must be a scalar count; got shape {a.shape}")
-        if not np.isfinite(a) or a < 0 or float(a) != np.floor(float(a)):
-            raise ValueError(f"{name} must be a non-negative integer count; got {v!r}")
-    if n_negative <= 0:
-        raise ValueError(f"n_negative must be positive; got {n_negative!r}")
-    if n_positive <= 0:
-        raise ValueError(f"n_positive must be positive; got {n_positive!r}")
-    if fp > n_negative:
-        raise ValueError(f"fp={fp!r} exceeds n_negative={n_negative!r}")
-    if fn > n_positive:
-        raise ValueError(f"fn={fn!r} exceeds n_positive={n_positive!r}")
-
-
-def _check_level(level) -> None:
-    _check_open_unit("level", level)
-
-
 # ----------------------------------------------------------------------------- rates <-> eps
-def epsilon_from_rates(fpr, fnr, delta) -> Array:
-    """Smallest eps consistent with an attack of rates (``fpr``, ``fnr``) under (eps, delta)-DP.
+def _eps_one_sided(fpr, fnr, delta) -> Array:
+    """``max(log((1 - delta - fpr) / fnr), log((1 - delta - fnr) / fpr), 0)``; a zero rate with
+    a positive numerator gives ``inf``."""
 
-    ``eps = max(log((1 - delta - fpr) / fnr), log((1 - delta - fnr) / fpr), 0)``; a zero rate
-    with a positive numerator gives ``inf``. Broadcasts over its arguments (jit/vmap-safe).
-    """
-    _check_closed_unit("fpr", fpr)
-    _check_closed_unit("fnr", fnr)
-    _check_delta(delta)
-    fpr, fnr, delta = jnp.asarray(fpr), jnp.asarray(fnr), jnp.asarray(delta)
-    dtype = jnp.result_type(fpr, fnr, delta, jnp.float32)
-    fpr, fnr, delta = fpr.astype(dtype), fnr.astype(dtype), delta.astype(dtype)
-
-    def one_side(num_rate, den_rate):
+    def side(num_rate, den_rate):
         num = 1.0 - delta - num_rate
         # log(num/den) where num > 0; +inf when den == 0 and num > 0; irrelevant (-inf) if num <= 0.
         safe_den = jnp.where(den_rate > 0, den_rate, 1.0)
@@ -125,43 +68,53 @@ def epsilon_from_rates(fpr, fnr, delta) -> Array:
         val = jnp.where(den_rate > 0, val, jnp.inf)
         return jnp.where(num > 0, val, -jnp.inf)
 
-    eps = jnp.maximum(one_side(fpr, fnr), one_side(fnr, fpr))
-    return jnp.maximum(eps, 0.0)
+    return jnp.maximum(jnp.maximum(side(fpr, fnr), side(fnr, fpr)), 0.0)
 
 
-def _eps64(fpr, fnr, delta) -> np.ndarray:
-    """:func:`epsilon_from_rates` in float64 NumPy, unvalidated and broadcasting: reference
-    values (frequentist bounds, the support of the eps posterior) at tiny delta, where float32
-    cannot resolve ``1 - delta``."""
-    a, b = np.asarray(fpr, np.float64), np.asarray(fnr, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s1 = np.where(1 - delta - a > 0, np.log(np.maximum(1 - delta - a, 1e-300)) - np.log(b), -np.inf)
-        s2 = np.where(1 - delta - b > 0, np.log(np.maximum(1 - delta - b, 1e-300)) - np.log(a), -np.inf)
-    return np.maximum(np.maximum(s1, s2), 0.0)
+def epsilon_from_rates(fpr, fnr, delta, symmetric: bool = True) -> Array:
+    """Smallest eps consistent with an attack of rates (``fpr``, ``fnr``) under (eps, delta)-DP.
+
+    Lower-left half of the region: ``eps = max(log((1 - delta - fpr) / fnr),
+    log((1 - delta - fnr) / fpr), 0)``. The full (symmetric) region also bounds the flipped
+    attack (every guess negated, rates ``(1 - fnr, 1 - fpr)``): an attack worse than random
+    (``fpr + fnr > 1``) is as informative as its flip, so FPR = FNR = 0.9 gives
+    ``log(0.9 / 0.1)``. ``symmetric=False`` keeps the lower-left half only (0 above the
+    diagonal). A zero rate with a positive numerator gives ``inf``. ``delta = 0`` is pure DP.
+    Broadcasts over its arguments (jit/vmap-safe).
+    """
+    check_closed_unit("fpr", fpr)
+    check_closed_unit("fnr", fnr)
+    check_delta(delta)
+    fpr, fnr, delta = jnp.asarray(fpr), jnp.asarray(fnr), jnp.asarray(delta)
+    dtype = jnp.result_type(fpr, fnr, delta, jnp.float32)
+    fpr, fnr, delta = fpr.astype(dtype), fnr.astype(dtype), delta.astype(dtype)
+    eps = _eps_one_sided(fpr, fnr, delta)
+    if symmetric:
+        eps = jnp.maximum(eps, _eps_one_sided(1.0 - fnr, 1.0 - fpr, delta))
+    return eps
 
 
 def delta_from_rates(fpr, fnr, eps) -> Array:
-    """Smallest delta consistent with rates (``fpr``, ``fnr``) at a given ``eps``:
-    ``max(1 - fpr - e^eps fnr, 1 - fnr - e^eps fpr, 0)``."""
-    _check_closed_unit("fpr", fpr)
-    _check_closed_unit("fnr", fnr)
-    _check_nonnegative("eps", eps)
+    """Smallest delta consistent with rates (``fpr``, ``fnr``) at a given ``eps`` (symmetric
+    region): ``max(1 - fpr - e^eps fnr, 1 - fnr - e^eps fpr, fpr - e^eps (1 - fnr),
+    fnr - e^eps (1 - fpr), 0)``, the last two for the flipped attack."""
+    check_closed_unit("fpr", fpr)
+    check_closed_unit("fnr", fnr)
+    check_nonnegative("eps", eps)
     e = jnp.exp(jnp.asarray(eps, dtype=jnp.result_type(eps, jnp.float32)))
-    return jnp.maximum(jnp.maximum(1.0 - fpr - e * fnr, 1.0 - fnr - e * fpr), 0.0)
+    low = jnp.maximum(1.0 - fpr - e * fnr, 1.0 - fnr - e * fpr)
+    high = jnp.maximum(fpr - e * (1.0 - fnr), fnr - e * (1.0 - fpr))
+    return jnp.maximum(jnp.maximum(low, high), 0.0)
 
 
 # ----------------------------------------------------------------------------- trade-off curves
 def gaussian_tradeoff(alpha, mu) -> Array:
     """Trade-off curve of mu-GDP / the Gaussian mechanism with mu = sensitivity / sigma:
     ``beta(alpha) = Phi(Phi^{-1}(1 - alpha) - mu)`` (Dong, Roth & Su 2019, arXiv:1905.02383)."""
-    _check_closed_unit("alpha", alpha)
-    _check_nonnegative("mu", mu)
+    check_closed_unit("alpha", alpha)
+    check_nonnegative("mu", mu)
     alpha = jnp.asarray(alpha, dtype=jnp.result_type(alpha, jnp.float32))
     return ndtr(ndtri(1.0 - alpha) - mu)
-
-
-def _laplace_cdf(x):
-    return jnp.where(x < 0, 0.5 * jnp.exp(jnp.minimum(x, 0.0)), 1.0 - 0.5 * jnp.exp(-jnp.maximum(x, 0.0)))
 
 
 def _laplace_quantile(p):
@@ -172,18 +125,18 @@ def laplace_tradeoff(alpha, eps) -> Array:
     """Trade-off curve of the Laplace mechanism with ``eps = sensitivity / scale``: the optimal
     test between Lap(0, 1) and Lap(eps, 1), ``beta(alpha) = F(F^{-1}(1 - alpha) - eps)`` with F the
     standard Laplace CDF (Dong, Roth & Su 2019)."""
-    _check_closed_unit("alpha", alpha)
-    _check_nonnegative("eps", eps)
+    check_closed_unit("alpha", alpha)
+    check_nonnegative("eps", eps)
     alpha = jnp.asarray(alpha, dtype=jnp.result_type(alpha, jnp.float32))
-    return _laplace_cdf(_laplace_quantile(1.0 - alpha) - eps)
+    return laplace.cdf(_laplace_quantile(1.0 - alpha) - eps)
 
 
 def eps_delta_tradeoff(alpha, eps, delta) -> Array:
     """Trade-off curve of (eps, delta)-DP:
     ``f(alpha) = max(0, 1 - delta - e^eps alpha, e^-eps (1 - delta - alpha))``."""
-    _check_closed_unit("alpha", alpha)
-    _check_nonnegative("eps", eps)
-    _check_closed_unit("delta", delta)
+    check_closed_unit("alpha", alpha)
+    check_nonnegative("eps", eps)
+    check_closed_unit("delta", delta)
     alpha = jnp.asarray(alpha, dtype=jnp.result_type(alpha, jnp.float32))
     e = jnp.exp(jnp.asarray(eps, dtype=alpha.dtype))
     return jnp.maximum(jnp.maximum(1.0 - delta - e * alpha, (1.0 - delta - alpha) / e), 0.0)
@@ -196,12 +149,44 @@ def randomized_response_tradeoff(alpha, eps) -> Array:
     return eps_delta_tradeoff(alpha, eps, 0.0)
 
 
+def claims_tradeoff(alpha, eps, delta) -> Array:
+    """Trade-off curve of the intersection of several (eps_i, delta_i) claims: a mechanism that
+    satisfies all of them has ``f(alpha) = max_i eps_delta_tradeoff(alpha, eps_i, delta_i)``.
+
+    ``eps`` and ``delta`` are equal-length 1-D sequences of claims; ``alpha`` broadcasts. E.g. the
+    claims (e1, 0) and (0, d) give a curve whose eps at delta' in [0, d] is
+    ``log(1 + (d - delta') (e^e1 - 1) / d)`` (see :func:`tradeoff_epsilon`).
+    """
+    eps, delta = jnp.atleast_1d(jnp.asarray(eps)), jnp.atleast_1d(jnp.asarray(delta))
+    dtype = jnp.result_type(eps, delta, jnp.float32)
+    eps, delta = eps.astype(dtype), delta.astype(dtype)
+    if eps.ndim != 1 or eps.shape != delta.shape:
+        raise ValueError(f"eps and delta must be 1-D sequences of equal length; got shapes {eps.shape} and {delta.shape}")
+    check_nonnegative("eps", eps)
+    check_delta(delta)
+    check_closed_unit("alpha", alpha)
+    alpha = jnp.asarray(alpha, dtype=eps.dtype)[..., None]
+    e = jnp.exp(eps)
+    curves = jnp.maximum(jnp.maximum(1.0 - delta - e * alpha, (1.0 - delta - alpha) / e), 0.0)
+    return jnp.max(curves, axis=-1)
+
+
+def gdp_mu_from_rates(fpr, fnr) -> Array:
+    """Smallest mu for which an attack with rates (``fpr``, ``fnr``) is consistent with mu-GDP:
+    ``fnr >= G_mu(fpr) = Phi(Phi^-1(1 - fpr) - mu)`` iff ``mu >= -Phi^-1(fpr) - Phi^-1(fnr)``;
+    with the flipped attack, ``|Phi^-1(fpr) + Phi^-1(fnr)|`` (Dong, Roth & Su 2019)."""
+    check_closed_unit("fpr", fpr)
+    check_closed_unit("fnr", fnr)
+    fpr = jnp.asarray(fpr, dtype=jnp.result_type(fpr, fnr, jnp.float32))
+    return jnp.abs(ndtri(fpr) + ndtri(jnp.asarray(fnr, fpr.dtype)))
+
+
 # ----------------------------------------------------------------------------- GDP conversions
 def gdp_delta(eps, mu) -> Array:
     """delta(eps) of mu-GDP: ``Phi(-eps/mu + mu/2) - e^eps Phi(-eps/mu - mu/2)``
     (Dong, Roth & Su 2019, Cor. 2.13), the second term in log space to avoid overflow."""
-    _check_nonnegative("eps", eps)
-    _check_nonnegative("mu", mu, strict=True)
+    check_nonnegative("eps", eps)
+    check_nonnegative("mu", mu, strict=True)
     eps = jnp.asarray(eps, dtype=jnp.result_type(eps, mu, jnp.float32))
     mu = jnp.asarray(mu, dtype=eps.dtype)
     first = ndtr(-eps / mu + mu / 2.0)
@@ -224,27 +209,33 @@ def _bisect(fn: Callable[[Array], Array], lo: Array, hi: Array, num_iter: int = 
 
 
 def gdp_epsilon(delta, mu) -> Array:
-    """eps(delta) of mu-GDP: the root of ``gdp_delta(eps, mu) = delta`` (0 if delta(0) <= delta).
+    """eps(delta) of mu-GDP: the root of ``gdp_delta(eps, mu) = delta`` (0 if delta(0) <= delta;
+    ``inf`` at delta = 0).
 
     Bracket: ``delta(eps) <= Phi(-eps/mu + mu/2)``, so ``eps_hi = mu (mu/2 - Phi^{-1}(delta))``
     has ``delta(eps_hi) <= delta``; bisection on [0, eps_hi] (delta(eps) is decreasing).
     """
-    _check_delta(delta)
-    _check_nonnegative("mu", mu, strict=True)
+    check_delta(delta)
+    check_nonnegative("mu", mu, strict=True)
     delta = jnp.asarray(delta, dtype=jnp.result_type(delta, mu, jnp.float32))
     mu = jnp.asarray(mu, dtype=delta.dtype)
     delta, mu = jnp.broadcast_arrays(delta, mu)
-    hi = jnp.maximum(mu * (mu / 2.0 - ndtri(delta)), 0.0) + 1e-6
-    eps = _bisect(lambda e: gdp_delta(e, mu) - delta, jnp.zeros_like(hi), hi)
+    safe = jnp.where(delta > 0, delta, 0.5)
+    hi = jnp.maximum(mu * (mu / 2.0 - ndtri(safe)), 0.0) + 1e-6
+    eps = _bisect(lambda e: gdp_delta(e, mu) - safe, jnp.zeros_like(hi), hi)
+    eps = jnp.where(delta > 0, eps, jnp.inf)  # mu-GDP (mu > 0) is not pure DP
     return jnp.where(gdp_delta(jnp.zeros_like(mu), mu) <= delta, 0.0, eps)
 
 
 def gdp_mu(eps, delta) -> Array:
     """The mu for which mu-GDP has exactly ``delta(eps) = delta`` (delta increases with mu).
 
-    Used to build Gaussian mechanisms with a known (eps, delta)."""
-    _check_nonnegative("eps", eps)
-    _check_delta(delta)
+    Used to build Gaussian mechanisms with a known (eps, delta). ``delta = 0`` is refused: no
+    mu > 0 gives pure DP."""
+    check_nonnegative("eps", eps)
+    if is_concrete(delta) and np.any(np.asarray(delta) == 0):
+        raise ValueError("delta must be positive: mu-GDP with mu > 0 is never (eps, 0)-DP")
+    check_delta(delta)
     eps = jnp.asarray(eps, dtype=jnp.result_type(eps, delta, jnp.float32))
     delta = jnp.asarray(delta, dtype=eps.dtype)
     eps, delta = jnp.broadcast_arrays(eps, delta)
@@ -267,7 +258,7 @@ def tradeoff_epsilon(tradeoff_fn: Callable[[Array], Array], delta, num_grid: int
 
     For delta far below float32 resolution relative to 1 (e.g. 1e-5), ``1 - delta - f(alpha)``
     cancels; run under ``jax.enable_x64(True)`` for accurate values."""
-    _check_delta(delta)
+    check_delta(delta)
     alpha = _alpha_grid(num_grid)
     return jnp.max(epsilon_from_rates(alpha, jnp.clip(tradeoff_fn(alpha), 0.0, 1.0), delta))
 
@@ -275,6 +266,6 @@ def tradeoff_epsilon(tradeoff_fn: Callable[[Array], Array], delta, num_grid: int
 def tradeoff_delta(tradeoff_fn: Callable[[Array], Array], eps, num_grid: int = 20001) -> Array:
     """delta at ``eps`` implied by a trade-off curve: ``sup_alpha max(1 - alpha - e^eps f(alpha),
     1 - f(alpha) - e^eps alpha, 0)`` on a fine grid of alpha."""
-    _check_nonnegative("eps", eps)
+    check_nonnegative("eps", eps)
     alpha = _alpha_grid(num_grid)
     return jnp.max(delta_from_rates(alpha, jnp.clip(tradeoff_fn(alpha), 0.0, 1.0), eps))
