@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.debug = debug  # sub-commands that handle their own errors re-raise with --debug
         if getattr(args, "func", None) is None:
             parser.print_help()
             return 0 if args.command is None else 2

@@ -101,6 +101,38 @@ def test_fuzz_loader_any_bytes_give_value_error(tmp_path_factory, data, where):
     _assert_clean_path_error(err, base)
 
 
+@pytest.mark.parametrize("loader, name", [
+    ("probkit.models.conditional:load_conditional_score_model", "digits_cond_vp"),
+    ("probkit.models.conditional:load_classifier", "digits_classifier"),
+    ("probkit.models.boltzmann:load_model", "lj13_T2"),
+])
+@pytest.mark.parametrize("how", ["flip", "random", "bad_json"])
+def test_other_loaders_corrupt_files(tmp_path, loader, name, how):
+    # The other npz + json loaders of probkit.models share the same safe reader.
+    import importlib
+    import shutil
+
+    module, fn = loader.split(":")
+    load = getattr(importlib.import_module(module), fn)
+    src = os.path.join(ROOT, "probkit", "models", "pretrained", name)
+    for ext in (".npz", ".json"):
+        shutil.copy(src + ext, tmp_path / (name + ext))
+    base = tmp_path / name
+    npz = tmp_path / (name + ".npz")
+    raw = bytearray(npz.read_bytes())
+    if how == "flip":
+        for i in range(len(raw) // 2, len(raw) // 2 + 8):
+            raw[i] ^= 0xFF
+        npz.write_bytes(bytes(raw))
+    elif how == "random":
+        npz.write_bytes(os.urandom(len(raw)))
+    else:
+        (tmp_path / (name + ".json")).write_text("{oops")
+    with pytest.raises(ValueError) as err:
+        load(base)
+    _assert_clean_path_error(err, base)
+
+
 # ============================================================================ training
 @pytest.mark.parametrize("name, bad", [
     (name, bad)

@@ -69,6 +69,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from probkit import _io
 from probkit.models import nets
 
 Array = jax.Array
@@ -741,10 +742,10 @@ def load_model(path: str | os.PathLike) -> ScoreModel:
     if not os.path.exists(base + ".json"):
         raise ValueError(f"`path`: {base}.json does not exist")
     try:
-        with open(base + ".json") as f:
-            doc = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"`path`: {base}.json is not valid JSON ({e})") from None
+        with open(base + ".json", "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"`path`: {base}.json is not valid JSON ({type(e).__name__})") from None
     if not isinstance(doc, dict):
         raise ValueError(f"`path`: {base}.json is not a model file")
     if doc.get("format") == nets.FORMAT_NAME:
@@ -759,17 +760,15 @@ def load_model(path: str | os.PathLike) -> ScoreModel:
     meta = doc.get("metadata", {})
     template = jax.eval_shape(lambda: init_egnn(jax.random.PRNGKey(0), config))
     expected = _flat(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template))
-    if not os.path.exists(base + ".npz"):
-        raise ValueError(f"`path`: {base}.npz does not exist")
-    with np.load(base + ".npz", allow_pickle=False) as npz:
-        if set(npz.files) != set(expected):
-            raise ValueError(f"`path`: arrays do not match the config ({sorted(set(npz.files) ^ set(expected))})")
-        loaded = {}
-        for name, ref in expected.items():
-            arr = npz[name]
-            if arr.shape != ref.shape or not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)):
-                raise ValueError(f"`path`: array {name!r} has a wrong shape, dtype or non-finite values")
-            loaded[name] = jnp.asarray(arr, jnp.float32)
+    npz = _io.read_npz(base)  # never unpickles; a corrupt archive is a ValueError naming the file
+    if set(npz) != set(expected):
+        raise ValueError(f"`path`: arrays do not match the config ({sorted(set(npz) ^ set(expected))})")
+    loaded = {}
+    for name, ref in expected.items():
+        arr = npz[name]
+        if arr.shape != ref.shape or not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)):
+            raise ValueError(f"`path`: array {name!r} has a wrong shape, dtype or non-finite values")
+        loaded[name] = jnp.asarray(arr, jnp.float32)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     params = jax.tree_util.tree_unflatten(
         treedef, [loaded["/".join(str(getattr(k, "key", k)) for k in p)] for p, _ in leaves])

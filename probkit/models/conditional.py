@@ -48,6 +48,7 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
+from probkit import _io
 from probkit.models.nets import (
     Params,
     ScoreMLPConfig,
@@ -438,46 +439,26 @@ def _save(path, fmt: str, params: Params, template: Params, meta: dict[str, Any]
 
 def _read_meta(path, fmt: str) -> tuple[str, dict[str, Any]]:
     base = _base_path(path)
-    if not os.path.exists(base + ".json"):
-        raise ValueError(f"`path`: {base}.json does not exist")
-    try:
-        with open(base + ".json") as f:
-            meta = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"`path`: {base}.json is not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != fmt:
-        raise ValueError(f"`path`: {base}.json is not a {fmt} file")
-    if meta.get("version") != FORMAT_VERSION:
-        raise ValueError(f"`path`: unsupported format version {meta.get('version')!r} (expected {FORMAT_VERSION})")
-    return base, meta
+    return base, _io.read_json(base, fmt, FORMAT_VERSION)  # every bad-file case: ValueError naming the file
 
 
 def _load_arrays(base: str, template: Params) -> Params:
-    if not os.path.exists(base + ".npz"):
-        raise ValueError(f"`path`: {base}.npz does not exist")
     expected = _named_leaves(template)
-    try:
-        npz = np.load(base + ".npz", allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - any parse failure means a bad file
-        raise ValueError(f"`path`: cannot read {base}.npz ({e})") from None
+    arrays = _io.read_npz(base)  # never unpickles; corrupt archives give ValueError naming the file
     loaded = {}
-    with npz:
-        names = set(npz.files)
-        missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
-        if missing or extra:
-            raise ValueError(f"`path`: arrays do not match the config (missing {missing}, unexpected {extra})")
-        for name, spec in expected.items():
-            try:
-                arr = npz[name]
-            except ValueError as e:  # object arrays would need pickle
-                raise ValueError(f"`path`: array {name!r} is not a plain numeric array ({e})") from None
-            if arr.shape != spec.shape:
-                raise ValueError(f"`path`: array {name!r} has shape {arr.shape}, config implies {spec.shape}")
-            if not np.issubdtype(arr.dtype, np.floating):
-                raise ValueError(f"`path`: array {name!r} has dtype {arr.dtype}, expected floating point")
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"`path`: array {name!r} contains non-finite values")
-            loaded[name] = jnp.asarray(arr, dtype=jnp.float32)
+    names = set(arrays)
+    missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
+    if missing or extra:
+        raise ValueError(f"`path`: arrays do not match the config (missing {missing}, unexpected {extra})")
+    for name, spec in expected.items():
+        arr = arrays[name]
+        if arr.shape != spec.shape:
+            raise ValueError(f"`path`: array {name!r} has shape {arr.shape}, config implies {spec.shape}")
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise ValueError(f"`path`: array {name!r} has dtype {arr.dtype}, expected floating point")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"`path`: array {name!r} contains non-finite values")
+        loaded[name] = jnp.asarray(arr, dtype=jnp.float32)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     return jax.tree_util.tree_unflatten(treedef, [loaded[_key_name(p)] for p, _ in leaves])
 

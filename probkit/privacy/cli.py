@@ -1,16 +1,15 @@
 """``probkit privacy``: ``estimate`` (posterior of eps from audit counts) and ``report`` (a full
 audit from a scores file and a labels file: figure and JSON).
 
-Bad values print ``probkit: error: <one line>`` and exit with status 2; failures (a file that
-cannot be written) exit with status 1; never a traceback (``--debug`` shows it).
+Bad values raise ``ValueError`` naming the option; ``probkit.cli.main`` prints them as
+``probkit: error: <one line>`` with exit status 2, and a file that cannot be written (OSError)
+with status 1; never a traceback (``--debug`` shows it).
 """
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import sys
 
 
 def register(subparsers) -> None:
@@ -34,7 +33,7 @@ def register(subparsers) -> None:
     est.add_argument("--claimed-eps", type=float, default=None, help="also print P(eps > claimed value)")
     est.add_argument("--plot", default=None, metavar="PNG", help="save a plot of the eps posterior")
     est.add_argument("--json", action="store_true", help="print the summary as JSON")
-    est.set_defaults(func=_guarded(_estimate))
+    est.set_defaults(func=_estimate)
 
     rep = sub.add_parser(
         "report",
@@ -58,32 +57,8 @@ def register(subparsers) -> None:
     rep.add_argument("--out", default="privacy_report", metavar="PREFIX",
                      help="output prefix: writes PREFIX.png and PREFIX.json (default privacy_report)")
     rep.add_argument("--pdf", action="store_true", help="also write PREFIX.pdf")
-    rep.set_defaults(func=_guarded(_report))
+    rep.set_defaults(func=_report)
     privacy.set_defaults(func=lambda args: (privacy.print_help(), 0)[1])
-
-
-def _guarded(fn):
-    """Run a sub-command; a ValueError (bad value) prints one line and returns 2, an OSError
-    (a file that cannot be read or written) returns 1. ``--debug`` re-raises."""
-
-    @functools.wraps(fn)
-    def run(args: argparse.Namespace) -> int:
-        debug = getattr(args, "debug", False) or "--debug" in sys.argv[1:]
-        try:
-            return fn(args)
-        except ValueError as err:
-            if debug:
-                raise
-            print(f"probkit: error: {' '.join(str(err).split())}", file=sys.stderr)
-            return 2
-        except OSError as err:
-            if debug:
-                raise
-            where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-            print(f"probkit: error: {where}{err.strerror or err}", file=sys.stderr)
-            return 1
-
-    return run
 
 
 def _parse_prior(text: str):
@@ -281,7 +256,7 @@ def _report_figure(audit, scores, labels, claim, paths, level) -> None:
     # eps posterior vs Clopper-Pearson at the claim's delta (or the smallest audited delta)
     ax = axes[0, 1]
     d0 = claim[1] if claim is not None else float(audit.deltas[0])
-    j = audit._index(d0)
+    j = audit.delta_index(d0)
     _posterior_panel(ax, audit.posteriors[j], (audit.eps_lower[j], audit.eps_upper[j]), audit.cp_lower[j], audit.band_level,
                      claim[0] if claim is not None else None)
     title = f"posterior of eps at delta = {d0:g}"

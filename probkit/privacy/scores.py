@@ -148,7 +148,8 @@ class ScoreAudit:
     n_heldout: tuple[int, int]
     gdp: dict[str, Any] | None
 
-    def _index(self, delta: float) -> int:
+    def delta_index(self, delta: float) -> int:
+        """Position of ``delta`` among the audited deltas (ValueError if absent)."""
         hits = np.flatnonzero(np.isclose(self.deltas, float(delta), rtol=1e-9, atol=0.0))
         if hits.size == 0:
             raise ValueError(f"delta={delta!r} is not among the audited deltas {self.deltas.tolist()}")
@@ -156,7 +157,7 @@ class ScoreAudit:
 
     def posterior(self, delta: float) -> EpsilonPosterior:
         """The eps posterior at one of the audited deltas."""
-        return self.posteriors[self._index(delta)]
+        return self.posteriors[self.delta_index(delta)]
 
     def prob_exceeds(self, eps: float, delta: float) -> float:
         """Posterior probability that eps at ``delta`` exceeds ``eps``: the verdict on an
@@ -165,7 +166,7 @@ class ScoreAudit:
 
     def verdict(self, eps: float, delta: float) -> dict[str, Any]:
         """Summary of a claimed (eps, delta): P(eps > claim), the band and the CP lower bound."""
-        i = self._index(delta)
+        i = self.delta_index(delta)
         p = self.prob_exceeds(eps, delta)
         return {
             "claimed_eps": float(eps), "claimed_delta": float(delta), "prob_eps_exceeds_claim": p,
