@@ -1,4 +1,4 @@
-"""probkit.diagnostics.progress: a drop-in lax.scan that reports progress to the host.
+"""probkit.progress: a drop-in lax.scan that reports progress to the host.
 
 Checks: identical results to lax.scan (on, off, jit, grad, reverse); the host callback fires at
 exactly the documented steps (every `every` steps and the last); a compiled scan reports again on
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from probkit.diagnostics.progress import progress_scan, report_steps
+from probkit.progress import progress_scan, report_steps
 
 
 def body(c, x):
@@ -100,3 +100,27 @@ def test_bad_arguments():
         progress_scan(body, 0.5, None, enabled=True)
     with pytest.raises(ValueError, match="length"):
         progress_scan(body, 0.5, jnp.arange(3.0), length=4, enabled=True)
+
+
+def test_smc_samplers_report_progress_and_stay_silent_under_vmap(capsys):
+    """``progress=True`` on an SMC sampler shows a bar (stderr); results are unchanged; under vmap
+    nothing is printed."""
+    import jax.numpy as jnp
+
+    from probkit import fkc
+    from probkit.diffusion import VP
+    from probkit.models import GaussianMixture
+
+    proc = VP()
+    gm = GaussianMixture(jnp.array([1.0]), jnp.array([[1.0]]), jnp.array([[0.5]]))
+    score = gm.score_fn(proc)
+    run = lambda k, progress: fkc.anneal(k, proc, score, 2.0, 64, 10, shape=(1,), progress=progress)
+    quiet = run(jax.random.PRNGKey(0), False)
+    capsys.readouterr()
+    loud = run(jax.random.PRNGKey(0), True)
+    jax.effects_barrier()
+    assert "smc" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.asarray(quiet.particles), np.asarray(loud.particles))
+    jax.vmap(lambda k: run(k, True).log_evidence)(jax.random.split(jax.random.PRNGKey(1), 2))
+    jax.effects_barrier()
+    assert capsys.readouterr().err == ""

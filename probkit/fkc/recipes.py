@@ -240,6 +240,7 @@ def geometric(
     ess_threshold: float = 1.0,
     corrector: Any = None,
     sharding: Any = None,
+    progress: bool = False,
 ) -> WeightedParticles:
     """Sample ∏_i p_0^(i)(x)^{b_i} / Z with Feynman-Kac correctors (Skreta et al. 2025, arXiv 2503.02819).
 
@@ -271,7 +272,8 @@ def geometric(
         modes), ``"hilbert-stratified"``, ``"hilbert-ssp"``, or any option of
         :func:`probkit.smc.run_smc`.
       ess_threshold: resample when ESS < threshold · N; default 1 (every step).
-      corrector, sharding: as in :func:`probkit.smc.run_smc`.
+      corrector, sharding, progress: as in :func:`probkit.smc.run_smc` (``progress=True``: a
+        progress bar, silent under ``jax.vmap``).
 
     Returns:
       :class:`probkit.smc.WeightedParticles` with ``particles`` of shape ``(N, *shape)`` and
@@ -287,7 +289,7 @@ def geometric(
     if not weighted:  # equal weights: resampling would only duplicate particles
         ess_threshold = 0.0
     config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding,
-                         log_target=None if log_prob_fns is None else "log_prob_fns")
+                         log_target=None if log_prob_fns is None else "log_prob_fns", progress=progress)
     out, flags = _geometric_run(key, process, score_fns, b, shape, int(num_particles), ts, eta, bool(weighted),
                                 log_prob_fns, config)
     return finish(out, flags)

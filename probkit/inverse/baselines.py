@@ -110,18 +110,20 @@ def dps(
     grid: str = "uniform",
     t_min: float | None = None,
     sharding: Any = None,
+    progress: bool = False,
 ) -> WeightedParticles:
     """Diffusion posterior sampling (Chung et al. 2023, arXiv 2209.14687); equally weighted
     independent samples (``log_weights`` uniform, never resampled).
 
     ``step_size``: ζ of the normalised DPS step (Chung et al. use 0.1-1 for images).
-    ``vjp_cost``: NFE charged for the VJP through the score (module docstring).
+    ``vjp_cost``: NFE charged for the VJP through the score (module docstring). ``progress``: a
+    progress bar (as in :func:`probkit.smc.run_smc`).
     """
     validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid)
     vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
     step_size = _checks.scalar("step_size", step_size, low=0.0, as_array=True)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    config = make_config(num_particles, ts, ess_threshold=0.0, sharding=sharding)
+    config = make_config(num_particles, ts, ess_threshold=0.0, sharding=sharding, progress=progress)
     out, flags = _dps_run(key, process, score_fn, likelihood, step_size, int(num_particles), ts, config, 1 + vjp_cost)
     return finish(out, flags)
 
@@ -222,6 +224,7 @@ def twisted_smc(
     resampling: str = "systematic",
     ess_threshold: float = 0.5,
     sharding: Any = None,
+    progress: bool = False,
 ) -> WeightedParticles:
     """Twisted diffusion sampler (Wu et al. 2023, arXiv 2306.17775) on the Feynman-Kac engine.
 
@@ -234,7 +237,7 @@ def twisted_smc(
     vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
     twist_c = _checks.scalar("twist_c", twist_c, low=0.0)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    config = make_config(num_particles, ts, resampling, ess_threshold, sharding=sharding)
+    config = make_config(num_particles, ts, resampling, ess_threshold, sharding=sharding, progress=progress)
     out, flags = _tds_run(key, process, score_fn, likelihood, twist_c, log_prob_fn, int(num_particles), ts, config,
                           1 + vjp_cost)
     return finish(out, flags)

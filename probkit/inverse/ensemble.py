@@ -353,6 +353,7 @@ def ensemble(
     ess_threshold: float = 0.5,
     corrector: Any = None,
     sharding: Any = None,
+    progress: bool = False,
     twist: str | None = None,
     weights: str = "auto",
     proposal: str = "guided",
@@ -382,7 +383,7 @@ def ensemble(
       grid, t_min: time grid (``probkit.diffusion.time_grid``).
       log_prob_fn: optional exact noised prior log density ``(x, t) -> log p_t(x)``: exact
         start weights and MALA/HMC correctors.
-      resampling, ess_threshold, corrector, sharding: as in :func:`probkit.smc.run_smc`.
+      resampling, ess_threshold, corrector, sharding, progress: as in :func:`probkit.smc.run_smc`.
       twist: ``"denoised"`` (default: the path's likelihood at Tweedie's x̂_0(x), cached score,
         telescoped weights; NFE = ``num_steps`` + 1) or ``"path"`` (l_t(x) itself, Chen et
         al.'s path; the default when ``weights="rate"``, ``proposal="adapted"``,
@@ -413,7 +414,7 @@ def ensemble(
     _checks.choice("twist", twist, TWISTS)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
     config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding,
-                         log_target=None if log_prob_fn is None else "log_prob_fn")
+                         log_target=None if log_prob_fn is None else "log_prob_fn", progress=progress)
     options = dict(integrator=integrator, eta=eta, eta_ddim=eta_ddim, weighted=bool(weighted), log_prob_fn=log_prob_fn,
                    weights=weights, proposal=proposal, twist=twist,
                    t_end=None if (weights == "rate" and twist == "path") else "grid")

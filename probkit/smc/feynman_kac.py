@@ -81,6 +81,7 @@ from blackjax.smc.ess import log_ess
 from jax.scipy.special import logsumexp
 
 from probkit import _checks
+from probkit.progress import progress_scan
 from probkit._results import RESAMPLING, ResultsCore
 from probkit._results import resampler as _resampler
 
@@ -139,6 +140,7 @@ class SMCConfig(NamedTuple):
     ess_threshold: float = 0.5
     corrector: Any = None  # probkit.smc.correctors.Corrector or None
     sharding: Any = None  # jax.sharding.Sharding of the particle axis, or None
+    progress: bool = False  # opt-in progress bar (probkit.progress), silent under vmap
 
 
 class SMCState(NamedTuple):
@@ -376,7 +378,7 @@ def _scan(key, ts, model, num_particles, config):
         k, t, t_next = inp
         return smc_step(k, state, t, t_next, model, config)
 
-    return jax.lax.scan(body, state, (keys, ts[:-1], ts[1:]))
+    return progress_scan(body, state, (keys, ts[:-1], ts[1:]), enabled=config.progress, desc="smc")
 
 
 def run_model(
@@ -423,6 +425,7 @@ def run_smc(
     nfe_init: int = 0,
     sharding: Any = None,
     check: bool = True,
+    progress: bool = False,
 ) -> WeightedParticles:
     """Run the Feynman-Kac particle system of ``model`` on the decreasing grid ``ts``.
 
@@ -449,6 +452,8 @@ def run_smc(
         ``NamedSharding(Mesh(devices, ("p",)), PartitionSpec("p"))``).
       check: raise ``ValueError`` after the scan if a step had all-zero weights or non-finite
         values (skipped automatically when called under a JAX transformation).
+      progress: show a progress bar (host callback every ~5% of the steps; silent under
+        ``jax.vmap``; :func:`probkit.progress.progress_scan`).
 
     Returns:
       :class:`WeightedParticles` (particles projected by ``model.position``).
@@ -456,14 +461,14 @@ def run_smc(
     has_target = model.log_target is not None or (corrector is not None and not corrector.adjusted
                                                    and model.target_score is not None)
     config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding, nfe_per_step,
-                         "log_target" if has_target else None)
+                         "log_target" if has_target else None, progress=progress)
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
     out, flags = _scan_jit(key, model, int(num_particles), ts, config, int(nfe_per_step), int(nfe_init))
     return finish(out, flags, check)
 
 
 def make_config(num_particles, ts, resampling="systematic", ess_threshold=0.5, corrector=None, sharding=None,
-                nfe_per_step=1, log_target: str | None = "log_target") -> SMCConfig:
+                nfe_per_step=1, log_target: str | None = "log_target", progress: bool = False) -> SMCConfig:
     """Validate the engine's arguments (ValueError naming the argument) and bundle them.
     ``log_target``: the name of the argument giving the model a log density (``None``: it has
     none, so Metropolis-adjusted correctors are refused)."""
@@ -474,4 +479,4 @@ def make_config(num_particles, ts, resampling="systematic", ess_threshold=0.5, c
         if corrector.adjusted and log_target is None:
             raise ValueError(f"`corrector` {corrector.name!r} is Metropolis-adjusted and needs a log_target; give "
                              "the exact log density or use probkit.smc.langevin for score-only models")
-    return SMCConfig(resampling, float(ess_threshold), corrector, sharding)
+    return SMCConfig(resampling, float(ess_threshold), corrector, sharding, bool(progress))
