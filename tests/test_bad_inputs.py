@@ -288,19 +288,17 @@ def test_cli_entry_point_prints_no_traceback():
     assert "Traceback" not in proc.stderr and proc.stderr.strip().startswith("probkit: error: ")
 
 
-# ============================================================================ core's rows (xfail until merged)
+# ============================================================================ samplers' rows
 def _nan_below_half(score):
     return lambda x, t: jnp.where(t < 0.5, jnp.nan, 1.0) * score(x, t)
 
 
-@CORE
 @SLOW
 def test_row_sample_nan_score_mid_run_raises():
     with pytest.raises(ValueError, match="score"):
         probkit.sample(jax.random.PRNGKey(0), PROC, _nan_below_half(GM2.score_fn(PROC)), (2,), 16, 10, "ddpm")
 
 
-@CORE
 @SLOW
 @pytest.mark.parametrize("case", ["nan_score", "nan_denoise", "huge_step"])
 def test_row_dlg_nonfinite_raises(case):
@@ -319,14 +317,12 @@ def test_row_dlg_nonfinite_raises(case):
         dmcmc.dlg(jax.random.PRNGKey(0), PROC, score, (2,), **kw)
 
 
-@CORE
 @SLOW
 def test_row_anneal_one_step_warns_degenerate():
     with pytest.warns(Warning, match="ESS|degenerate|steps"):
         probkit.fkc.anneal(jax.random.PRNGKey(0), PROC, GM2.score_fn(PROC), 2.0, 64, 1, shape=(2,))
 
 
-@CORE
 @SLOW
 def test_row_twisted_smc_twist_zero_warns():
     from probkit import inverse
@@ -336,7 +332,6 @@ def test_row_twisted_smc_twist_zero_warns():
         inverse.twisted_smc(jax.random.PRNGKey(0), PROC, GM2.score_fn(PROC), lik, 64, 10, twist_c=0.0)
 
 
-@CORE
 @SLOW
 def test_row_dps_log_evidence_is_nan():
     from probkit import inverse
@@ -346,7 +341,6 @@ def test_row_dps_log_evidence_is_nan():
     assert np.isnan(float(out.log_evidence))
 
 
-@CORE
 def test_row_run_smc_nan_init_log_weight_named():
     from probkit.smc import FeynmanKacModel, run_smc
 
@@ -356,7 +350,7 @@ def test_row_run_smc_nan_init_log_weight_named():
         run_smc(jax.random.PRNGKey(0), model, 8, jnp.linspace(1.0, 0.0, 3))
 
 
-@pytest.mark.parametrize("shape", [pytest.param((3,), marks=CORE), 2])
+@pytest.mark.parametrize("shape", [(3,), 2])
 def test_row_event_shape_named(shape):
     try:
         probkit.sample(jax.random.PRNGKey(0), PROC, GM2.score_fn(PROC), shape, 4, 2)
@@ -372,7 +366,6 @@ def test_row_numpy_scalar_beta_accepted(beta):
     assert np.isfinite(float(out.log_evidence))
 
 
-@CORE
 @pytest.mark.parametrize("key", [0, "seed", np.zeros(3, np.uint32)])
 def test_row_prng_key_named(key):
     with pytest.raises(ValueError, match="key"):
