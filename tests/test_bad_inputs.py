@@ -1,9 +1,8 @@
 """Bad inputs at the public boundary (issue 16): each gets a clear error naming the argument.
 
-Rows of issue 16's table handled here pass today (loaders, the CLI, training checkpoints,
-conditioning on operators, NumPy scalars). Rows owned by the samplers' rewrite are written too
-and marked ``xfail(strict=False)`` until that work lands; flip them then (those that run a
-whole sampler are also marked ``slow``).
+Every row of issue 16's table has a test here (loaders, the CLI, training checkpoints,
+conditioning on operators, NumPy scalars, and the samplers' rows: non-finite flags, degenerate-run
+warnings, event shapes, PRNG keys); the rows that run a whole sampler are marked ``slow``.
 """
 import hashlib
 import json
@@ -26,7 +25,6 @@ from probkit.models.nets import init_score_mlp, load_score_model, save_score_mod
 
 PROC = VP()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORE = pytest.mark.xfail(reason="core: compile-once rewrite", strict=False)
 # Rows that run a whole sampler (2-4 s of compilation each) are also marked slow, to keep the
 # default suite fast: run them with `pytest -m slow tests/test_bad_inputs.py`.
 SLOW = pytest.mark.slow
