@@ -368,3 +368,23 @@ def test_row_numpy_scalar_beta_accepted(beta):
 def test_row_prng_key_named(key):
     with pytest.raises(ValueError, match="key"):
         probkit.sample(key, PROC, GM2.score_fn(PROC), (2,), 4, 2)
+
+
+@pytest.mark.parametrize("key", ["seed", np.zeros(3, np.uint32), jax.random.split(jax.random.PRNGKey(0), 2)])
+def test_row_prng_key_named_by_run_smc_and_dlg(key):
+    from probkit import dmcmc
+    from probkit.smc import FeynmanKacModel, run_smc
+
+    model = FeynmanKacModel(init=lambda k: jnp.zeros(2), transition=lambda k, t, tn, x: x,
+                            log_potential=lambda t, tn, a, b: jnp.zeros(()))
+    with pytest.raises(ValueError, match="`key`"):
+        run_smc(key, model, 4, jnp.linspace(1.0, 0.0, 3))
+    with pytest.raises(ValueError, match="`key`"):
+        dmcmc.dlg(key, PROC, GM2.score_fn(PROC), (2,), log_prob_fn=GM2.log_prob_fn(PROC))
+
+
+@pytest.mark.parametrize("key", [jax.random.PRNGKey(0), jax.random.key(0), jax.random.key(0, impl="rbg")])
+def test_valid_prng_keys_pass_the_check(key):
+    from probkit import _checks
+
+    _checks.prng_key(key)

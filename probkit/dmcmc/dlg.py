@@ -329,6 +329,7 @@ def dlg(
         ``log_prob_fn`` for ``mala``/``hmc``, and other invalid arguments (the message names it).
     """
     shape = tuple(int(s) for s in shape)
+    _checks.prng_key(key)
     num_chains = _checks.positive_int("num_chains", num_chains, 1)
     num_samples = _checks.positive_int("num_samples", num_samples, 1)
     burn_in = _checks.positive_int("burn_in", burn_in, 0)

@@ -514,6 +514,7 @@ def run_smc(
     Returns:
       :class:`WeightedParticles` (particles projected by ``model.position``).
     """
+    _checks.prng_key(key)
     has_target = model.log_target is not None or (corrector is not None and not corrector.adjusted
                                                    and model.target_score is not None)
     config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding, nfe_per_step,
