@@ -589,27 +589,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def default_cache_dir() -> str:
-    """``$PROBKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/probkit/jax`` (``~/.cache/probkit/jax``)."""
-    if os.environ.get("PROBKIT_CACHE_DIR"):
-        return os.environ["PROBKIT_CACHE_DIR"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "probkit", "jax")
-
-
-def enable_compilation_cache(path: str) -> None:
-    """Keep XLA's compiled programs on disk (JAX's persistent compilation cache), so a second
-    ``probkit demo`` skips compilation. A cache the user configured already is left alone."""
-    if jax.config.jax_compilation_cache_dir:
-        return
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
-    if args.cache_dir:
-        enable_compilation_cache(args.cache_dir)
+    if args.cache_dir is not None:  # otherwise the CLI's default cache (probkit.enable_compilation_cache)
+        if args.cache_dir:
+            from probkit import enable_compilation_cache
+
+            enable_compilation_cache(args.cache_dir, min_compile_time_secs=0.0)
+        else:
+            jax.config.update("jax_compilation_cache_dir", None)
     only = tuple(p.strip() for p in args.only.split(",") if p.strip()) if args.only else None
     summary = run_demo(args.out, only=only, size=args.size, seed=args.seed, progress=not args.quiet)
     print(format_summary(summary))
@@ -627,7 +614,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--size", default="default", choices=tuple(SIZES), help="problem size (tiny: the test suite's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--cache-dir", default=default_cache_dir(),
+    p.add_argument("--cache-dir", default=None,
                    help="JAX compilation cache folder, so later runs skip compiling ('' to disable; "
-                        "default $PROBKIT_CACHE_DIR or ~/.cache/probkit/jax)")
+                        "default: the CLI's, $PROBKIT_CACHE_DIR or ~/.cache/probkit/jax)")
     p.set_defaults(func=_cmd_demo)
