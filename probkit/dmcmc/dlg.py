@@ -294,6 +294,7 @@ def dlg(
     eta_ddim: float = 0.0,
     x_init: ArrayLike | None = None,
     t_init: float | None = None,
+    _prepare_only: bool = False,
 ) -> DLGResult:
     """Denoising Langevin Gibbs (Kim & Ye 2023, arXiv 2209.14593) then a denoising pass.
 
@@ -378,15 +379,22 @@ def dlg(
                           scale_step=bool(scale_step), num_x_steps=num_x_steps, num_integration_steps=num_integration_steps)
     denoise_options = dict(integrator=integrator, num_steps=denoise_steps, grid=denoise_grid_kind, t_end=t_end,
                            eta_ddim=float(eta_ddim))
+    if _prepare_only:  # the validated program, for probkit.dmcmc.checkpoint
+        return (key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options,
+                (num_chains, num_samples, burn_in, thin), denoise_options, x_move)
     out, flags = _dlg_run(key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options,
                           (num_chains, num_samples, burn_in, thin), denoise_options)
     _check_flags(flags, x_move, burn_in, thin)
+    _check_acceptance(out, x_move)
+    return out
+
+
+def _check_acceptance(out: DLGResult, x_move: str) -> None:
     if x_move != "ula" and not _checks.is_traced(out.acceptance_rate) and float(out.acceptance_rate) == 0.0:
         raise ValueError(
             f"the {x_move!r} x-move accepted no proposal in any chain (acceptance 0.0): the chains never moved "
             "and the samples are their start values denoised; `step_size` is far too large (or `log_prob_fn` "
             "is NaN/inf), try step_size=0.5")
-    return out
 
 
 def _check_flags(flags: tuple[Array, Array], x_move: str, burn_in: int, thin: int) -> None:
@@ -435,7 +443,16 @@ def _dlg_run(key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_ini
         return xs, ts, t_trace, info.acceptance_rate[:, -1], jnp.mean(info.acceptance_rate), bad
 
     xs, ts, t_trace, acc, acc_all, chain_bad = jax.vmap(one_chain)(jax.random.split(key_run, num_chains), x_init)
-    flat_x = xs.reshape(num_chains * num_samples, *x_init.shape[1:])
+    out, denoise_bad = _assemble(key_denoise, process, score_fn, kernel, xs, ts, t_trace, acc, acc_all, grid, log_w,
+                                 sizes, denoise_options)
+    return out, (chain_bad, denoise_bad)
+
+
+def _assemble(key_denoise, process, score_fn, kernel, xs, ts, t_trace, acc, acc_all, grid, log_w, sizes,
+              denoise_options) -> tuple[DLGResult, Array]:
+    """The denoising pass over the kept draws ``xs`` ``(C, S, *shape)`` at ``ts`` and the result."""
+    num_chains, num_samples, burn_in, thin = sizes
+    flat_x = xs.reshape(num_chains * num_samples, *xs.shape[2:])
     samples = denoise_samples(key_denoise, process, score_fn, flat_x, ts.reshape(-1), **denoise_options)
     sweeps = burn_in + num_samples * thin
     nfe_mcmc = sweeps * kernel.nfe_per_step / num_samples
@@ -447,7 +464,7 @@ def _dlg_run(key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_ini
         nfe=nfe_mcmc + nfe_denoise, nfe_mcmc=nfe_mcmc, nfe_denoise=nfe_denoise,
         t_evals=sweeps * kernel.t_evals_per_step / num_samples, x_move=kernel.x_move, t_move=kernel.t_move,
         grid=grid, grid_log_weights=log_w,
-    ), (chain_bad, denoise_bad)
+    ), denoise_bad
 
 
 # --------------------------------------------------------------------------------------------
