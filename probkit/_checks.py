@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["positive_int", "scalar", "step_size", "shape", "choice", "is_traced"]
+__all__ = ["positive_int", "scalar", "step_size", "shape", "choice", "is_traced", "prng_key"]
 
 
 def is_traced(*xs: Any) -> bool:
@@ -81,3 +81,19 @@ def choice(name: str, value: Any, options: Sequence[str]) -> str:
     if value not in options:
         raise ValueError(f"`{name}` must be one of {tuple(options)}, got {value!r}")
     return value
+
+
+def prng_key(value: Any, name: str = "key") -> None:
+    """A single JAX PRNG key: a typed key (``jax.random.key``) or a raw ``uint32`` key of shape
+    ``(2,)`` (threefry, ``jax.random.PRNGKey``) or ``(4,)`` (rbg). Checks dtype/shape only, so
+    traced keys pass when well-formed."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        if jnp.ndim(value) != 0:
+            raise ValueError(f"`{name}` must be a single PRNG key, got a batch of shape {jnp.shape(value)}")
+        return
+    if (dtype is None or isinstance(value, (bool, int, float, str)) or dtype != np.uint32
+            or tuple(jnp.shape(value)) not in ((2,), (4,))):
+        shown = f"array of dtype {dtype} and shape {tuple(jnp.shape(value))}" if dtype is not None else repr(value)
+        raise ValueError(f"`{name}` must be a JAX PRNG key (jax.random.key(seed) or jax.random.PRNGKey(seed)), "
+                         f"got {shown}")

@@ -1,9 +1,8 @@
 """Bad inputs at the public boundary (issue 16): each gets a clear error naming the argument.
 
-Rows of issue 16's table handled here pass today (loaders, the CLI, training checkpoints,
-conditioning on operators, NumPy scalars). Rows owned by the samplers' rewrite are written too
-and marked ``xfail(strict=False)`` until that work lands; flip them then (those that run a
-whole sampler are also marked ``slow``).
+Every row of issue 16's table has a test here (loaders, the CLI, training checkpoints,
+conditioning on operators, NumPy scalars, and the samplers' rows: non-finite flags, degenerate-run
+warnings, event shapes, PRNG keys); the rows that run a whole sampler are marked ``slow``.
 """
 import hashlib
 import json
@@ -26,7 +25,6 @@ from probkit.models.nets import init_score_mlp, load_score_model, save_score_mod
 
 PROC = VP()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORE = pytest.mark.xfail(reason="core: compile-once rewrite", strict=False)
 # Rows that run a whole sampler (2-4 s of compilation each) are also marked slow, to keep the
 # default suite fast: run them with `pytest -m slow tests/test_bad_inputs.py`.
 SLOW = pytest.mark.slow
@@ -288,19 +286,17 @@ def test_cli_entry_point_prints_no_traceback():
     assert "Traceback" not in proc.stderr and proc.stderr.strip().startswith("probkit: error: ")
 
 
-# ============================================================================ core's rows (xfail until merged)
+# ============================================================================ samplers' rows
 def _nan_below_half(score):
     return lambda x, t: jnp.where(t < 0.5, jnp.nan, 1.0) * score(x, t)
 
 
-@CORE
 @SLOW
 def test_row_sample_nan_score_mid_run_raises():
     with pytest.raises(ValueError, match="score"):
         probkit.sample(jax.random.PRNGKey(0), PROC, _nan_below_half(GM2.score_fn(PROC)), (2,), 16, 10, "ddpm")
 
 
-@CORE
 @SLOW
 @pytest.mark.parametrize("case", ["nan_score", "nan_denoise", "huge_step"])
 def test_row_dlg_nonfinite_raises(case):
@@ -319,14 +315,12 @@ def test_row_dlg_nonfinite_raises(case):
         dmcmc.dlg(jax.random.PRNGKey(0), PROC, score, (2,), **kw)
 
 
-@CORE
 @SLOW
 def test_row_anneal_one_step_warns_degenerate():
     with pytest.warns(Warning, match="ESS|degenerate|steps"):
         probkit.fkc.anneal(jax.random.PRNGKey(0), PROC, GM2.score_fn(PROC), 2.0, 64, 1, shape=(2,))
 
 
-@CORE
 @SLOW
 def test_row_twisted_smc_twist_zero_warns():
     from probkit import inverse
@@ -336,7 +330,6 @@ def test_row_twisted_smc_twist_zero_warns():
         inverse.twisted_smc(jax.random.PRNGKey(0), PROC, GM2.score_fn(PROC), lik, 64, 10, twist_c=0.0)
 
 
-@CORE
 @SLOW
 def test_row_dps_log_evidence_is_nan():
     from probkit import inverse
@@ -346,7 +339,6 @@ def test_row_dps_log_evidence_is_nan():
     assert np.isnan(float(out.log_evidence))
 
 
-@CORE
 def test_row_run_smc_nan_init_log_weight_named():
     from probkit.smc import FeynmanKacModel, run_smc
 
@@ -356,7 +348,7 @@ def test_row_run_smc_nan_init_log_weight_named():
         run_smc(jax.random.PRNGKey(0), model, 8, jnp.linspace(1.0, 0.0, 3))
 
 
-@pytest.mark.parametrize("shape", [pytest.param((3,), marks=CORE), 2])
+@pytest.mark.parametrize("shape", [(3,), 2])
 def test_row_event_shape_named(shape):
     try:
         probkit.sample(jax.random.PRNGKey(0), PROC, GM2.score_fn(PROC), shape, 4, 2)
@@ -372,8 +364,27 @@ def test_row_numpy_scalar_beta_accepted(beta):
     assert np.isfinite(float(out.log_evidence))
 
 
-@CORE
 @pytest.mark.parametrize("key", [0, "seed", np.zeros(3, np.uint32)])
 def test_row_prng_key_named(key):
     with pytest.raises(ValueError, match="key"):
         probkit.sample(key, PROC, GM2.score_fn(PROC), (2,), 4, 2)
+
+
+@pytest.mark.parametrize("key", ["seed", np.zeros(3, np.uint32), jax.random.split(jax.random.PRNGKey(0), 2)])
+def test_row_prng_key_named_by_run_smc_and_dlg(key):
+    from probkit import dmcmc
+    from probkit.smc import FeynmanKacModel, run_smc
+
+    model = FeynmanKacModel(init=lambda k: jnp.zeros(2), transition=lambda k, t, tn, x: x,
+                            log_potential=lambda t, tn, a, b: jnp.zeros(()))
+    with pytest.raises(ValueError, match="`key`"):
+        run_smc(key, model, 4, jnp.linspace(1.0, 0.0, 3))
+    with pytest.raises(ValueError, match="`key`"):
+        dmcmc.dlg(key, PROC, GM2.score_fn(PROC), (2,), log_prob_fn=GM2.log_prob_fn(PROC))
+
+
+@pytest.mark.parametrize("key", [jax.random.PRNGKey(0), jax.random.key(0), jax.random.key(0, impl="rbg")])
+def test_valid_prng_keys_pass_the_check(key):
+    from probkit import _checks
+
+    _checks.prng_key(key)

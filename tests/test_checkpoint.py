@@ -125,3 +125,9 @@ def test_bad_arguments(tmp_path, kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         run_smc_checkpointed(**args)
+
+
+def test_nan_init_log_weight_is_named(tmp_path):
+    bad = MODEL._replace(init_log_weight=lambda p: jnp.nan * p.x[0])
+    with pytest.raises(ValueError, match="init_log_weight"):
+        run_smc_checkpointed(jax.random.PRNGKey(0), bad, 8, TS, checkpoint=tmp_path / "ck", checkpoint_every=10)

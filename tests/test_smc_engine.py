@@ -241,6 +241,50 @@ def test_nonfinite_score_raises():
         run_smc(jax.random.PRNGKey(0), model, 64, TS)
 
 
+def test_minus_inf_in_a_cached_field_is_not_an_error():
+    """A zero-weight particle caching its log-potential -inf is fine; only positions are checked."""
+
+    def init(key):
+        x = jax.random.normal(key, (2,))
+        return {"x": x, "logg": jnp.zeros(())}
+
+    def transition(key, t, t_next, p):
+        x = p["x"] + 0.1 * jax.random.normal(key, (2,))
+        return {"x": x, "logg": jnp.where(x[0] > 0, -jnp.inf, 0.0)}
+
+    model = FeynmanKacModel(init=init, transition=transition, log_potential=lambda t, tn, prev, new: new["logg"],
+                            position=lambda p: p["x"])
+    out = run_smc(jax.random.PRNGKey(0), model, 64, TS[:4], ess_threshold=0.0)
+    assert np.all(np.isfinite(np.asarray(out.particles)))
+    bad = model._replace(transition=lambda k, t, tn, p: {"x": jnp.where(t < 0.97, jnp.nan, p["x"]), "logg": p["logg"]})
+    with pytest.raises(ValueError, match="non-finite values at step"):
+        run_smc(jax.random.PRNGKey(0), bad, 64, TS[:4])
+
+
+def test_nan_init_log_weight_and_init_named():
+    with pytest.raises(ValueError, match="init_log_weight"):
+        run_smc(jax.random.PRNGKey(0), STATIC._replace(init_log_weight=lambda x: jnp.nan * x[0]), 8, TS[:3])
+    with pytest.raises(ValueError, match="`init`"):
+        run_smc(jax.random.PRNGKey(0), STATIC._replace(init=lambda k: jnp.full((2,), jnp.inf)), 8, TS[:3])
+
+
+def test_health_summary_and_degenerate_warning():
+    import warnings
+
+    out = run_smc(jax.random.PRNGKey(0), STATIC, 64, TS)
+    h = out.health()
+    assert set(h) >= {"min_ess", "num_resamplings", "max_log_weight_spread", "final_ess"}
+    assert 1.0 <= h["min_ess"] <= 64 and h["num_resamplings"] == int(np.sum(np.asarray(out.resampled)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a healthy run does not warn
+        run_smc(jax.random.PRNGKey(0), STATIC, 64, TS)
+    # the whole likelihood in one step, with a sharp likelihood: the weights collapse
+    sharp = STATIC._replace(log_potential=lambda t, tn, xp, xn: -0.5 * jnp.sum((xn - Y) ** 2) / 1e-4)
+    with pytest.warns(RuntimeWarning, match="degenerate SMC run: min ESS"):
+        out = run_smc(jax.random.PRNGKey(0), sharp, 64, jnp.array([1.0, 0.0]))
+    assert out.health()["min_ess"] < 5
+
+
 def test_pytree_particles_with_event_shape_and_cache():
     """Particles as a dict with an image-shaped position and a cached per-particle quantity."""
 

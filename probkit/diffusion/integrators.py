@@ -26,6 +26,7 @@ from typing import Any, Callable, NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from probkit import _checks
@@ -195,6 +196,7 @@ def sample(
     at ``t_start`` and integrates to ``t_min`` on ``time_grid(process, num_steps, grid)``.
     Returns :class:`SampleResult` with ``nfe`` = score evaluations per sample.
     """
+    _checks.prng_key(key)
     num_samples = _checks.positive_int("num_samples", num_samples)
     num_steps = _checks.positive_int("num_steps", num_steps)
     _checks.choice("method", method, INTEGRATORS)
@@ -209,12 +211,41 @@ def sample(
         if x_init.shape != (num_samples, *shape):
             raise ValueError(f"`x_init` must have shape {(num_samples, *shape)}, got {x_init.shape}")
     check_score_output(score_fn, x_init[0])
-    return _sample_run(key_run, x_init, ts, process, score_fn, method, float(eta_ddim))
+    out, bad = _sample_run(key_run, x_init, ts, process, score_fn, method, float(eta_ddim))
+    check_nonfinite(bad, ts, "`score_fn` (or the step sizes / `x_init`)")
+    return out
+
+
+def check_nonfinite(bad: Array, ts: Array, culprit: str) -> None:
+    """Raise ``ValueError`` for the first step flagged in ``bad`` ``(K,)`` (a sample turned
+    NaN/inf during the step ``ts[k] -> ts[k + 1]``); skipped when traced."""
+    if _checks.is_traced(bad, ts):
+        return
+    idx = np.flatnonzero(np.asarray(bad))
+    if idx.size:
+        k, t = int(idx[0]), np.asarray(ts)
+        raise ValueError(f"non-finite samples at step {k} (t = {t[k]:.6g} -> {t[k + 1]:.6g}): "
+                         f"check {culprit}")
+
+
+def _integrate_flagged(key: Array, integrator: Integrator, x: Array, ts: Array) -> tuple[Array, Array]:
+    """:func:`integrate` plus a ``(K,)`` flag per step: the particle became non-finite there."""
+    keys = jax.random.split(key, ts.shape[0] - 1)
+
+    def body(state, inp):
+        k, t, t_next = inp
+        new = integrator.step(k, state, t, t_next)
+        return new, ~jnp.all(jnp.isfinite(new.x))
+
+    state, bad = jax.lax.scan(body, integrator.init(x), (keys, ts[:-1], ts[1:]))
+    return state.x, bad
 
 
 @eqx.filter_jit
-def _sample_run(key, x_init, ts, process, score_fn, method, eta_ddim) -> SampleResult:
+def _sample_run(key, x_init, ts, process, score_fn, method, eta_ddim) -> tuple[SampleResult, Array]:
     integrator = make_integrator(method, process, score_fn, eta_ddim=eta_ddim)
     keys = jax.random.split(key, x_init.shape[0])
-    samples = jax.vmap(lambda k, x: integrate(k, integrator, x, ts))(keys, x_init)
-    return SampleResult(samples, integrator.nfe_per_step * (ts.shape[0] - 1), ts)
+    samples, bad = jax.vmap(lambda k, x: _integrate_flagged(k, integrator, x, ts))(keys, x_init)
+    # a step is at fault when some sample first became non-finite there (x_init checked as step 0's input)
+    bad = jnp.any(bad, axis=0) | (jnp.arange(bad.shape[1]) == 0) & ~jnp.all(jnp.isfinite(x_init))
+    return SampleResult(samples, integrator.nfe_per_step * (ts.shape[0] - 1), ts), bad

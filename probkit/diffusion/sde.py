@@ -74,9 +74,15 @@ _SHAPES: dict = {}
 
 def check_score_output(score_fn: ScoreFn, example_x: Array, t: float = 0.5) -> None:
     """Abstractly evaluate ``score_fn`` and raise ValueError if its output does not match x."""
-    out = output_shape(score_fn, example_x, jnp.asarray(t, jnp.result_type(float)))
+    try:
+        out = output_shape(score_fn, example_x, jnp.asarray(t, jnp.result_type(float)))
+    except (TypeError, ValueError) as e:  # e.g. a matmul against the wrong event size
+        raise ValueError(
+            f"`score_fn` fails on one particle of event `shape` {tuple(example_x.shape)}; check that `shape` "
+            f"matches the score's event shape ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from e
     if out != tuple(example_x.shape):
         raise ValueError(
-            f"`score_fn` must return an array shaped like one particle {example_x.shape}, got {out}; "
-            "remember score_fn acts on ONE particle (the library vmaps)"
+            f"`score_fn` must return an array shaped like one particle of event `shape` {example_x.shape}, "
+            f"got {out}; check `shape`, and remember score_fn acts on ONE particle (the library vmaps)"
         )

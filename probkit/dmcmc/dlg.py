@@ -294,6 +294,7 @@ def dlg(
     eta_ddim: float = 0.0,
     x_init: ArrayLike | None = None,
     t_init: float | None = None,
+    _prepare_only: bool = False,
 ) -> DLGResult:
     """Denoising Langevin Gibbs (Kim & Ye 2023, arXiv 2209.14593) then a denoising pass.
 
@@ -329,6 +330,7 @@ def dlg(
         ``log_prob_fn`` for ``mala``/``hmc``, and other invalid arguments (the message names it).
     """
     shape = tuple(int(s) for s in shape)
+    _checks.prng_key(key)
     num_chains = _checks.positive_int("num_chains", num_chains, 1)
     num_samples = _checks.positive_int("num_samples", num_samples, 1)
     burn_in = _checks.positive_int("burn_in", burn_in, 0)
@@ -377,45 +379,92 @@ def dlg(
                           scale_step=bool(scale_step), num_x_steps=num_x_steps, num_integration_steps=num_integration_steps)
     denoise_options = dict(integrator=integrator, num_steps=denoise_steps, grid=denoise_grid_kind, t_end=t_end,
                            eta_ddim=float(eta_ddim))
-    return _dlg_run(key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options,
-                    (num_chains, num_samples, burn_in, thin), denoise_options)
+    if _prepare_only:  # the validated program, for probkit.dmcmc.checkpoint
+        return (key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options,
+                (num_chains, num_samples, burn_in, thin), denoise_options, x_move)
+    out, flags = _dlg_run(key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options,
+                          (num_chains, num_samples, burn_in, thin), denoise_options)
+    _check_flags(flags, x_move, burn_in, thin)
+    _check_acceptance(out, x_move)
+    return out
+
+
+def _check_acceptance(out: DLGResult, x_move: str) -> None:
+    if x_move != "ula" and not _checks.is_traced(out.acceptance_rate) and float(out.acceptance_rate) == 0.0:
+        raise ValueError(
+            f"the {x_move!r} x-move accepted no proposal in any chain (acceptance 0.0): the chains never moved "
+            "and the samples are their start values denoised; `step_size` is far too large (or `log_prob_fn` "
+            "is NaN/inf), try step_size=0.5")
+
+
+def _check_flags(flags: tuple[Array, Array], x_move: str, burn_in: int, thin: int) -> None:
+    """After the run (concrete flags only): raise ValueError for the first Gibbs sweep whose
+    chain state went non-finite, or for non-finite samples out of the denoising pass."""
+    if _checks.is_traced(flags):
+        return
+    chain_bad, denoise_bad = (np.asarray(f) for f in flags)
+    if chain_bad.any():
+        sweep = int(np.flatnonzero(chain_bad.any(axis=0))[0])
+        chain = int(np.flatnonzero(chain_bad[:, sweep])[0])
+        phase = "burn-in" if sweep < burn_in else "sampling"
+        raise ValueError(
+            f"non-finite chain state at Gibbs sweep {sweep} ({phase}; chain {chain}) in the {x_move!r} x-move: "
+            "check `score_fn` / `log_prob_fn` (NaN/inf values) and `step_size` (too large a step diverges)")
+    if denoise_bad.any():
+        i = int(np.flatnonzero(denoise_bad)[0])
+        raise ValueError(
+            f"non-finite samples out of the denoising pass (sample {i}, {int(denoise_bad.sum())} in all) while the "
+            "chains stayed finite: check `score_fn` between `denoise_to` and `t_min` (NaN/inf values), `step_size` "
+            "(chain states far out of range) or the denoising settings (`integrator`, `denoise_steps`)")
 
 
 @eqx.filter_jit
 def _dlg_run(key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options, sizes,
-             denoise_options) -> DLGResult:
+             denoise_options) -> tuple[DLGResult, tuple[Array, Array]]:
     num_chains, num_samples, burn_in, thin = sizes
     kernel = build_kernel(process, score_fn, grid, log_w, **kernel_options)
 
     def one_chain(key, x0):
         def sweep(state, k):
             state, info = kernel.step(k, state)
-            return state, info
+            # flagged inside the scan (no host sync): the chain state went NaN/inf in this sweep
+            return state, (info, ~(jnp.all(jnp.isfinite(state.x)) & jnp.isfinite(state.t)))
 
         k_burn, k_keep = jax.random.split(key)
-        state, burn_info = jax.lax.scan(sweep, kernel.init(x0, t_init), jax.random.split(k_burn, burn_in))
+        state, (burn_info, burn_bad) = jax.lax.scan(sweep, kernel.init(x0, t_init), jax.random.split(k_burn, burn_in))
 
         def keep(state, k):
-            state, info = jax.lax.scan(sweep, state, jax.random.split(k, thin))
-            return state, (state.x, state.t, info)
+            state, (info, bad) = jax.lax.scan(sweep, state, jax.random.split(k, thin))
+            return state, (state.x, state.t, info, bad)
 
-        _, (xs, ts, info) = jax.lax.scan(keep, state, jax.random.split(k_keep, num_samples))
+        _, (xs, ts, info, bad) = jax.lax.scan(keep, state, jax.random.split(k_keep, num_samples))
         t_trace = jnp.concatenate([burn_info.t, info.t.reshape(-1)])
-        return xs, ts, t_trace, info.acceptance_rate[:, -1], jnp.mean(info.acceptance_rate)
+        bad = jnp.concatenate([burn_bad, bad.reshape(-1)])
+        return xs, ts, t_trace, info.acceptance_rate[:, -1], jnp.mean(info.acceptance_rate), bad
 
-    xs, ts, t_trace, acc, acc_all = jax.vmap(one_chain)(jax.random.split(key_run, num_chains), x_init)
-    flat_x = xs.reshape(num_chains * num_samples, *x_init.shape[1:])
+    xs, ts, t_trace, acc, acc_all, chain_bad = jax.vmap(one_chain)(jax.random.split(key_run, num_chains), x_init)
+    out, denoise_bad = _assemble(key_denoise, process, score_fn, kernel, xs, ts, t_trace, acc, acc_all, grid, log_w,
+                                 sizes, denoise_options)
+    return out, (chain_bad, denoise_bad)
+
+
+def _assemble(key_denoise, process, score_fn, kernel, xs, ts, t_trace, acc, acc_all, grid, log_w, sizes,
+              denoise_options) -> tuple[DLGResult, Array]:
+    """The denoising pass over the kept draws ``xs`` ``(C, S, *shape)`` at ``ts`` and the result."""
+    num_chains, num_samples, burn_in, thin = sizes
+    flat_x = xs.reshape(num_chains * num_samples, *xs.shape[2:])
     samples = denoise_samples(key_denoise, process, score_fn, flat_x, ts.reshape(-1), **denoise_options)
     sweeps = burn_in + num_samples * thin
     nfe_mcmc = sweeps * kernel.nfe_per_step / num_samples
     integ = make_integrator(denoise_options["integrator"], process, score_fn, eta_ddim=denoise_options["eta_ddim"])
     nfe_denoise = denoise_options["num_steps"] * integ.nfe_per_step
+    denoise_bad = ~jnp.all(jnp.isfinite(samples.reshape(samples.shape[0], -1)), axis=1)
     return DLGResult(
         samples=samples, x=xs, t=ts, t_trace=t_trace, acceptance=acc, acceptance_rate=jnp.mean(acc_all),
         nfe=nfe_mcmc + nfe_denoise, nfe_mcmc=nfe_mcmc, nfe_denoise=nfe_denoise,
         t_evals=sweeps * kernel.t_evals_per_step / num_samples, x_move=kernel.x_move, t_move=kernel.t_move,
         grid=grid, grid_log_weights=log_w,
-    )
+    ), denoise_bad
 
 
 # --------------------------------------------------------------------------------------------

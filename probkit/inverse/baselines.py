@@ -113,7 +113,8 @@ def dps(
     progress: bool = False,
 ) -> WeightedParticles:
     """Diffusion posterior sampling (Chung et al. 2023, arXiv 2209.14687); equally weighted
-    independent samples (``log_weights`` uniform, never resampled).
+    independent samples (``log_weights`` uniform, never resampled). DPS has no evidence
+    estimate: ``log_evidence`` is NaN (not 0.0), and ``ess`` = N says nothing about accuracy.
 
     ``step_size``: ζ of the normalised DPS step (Chung et al. use 0.1-1 for images).
     ``vjp_cost``: NFE charged for the VJP through the score (module docstring). ``progress``: a
@@ -132,7 +133,8 @@ def dps(
 def _dps_run(key, process, score_fn, likelihood, step_size, num_particles, ts, config, nfe_per_step):
     with jax.ensure_compile_time_eval():
         model = dps_model(process, score_fn, likelihood, step_size=step_size)
-    return run_model(key, model, num_particles, ts, config, nfe_per_step=nfe_per_step)
+    out, flags = run_model(key, model, num_particles, ts, config, nfe_per_step=nfe_per_step)
+    return out._replace(log_evidence=jnp.full_like(out.log_evidence, jnp.nan)), flags  # no evidence estimate
 
 
 class TDSParticle(NamedTuple):

@@ -183,6 +183,9 @@ def run_smc_checkpointed(
     keys = jax.random.split(k_run, num_steps)
 
     state = _init_jit(k_init, model, num_particles, config)
+    if np.any(np.isnan(np.asarray(state.log_weights))):  # NaN/+inf log G_0 (or all -inf) after normalising
+        raise ValueError("`init_log_weight` (log G_0) returned NaN or +inf (or -inf for every particle) on the "
+                         "initial particles; it must be finite or -inf")
     info_spec = jax.eval_shape(lambda s, k: smc_step(k, s, ts_j[0], ts_j[1], model, config)[1], state, keys[0])
     recipe = {  # checked in this order on resume
         "key": key_record,

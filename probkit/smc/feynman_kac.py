@@ -71,6 +71,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import equinox as eqx
@@ -208,6 +209,18 @@ class WeightedParticles(ResultsCore):
     acceptance: Array
     corrector: str = "none"
 
+    def health(self) -> dict:
+        """Health summary of the run: ``min_ess`` (and its step), ``num_resamplings``,
+        ``max_log_weight_spread`` and ``final_ess`` (Python numbers; needs concrete arrays)."""
+        ess = np.asarray(self.ess)
+        k = int(np.nanargmin(ess)) if ess.size and np.any(np.isfinite(ess)) else -1
+        spread = np.asarray(self.log_weight_spread)
+        return {"min_ess": float(ess[k]) if k >= 0 else float("nan"), "min_ess_step": k,
+                "num_particles": self.num_particles, "num_steps": int(ess.size),
+                "num_resamplings": int(np.sum(np.asarray(self.resampled))),
+                "max_log_weight_spread": float(np.max(spread)) if spread.size else 0.0,
+                "final_ess": float(ess[-1]) if ess.size else float("nan")}
+
     def __repr__(self) -> str:
         shapes = jax.tree.map(lambda a: tuple(jnp.shape(a)), self.particles)
         return (f"WeightedParticles(particles={shapes}, steps={jnp.shape(self.ess)[-1]}, nfe={self.nfe}, "
@@ -247,6 +260,16 @@ def _all_finite(tree: PyTree) -> Array:
     return ok
 
 
+def _positions_finite(particles: PyTree, model: FeynmanKacModel) -> Array:
+    """All particle *positions* (``model.position``, default the whole particle) are finite.
+    Cached fields beside the position may hold -inf (e.g. a zero-weight particle's cached
+    log-potential): only the positions are checked here; NaN/+inf log-potentials are flagged
+    from the log-weights."""
+    if model.position is None:
+        return _all_finite(particles)
+    return _all_finite(jax.vmap(model.position)(particles))
+
+
 def _num_particles(particles: PyTree) -> int:
     return int(jax.tree.leaves(particles)[0].shape[0])
 
@@ -276,7 +299,7 @@ def smc_step(
     log_g = jax.vmap(model.log_potential, in_axes=(None, None, 0, 0))(t, t_next, prev, new)
     lw = state.log_weights + log_g
     # NaN or +inf potentials and non-finite particles are errors; -inf (zero weight) is allowed.
-    nonfinite = jnp.any(jnp.isnan(lw) | (lw == jnp.inf)) | ~_all_finite(new)
+    nonfinite = jnp.any(jnp.isnan(lw) | (lw == jnp.inf)) | ~_positions_finite(new, model)
     log_norm = logsumexp(lw)
     all_zero = log_norm == -jnp.inf
     lw = lw - log_norm
@@ -319,7 +342,7 @@ def smc_step(
         new, acc = jax.vmap(kernel, in_axes=(0, 0, None))(jax.random.split(k_corr, n), new, t_next)
         new = _constrain(new, config.sharding)
         acceptance = jnp.mean(acc).astype(lw.dtype)
-        nonfinite = nonfinite | ~_all_finite(new)
+        nonfinite = nonfinite | ~_positions_finite(new, model)
 
     info = StepInfo(ess, do_resample, spread, log_norm, all_zero, nonfinite, acceptance)
     return SMCState(new, lw, state.log_evidence + log_norm), info
@@ -372,13 +395,17 @@ def _check_run_args(num_particles, ts, resampling, ess_threshold, nfe_per_step, 
 def _scan(key, ts, model, num_particles, config):
     k_init, k_run = jax.random.split(key)
     state = smc_init(k_init, model, num_particles, config)
+    # init flags: [a start position is non-finite, init_log_weight gave NaN/+inf (or all -inf)]
+    # (normalised log-weights are NaN exactly in those cases)
+    init_bad = jnp.stack([~_positions_finite(state.particles, model), jnp.any(jnp.isnan(state.log_weights))])
     keys = jax.random.split(k_run, ts.shape[0] - 1)
 
     def body(state, inp):
         k, t, t_next = inp
         return smc_step(k, state, t, t_next, model, config)
 
-    return progress_scan(body, state, (keys, ts[:-1], ts[1:]), enabled=config.progress, desc="smc")
+    state, info = progress_scan(body, state, (keys, ts[:-1], ts[1:]), enabled=config.progress, desc="smc")
+    return state, info, init_bad
 
 
 def run_model(
@@ -388,7 +415,7 @@ def run_model(
     """The un-jitted core of :func:`run_smc`, for samplers that jit their own program: runs the
     scan and returns ``(result, (all_zero, nonfinite))``; pass the flags to :func:`finish`.
     The particles are projected with ``model.position``."""
-    state, info = _scan(key, ts, model, num_particles, config)
+    state, info, init_bad = _scan(key, ts, model, num_particles, config)
     num_steps = ts.shape[0] - 1
     nfe = int(nfe_init) + num_steps * int(nfe_per_step)
     name = "none"
@@ -398,15 +425,49 @@ def run_model(
     parts = state.particles if model.position is None else jax.vmap(model.position)(state.particles)
     out = WeightedParticles(parts, state.log_weights, info.ess, info.resampled, state.log_evidence,
                             info.log_weight_spread, nfe, ts, info.acceptance, name)
-    return out, (info.all_zero, info.nonfinite)
+    return out, (info.all_zero, info.nonfinite, init_bad)
 
 
-def finish(out: WeightedParticles, flags: tuple[Array, Array], check: bool = True) -> WeightedParticles:
-    """Raise the engine's after-run errors (all-zero weights, non-finite values) when the flags
-    are concrete (skipped under ``jit`` / ``vmap``), and return ``out``."""
+def finish(out: WeightedParticles, flags: tuple, check: bool = True, warn: bool = True) -> WeightedParticles:
+    """Raise the engine's after-run errors (non-finite start values, all-zero weights,
+    non-finite values) when the flags are concrete (skipped under ``jit`` / ``vmap``), warn
+    when the run is degenerate (:func:`warn_if_degenerate`), and return ``out``."""
     if check and not _checks.is_traced(flags):
+        if len(flags) > 2:
+            init_bad = np.asarray(flags[2])
+            if init_bad[0]:
+                raise ValueError("non-finite start values: `init` (the draw from M_0 / the prior) returned a "
+                                 "NaN/inf particle position")
+            if init_bad[1]:
+                raise ValueError("`init_log_weight` (log G_0) returned NaN or +inf (or -inf for every "
+                                 "particle) on the initial particles; it must be finite or -inf")
         check_history(StepInfo(None, None, None, None, flags[0], flags[1], None), out.times)
+    if warn:
+        warn_if_degenerate(out)
     return out
+
+
+#: ``warn_if_degenerate`` fires when min ESS < min(DEGENERATE_ESS, DEGENERATE_FRACTION * N).
+DEGENERATE_ESS = 5.0
+DEGENERATE_FRACTION = 0.1
+
+
+def warn_if_degenerate(out: WeightedParticles, stacklevel: int = 4) -> None:
+    """One-line ``warnings.warn`` when the weights collapsed onto a handful of particles at
+    some step (min ESS < min(5, N/10)): the log-evidence and weighted means are then unreliable.
+    Skipped for traced results."""
+    if _checks.is_traced(out.ess) or jnp.ndim(out.ess) != 1 or jnp.shape(out.ess)[0] == 0:
+        return
+    ess = np.asarray(out.ess)
+    n = out.num_particles
+    k = int(np.nanargmin(ess)) if np.any(np.isfinite(ess)) else 0
+    if np.isfinite(ess[k]) and ess[k] < min(DEGENERATE_ESS, DEGENERATE_FRACTION * n):
+        ts = np.asarray(out.times)
+        warnings.warn(
+            f"degenerate SMC run: min ESS {ess[k]:.3g} of {n} particles at step {k} (t = {ts[k]:.4g} -> "
+            f"{ts[k + 1]:.4g}), too few steps for the weight increments; use more steps (num_steps / ts), "
+            "a corrector, more particles or a gentler potential (log_evidence is unreliable)",
+            RuntimeWarning, stacklevel=stacklevel)
 
 
 _scan_jit = eqx.filter_jit(run_model)
@@ -458,6 +519,7 @@ def run_smc(
     Returns:
       :class:`WeightedParticles` (particles projected by ``model.position``).
     """
+    _checks.prng_key(key)
     has_target = model.log_target is not None or (corrector is not None and not corrector.adjusted
                                                    and model.target_score is not None)
     config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding, nfe_per_step,
