@@ -124,3 +124,43 @@ def test_smc_samplers_report_progress_and_stay_silent_under_vmap(capsys):
     jax.vmap(lambda k: run(k, True).log_evidence)(jax.random.split(jax.random.PRNGKey(1), 2))
     jax.effects_barrier()
     assert capsys.readouterr().err == ""
+
+
+def test_sample_and_training_report_progress(capsys):
+    """``probkit.sample(progress=True)`` reports over the steps (same draws as without);
+    ``train_score_model(progress=True)`` over the chunks."""
+    import jax.numpy as jnp
+
+    import probkit
+    from probkit.diffusion import VP
+    from probkit.models import GaussianMixture, train_score_model
+
+    proc = VP()
+    gm = GaussianMixture(jnp.array([1.0]), jnp.array([[1.0]]), jnp.array([[0.5]]))
+    quiet = probkit.sample(jax.random.PRNGKey(0), proc, gm.score_fn(proc), (1,), 32, 10)
+    capsys.readouterr()
+    loud = probkit.sample(jax.random.PRNGKey(0), proc, gm.score_fn(proc), (1,), 32, 10, progress=True)
+    jax.effects_barrier()
+    assert "sample" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.asarray(quiet.samples), np.asarray(loud.samples))
+    data = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    train_score_model(jax.random.PRNGKey(0), data, proc, 4, 16, hidden=8, depth=1, chunk_size=2, progress=True)
+    assert "train" in capsys.readouterr().err
+
+
+def test_dlg_reports_progress_with_unchanged_draws(capsys):
+    import jax.numpy as jnp
+
+    from probkit import dmcmc
+    from probkit.diffusion import VP
+    from probkit.models import GaussianMixture
+
+    proc = VP()
+    gm = GaussianMixture(jnp.array([1.0]), jnp.array([[1.0]]), jnp.array([[0.5]]))
+    kw = dict(log_prob_fn=gm.log_prob_fn(proc), num_chains=4, num_samples=3, burn_in=5, thin=2, denoise_steps=3)
+    quiet = dmcmc.dlg(jax.random.PRNGKey(0), proc, gm.score_fn(proc), (1,), **kw)
+    capsys.readouterr()
+    loud = dmcmc.dlg(jax.random.PRNGKey(0), proc, gm.score_fn(proc), (1,), progress=True, **kw)
+    jax.effects_barrier()
+    assert "dlg" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.asarray(quiet.samples), np.asarray(loud.samples))

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from probkit.progress import progress_scan
 from probkit import _checks
 from probkit._results import EqualWeights
 from probkit.diffusion.schedules import GRIDS, Process, time_grid
@@ -189,11 +190,14 @@ def sample(
     t_start: float = 1.0,
     x_init: ArrayLike | None = None,
     eta_ddim: float = 0.0,
+    progress: bool = False,
 ) -> SampleResult:
     """Draw ``num_samples`` samples of event ``shape`` by integrating the reverse dynamics.
 
     Starts from ``x_init`` (shape ``(num_samples, *shape)``) or from ``process.prior_sample``
     at ``t_start`` and integrates to ``t_min`` on ``time_grid(process, num_steps, grid)``.
+    ``progress=True`` shows a progress bar over the steps (silent under ``jax.vmap``;
+    :func:`probkit.progress.progress_scan`).
     Returns :class:`SampleResult` with ``nfe`` = score evaluations per sample.
     """
     _checks.prng_key(key)
@@ -211,7 +215,7 @@ def sample(
         if x_init.shape != (num_samples, *shape):
             raise ValueError(f"`x_init` must have shape {(num_samples, *shape)}, got {x_init.shape}")
     check_score_output(score_fn, x_init[0])
-    out, bad = _sample_run(key_run, x_init, ts, process, score_fn, method, float(eta_ddim))
+    out, bad = _sample_run(key_run, x_init, ts, process, score_fn, method, float(eta_ddim), bool(progress))
     check_nonfinite(bad, ts, "`score_fn` (or the step sizes / `x_init`)")
     return out
 
@@ -228,24 +232,24 @@ def check_nonfinite(bad: Array, ts: Array, culprit: str) -> None:
                          f"check {culprit}")
 
 
-def _integrate_flagged(key: Array, integrator: Integrator, x: Array, ts: Array) -> tuple[Array, Array]:
-    """:func:`integrate` plus a ``(K,)`` flag per step: the particle became non-finite there."""
-    keys = jax.random.split(key, ts.shape[0] - 1)
+@eqx.filter_jit
+def _sample_run(key, x_init, ts, process, score_fn, method, eta_ddim, progress=False) -> tuple[SampleResult, Array]:
+    integrator = make_integrator(method, process, score_fn, eta_ddim=eta_ddim)
+    num_steps = ts.shape[0] - 1
+    # the keys of :func:`integrate` for each particle, stepped over the grid outside the particle
+    # vmap so that the (opt-in) progress bar reports once per step
+    step_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, num_steps))(jax.random.split(key, x_init.shape[0])),
+                             0, 1)
+    step = jax.vmap(integrator.step, in_axes=(0, 0, None, None))
 
     def body(state, inp):
-        k, t, t_next = inp
-        new = integrator.step(k, state, t, t_next)
-        return new, ~jnp.all(jnp.isfinite(new.x))
+        keys, t, t_next = inp
+        new = step(keys, state, t, t_next)
+        return new, ~jnp.all(jnp.isfinite(new.x), axis=tuple(range(1, new.x.ndim)))
 
-    state, bad = jax.lax.scan(body, integrator.init(x), (keys, ts[:-1], ts[1:]))
-    return state.x, bad
-
-
-@eqx.filter_jit
-def _sample_run(key, x_init, ts, process, score_fn, method, eta_ddim) -> tuple[SampleResult, Array]:
-    integrator = make_integrator(method, process, score_fn, eta_ddim=eta_ddim)
-    keys = jax.random.split(key, x_init.shape[0])
-    samples, bad = jax.vmap(lambda k, x: _integrate_flagged(k, integrator, x, ts))(keys, x_init)
+    state, bad = progress_scan(body, jax.vmap(integrator.init)(x_init), (step_keys, ts[:-1], ts[1:]),
+                               enabled=progress, desc="sample")
+    samples = state.x
     # a step is at fault when some sample first became non-finite there (x_init checked as step 0's input)
-    bad = jnp.any(bad, axis=0) | (jnp.arange(bad.shape[1]) == 0) & ~jnp.all(jnp.isfinite(x_init))
+    bad = jnp.any(bad, axis=1) | (jnp.arange(bad.shape[0]) == 0) & ~jnp.all(jnp.isfinite(x_init))
     return SampleResult(samples, integrator.nfe_per_step * (ts.shape[0] - 1), ts), bad

@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from probkit.progress import progress_scan
 from probkit.diffusion.integrators import INTEGRATORS, integrate, make_integrator
 from probkit import _checks
 from probkit._results import EqualWeights
@@ -294,6 +295,7 @@ def dlg(
     eta_ddim: float = 0.0,
     x_init: ArrayLike | None = None,
     t_init: float | None = None,
+    progress: bool = False,
     _prepare_only: bool = False,
 ) -> DLGResult:
     """Denoising Langevin Gibbs (Kim & Ye 2023, arXiv 2209.14593) then a denoising pass.
@@ -321,6 +323,8 @@ def dlg(
         (any of ``probkit.diffusion.INTEGRATORS``).
       x_init: initial positions ``(num_chains, *shape)``; default ``process.prior_sample``.
       t_init: initial noise level (nearest grid node); default ``t_max``.
+      progress: show progress bars over the burn-in and kept sweeps (silent under ``jax.vmap``;
+        :func:`probkit.progress.progress_scan`).
 
     Returns:
       :class:`DLGResult`.
@@ -383,7 +387,7 @@ def dlg(
         return (key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options,
                 (num_chains, num_samples, burn_in, thin), denoise_options, x_move)
     out, flags = _dlg_run(key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options,
-                          (num_chains, num_samples, burn_in, thin), denoise_options)
+                          (num_chains, num_samples, burn_in, thin), denoise_options, bool(progress))
     _check_flags(flags, x_move, burn_in, thin)
     _check_acceptance(out, x_move)
     return out
@@ -420,29 +424,39 @@ def _check_flags(flags: tuple[Array, Array], x_move: str, burn_in: int, thin: in
 
 @eqx.filter_jit
 def _dlg_run(key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options, sizes,
-             denoise_options) -> tuple[DLGResult, tuple[Array, Array]]:
+             denoise_options, progress=False) -> tuple[DLGResult, tuple[Array, Array]]:
     num_chains, num_samples, burn_in, thin = sizes
     kernel = build_kernel(process, score_fn, grid, log_w, **kernel_options)
 
-    def one_chain(key, x0):
-        def sweep(state, k):
-            state, info = kernel.step(k, state)
-            # flagged inside the scan (no host sync): the chain state went NaN/inf in this sweep
-            return state, (info, ~(jnp.all(jnp.isfinite(state.x)) & jnp.isfinite(state.t)))
+    # The chains are stepped together (a vmap inside each sweep, the scans outside it), with the
+    # per-chain keys of a chain-by-chain run, so the opt-in progress bar reports once per sweep.
+    step = jax.vmap(kernel.step)
 
-        k_burn, k_keep = jax.random.split(key)
-        state, (burn_info, burn_bad) = jax.lax.scan(sweep, kernel.init(x0, t_init), jax.random.split(k_burn, burn_in))
+    def sweep(state, keys):
+        state, info = step(keys, state)
+        # flagged inside the scan (no host sync): a chain state went NaN/inf in this sweep
+        finite = jnp.all(jnp.isfinite(state.x), axis=tuple(range(1, state.x.ndim))) & jnp.isfinite(state.t)
+        return state, (info, ~finite)
 
-        def keep(state, k):
-            state, (info, bad) = jax.lax.scan(sweep, state, jax.random.split(k, thin))
-            return state, (state.x, state.t, info, bad)
+    chain_keys = jax.vmap(jax.random.split)(jax.random.split(key_run, num_chains))  # (C, 2, key)
+    burn_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, burn_in))(chain_keys[:, 0]), 0, 1)
+    keep_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, num_samples))(chain_keys[:, 1]), 0, 1)
+    state0 = jax.vmap(kernel.init, in_axes=(0, None))(x_init, t_init)
+    state, (burn_info, burn_bad) = progress_scan(sweep, state0, burn_keys, enabled=progress, desc="dlg burn-in")
 
-        _, (xs, ts, info, bad) = jax.lax.scan(keep, state, jax.random.split(k_keep, num_samples))
-        t_trace = jnp.concatenate([burn_info.t, info.t.reshape(-1)])
-        bad = jnp.concatenate([burn_bad, bad.reshape(-1)])
-        return xs, ts, t_trace, info.acceptance_rate[:, -1], jnp.mean(info.acceptance_rate), bad
+    def keep(state, keys):
+        thin_keys = jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, thin))(keys), 0, 1)
+        state, (info, bad) = jax.lax.scan(sweep, state, thin_keys)
+        return state, (state.x, state.t, info, bad)
 
-    xs, ts, t_trace, acc, acc_all, chain_bad = jax.vmap(one_chain)(jax.random.split(key_run, num_chains), x_init)
+    _, (xs, ts, info, bad) = progress_scan(keep, state, keep_keys, enabled=progress, desc="dlg")
+    # scan axes first -> chain axis first: (S, C, ...) -> (C, S, ...); (S, thin, C) -> (C, S * thin)
+    xs, ts = jnp.swapaxes(xs, 0, 1), jnp.swapaxes(ts, 0, 1)
+    per_chain = lambda a: jnp.moveaxis(a, 2, 0).reshape(num_chains, -1)
+    t_trace = jnp.concatenate([burn_info.t.T, per_chain(info.t)], axis=1)
+    chain_bad = jnp.concatenate([burn_bad.T, per_chain(bad)], axis=1)
+    acc = info.acceptance_rate[:, -1].T
+    acc_all = jnp.mean(info.acceptance_rate, axis=(0, 1))
     out, denoise_bad = _assemble(key_denoise, process, score_fn, kernel, xs, ts, t_trace, acc, acc_all, grid, log_w,
                                  sizes, denoise_options)
     return out, (chain_bad, denoise_bad)
