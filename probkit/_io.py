@@ -88,6 +88,40 @@ def arrays_to_tree(template: PyTree, arrays: dict[str, np.ndarray], prefix: str,
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
+def arrays_to_params(arrays: dict[str, np.ndarray], template: PyTree, where: str) -> PyTree:
+    """Network parameters shaped like ``template`` from ``arrays[<path>]`` (float32): the names
+    must match exactly, the shapes too, and the values be finite floating point."""
+    expected = named_leaves(template)
+    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+    if missing or extra:
+        raise ValueError(f"{where}: arrays do not match the config (missing {missing}, unexpected {extra})")
+    loaded = {}
+    for name, spec in expected.items():
+        arr = arrays[name]
+        if arr.shape != spec.shape:
+            raise ValueError(f"{where}: array {name!r} has shape {arr.shape}, config implies {spec.shape}")
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise ValueError(f"{where}: array {name!r} has dtype {arr.dtype}, expected floating point")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{where}: array {name!r} contains non-finite values")
+        loaded[name] = jnp.asarray(arr, dtype=jnp.float32)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    return jax.tree_util.tree_unflatten(treedef, [loaded[key_name(p)] for p, _ in leaves])
+
+
+def check_recipe(meta: dict[str, Any], recipe: dict[str, Any], used: str, initial_state: str) -> None:
+    """Refuse to resume a checkpoint whose recorded ``recipe`` differs from this call's, naming
+    the first argument that differs (``initial_state``: what a different start digest means)."""
+    saved = meta.get("recipe")
+    if not isinstance(saved, dict):
+        raise ValueError(f"`checkpoint` {used}.json lacks the field 'recipe'")
+    for name, value in recipe.items():
+        if saved.get(name) != value:
+            what = initial_state if name == "initial_state" else f"`{name}`"
+            raise ValueError(f"{what} differs from the one recorded in the checkpoint {used}.json; resume with "
+                             "the arguments of the original run, or pass resume=False to start again")
+
+
 def key_to_json(key: Any, name: str = "key") -> dict[str, Any]:
     """A PRNG key (raw ``uint32`` or typed) as JSON: its data and implementation."""
     try:

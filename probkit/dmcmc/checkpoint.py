@@ -113,14 +113,7 @@ def dlg_checkpointed(key: Array, process, score_fn, shape, *, checkpoint: str | 
              "kept_t": np.zeros((num_chains, 0), np.asarray(grid).dtype)}
     if resume and _io.checkpoint_exists(base):
         meta, arrays, used = _io.read_checkpoint(base, DLG_CHECKPOINT_FORMAT, _VERSION)
-        saved = meta.get("recipe")
-        if not isinstance(saved, dict):
-            raise ValueError(f"`checkpoint` {used}.json lacks the field 'recipe'")
-        for name, value in recipe.items():
-            if saved.get(name) != value:
-                what = "`x_init` (or `key`, the chains' start)" if name == "initial_state" else f"`{name}`"
-                raise ValueError(f"{what} differs from the one recorded in the checkpoint {used}.json; resume with "
-                                 "the arguments of the original run, or pass resume=False to start again")
+        _io.check_recipe(meta, recipe, used, "`x_init` (or `key`, the chains' start)")
         done = meta.get("sweep")
         if isinstance(done, bool) or not isinstance(done, int) or not 0 < done <= num_sweeps:
             raise ValueError(f"`checkpoint` {used}.json has an invalid 'sweep' {done!r}")

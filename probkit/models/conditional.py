@@ -56,7 +56,6 @@ from probkit.models.nets import (
     _base_path,
     _check_data,
     _check_pos_int,
-    _key_name,
     _lecun,
     _named_leaves,
     _process_from_dict,
@@ -443,24 +442,8 @@ def _read_meta(path, fmt: str) -> tuple[str, dict[str, Any]]:
 
 
 def _load_arrays(base: str, template: Params) -> Params:
-    expected = _named_leaves(template)
-    arrays = _io.read_npz(base)  # never unpickles; corrupt archives give ValueError naming the file
-    loaded = {}
-    names = set(arrays)
-    missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
-    if missing or extra:
-        raise ValueError(f"`path`: arrays do not match the config (missing {missing}, unexpected {extra})")
-    for name, spec in expected.items():
-        arr = arrays[name]
-        if arr.shape != spec.shape:
-            raise ValueError(f"`path`: array {name!r} has shape {arr.shape}, config implies {spec.shape}")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"`path`: array {name!r} has dtype {arr.dtype}, expected floating point")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"`path`: array {name!r} contains non-finite values")
-        loaded[name] = jnp.asarray(arr, dtype=jnp.float32)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
-    return jax.tree_util.tree_unflatten(treedef, [loaded[_key_name(p)] for p, _ in leaves])
+    # never unpickles; corrupt archives give ValueError naming the file
+    return _io.arrays_to_params(_io.read_npz(base), template, "`path`")
 
 
 def _cond_template(config: ConditionalScoreConfig) -> Params:

@@ -115,21 +115,5 @@ def load_score_model(path: str | os.PathLike) -> tuple[Params, ScoreMLPConfig, A
         raise ValueError(f"{where}: field 'npz_sha256' must be a string")
     arrays = _io.read_npz(base, sha)  # files from before the digest was recorded have none
     where = f"`path` {base}.npz"
-    template = param_template(config)
-    expected = _io.named_leaves(template)
-    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
-    if missing or extra:
-        raise ValueError(f"{where}: arrays do not match the config (missing {missing}, unexpected {extra})")
-    loaded = {}
-    for name, spec in expected.items():
-        arr = arrays[name]
-        if arr.shape != spec.shape:
-            raise ValueError(f"{where}: array {name!r} has shape {arr.shape}, config implies {spec.shape}")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"{where}: array {name!r} has dtype {arr.dtype}, expected floating point")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{where}: array {name!r} contains non-finite values")
-        loaded[name] = jnp.asarray(arr, dtype=jnp.float32)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
-    params = jax.tree_util.tree_unflatten(treedef, [loaded[_io.key_name(p)] for p, _ in leaves])
+    params = _io.arrays_to_params(arrays, param_template(config), where)
     return params, config, process

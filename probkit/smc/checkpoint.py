@@ -202,14 +202,7 @@ def run_smc_checkpointed(
     if resume and _io.checkpoint_exists(base):
         meta, arrays, used = _io.read_checkpoint(base, CHECKPOINT_FORMAT, _VERSION)
         where = f"`checkpoint` {used}.npz"
-        saved = meta.get("recipe")
-        if not isinstance(saved, dict):
-            raise ValueError(f"`checkpoint` {used}.json lacks the field 'recipe'")
-        for name, value in recipe.items():
-            if saved.get(name) != value:
-                what = "`model` (or `key`, `num_particles`)" if name == "initial_state" else f"`{name}`"
-                raise ValueError(f"{what} differs from the one recorded in the checkpoint {used}.json; resume "
-                                 "with the arguments of the original run, or pass resume=False to start again")
+        _io.check_recipe(meta, recipe, used, "`model` (or `key`, `num_particles`)")
         done = meta.get("step")
         if isinstance(done, bool) or not isinstance(done, int) or not 0 < done <= num_steps:
             raise ValueError(f"`checkpoint` {used}.json has an invalid 'step' {done!r}")
