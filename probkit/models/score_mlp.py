@@ -6,16 +6,8 @@ Models", arXiv 2006.11239); by Tweedie's formula the score is
 
     grad log p_t(x) = -E[eps | x_t = x] / sigma_t  ~=  s_theta(x, t) = -eps_theta(x, t) / sigma_t.
 
-Training minimises the denoising score matching loss (Vincent 2011; Song et al. 2021,
-arXiv 2011.13456) in its noise-prediction form
-
-    L(theta) = E_{t, x_0, eps} || eps_theta(alpha_t x_0 + sigma_t eps, t) - eps ||^2 / D,
-
-i.e. score matching with weighting lambda(t) = sigma_t^2 (``D`` = number of coordinates, so
-the untrained network, which outputs zero, has loss 1). Times are uniform on ``[t_min, 1]``
-(no importance weighting), drawn with the stratified ("low-discrepancy") sampler of Kingma
-et al. 2021 (VDM, arXiv 2107.00630): one uniform offset per batch,
-``t_i = t_min + (1 - t_min) ((u + i/B) mod 1)`` — same marginal, lower-variance loss.
+It is trained by denoising score matching in :mod:`probkit.models.training` (the loss and
+the time sampler are documented there).
 
 Architecture (parameters are a plain dict pytree of arrays; no flax/equinox):
 
