@@ -300,17 +300,18 @@ def test_row_sample_nan_score_mid_run_raises():
 @SLOW
 @pytest.mark.parametrize("case", ["nan_score", "nan_denoise", "huge_step"])
 def test_row_dlg_nonfinite_raises(case):
-    from probkit import dmcmc
+    from probkit import dmcmc, smc
 
     score = GM2.score_fn(PROC)
-    kw = dict(log_prob_fn=GM2.log_prob_fn(PROC), num_chains=4, num_samples=2, burn_in=2, denoise_steps=2, num_t_grid=8)
+    kw = dict(logdensity_fn=GM2.log_prob_fn(PROC), num_chains=4, num_samples=2, burn_in=2,
+              denoise=dmcmc.Denoise(num_steps=2), t_move=dmcmc.NoiseGrid(num_levels=8))
     if case == "nan_score":
         score = lambda x, t: jnp.full_like(x, jnp.nan)  # noqa: E731
     elif case == "nan_denoise":
         score = _nan_below_half(GM2.score_fn(PROC))
-        kw.update(t_min=0.6, t_max=0.9)
+        kw.update(t_move=dmcmc.NoiseGrid((0.6, 0.9), 8))
     else:
-        kw.update(step_size=1e6)
+        kw.update(x_move=smc.mala(dmcmc.noise_scaled_step(PROC, 1e6)))
     with pytest.raises(ValueError, match="score|step|non-finite"):
         dmcmc.dlg(jax.random.PRNGKey(0), PROC, score, (2,), **kw)
 
@@ -380,7 +381,7 @@ def test_row_prng_key_named_by_run_smc_and_dlg(key):
     with pytest.raises(ValueError, match="`key`"):
         run_smc(key, model, 4, jnp.linspace(1.0, 0.0, 3))
     with pytest.raises(ValueError, match="`key`"):
-        dmcmc.dlg(key, PROC, GM2.score_fn(PROC), (2,), log_prob_fn=GM2.log_prob_fn(PROC))
+        dmcmc.dlg(key, PROC, GM2.score_fn(PROC), (2,), logdensity_fn=GM2.log_prob_fn(PROC))
 
 
 @pytest.mark.parametrize("key", [jax.random.PRNGKey(0), jax.random.key(0), jax.random.key(0, impl="rbg")])

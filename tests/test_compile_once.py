@@ -69,8 +69,9 @@ def _call(name: str, seed: int, op=_OP):
     if name == "twisted_smc":
         return inverse.twisted_smc(key, PROC, sf, _lik(seed, op), N, K)
     if name == "dlg":
-        return dmcmc.dlg(key, PROC, sf, (2,), log_prob_fn=lp, num_chains=4, num_samples=2, burn_in=2,
-                         num_t_grid=8, denoise_steps=2, step_size=0.3 + 0.1 * seed)
+        return dmcmc.dlg(key, PROC, sf, (2,), logdensity_fn=lp, num_chains=4, num_samples=2, burn_in=2,
+                         t_move=dmcmc.NoiseGrid(num_levels=8), denoise=dmcmc.Denoise(num_steps=2),
+                         x_move=smc.mala(dmcmc.noise_scaled_step(PROC, 0.3 + 0.1 * seed)))
     if name == "sample":
         return probkit.sample(key, PROC, sf, (2,), N, K)
     raise AssertionError(name)
@@ -134,8 +135,8 @@ def test_vmap_over_keys_equals_loop(name):
     sf, lp = gm.score_fn(PROC), gm.log_prob_fn(PROC)
     fns = {
         "anneal": lambda k: fkc.anneal(k, PROC, sf, 2.0, N, K, shape=(2,)),
-        "dlg": lambda k: dmcmc.dlg(k, PROC, sf, (2,), log_prob_fn=lp, num_chains=4, num_samples=2, burn_in=2,
-                                   num_t_grid=8, denoise_steps=2),
+        "dlg": lambda k: dmcmc.dlg(k, PROC, sf, (2,), logdensity_fn=lp, num_chains=4, num_samples=2, burn_in=2,
+                                   t_move=dmcmc.NoiseGrid(num_levels=8), denoise=dmcmc.Denoise(num_steps=2)),
         "sample": lambda k: probkit.sample(k, PROC, sf, (2,), N, K),
         "dps": lambda k: inverse.dps(k, PROC, sf, _lik(0, _OP), N, K),
     }

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from probkit import dmcmc
+from probkit import dmcmc, smc
 from probkit.diffusion import VP, time_grid
 from probkit.models import GaussianMixture
 
@@ -50,7 +50,7 @@ def _coarse(p: np.ndarray, bins: int) -> np.ndarray:
 @pytest.mark.parametrize("log_prior", [None, lambda t: -3.0 * t])
 def test_t_conditional_normalised_and_matches_brute_force(mixture_2d, log_prior):
     t_min, t_max, g = 0.05, 0.8, 128
-    grid, log_w = dmcmc.make_t_grid(t_min, t_max, g, log_prior)
+    grid, log_w = dmcmc.NoiseGrid((t_min, t_max), g, log_prior).nodes()
     np.testing.assert_allclose(float(jnp.sum(jnp.exp(log_w))), 1.0, atol=1e-6)
     prior = (lambda t: 1.0) if log_prior is None else (lambda t: math.exp(log_prior(t)))
     edges = np.linspace(t_min, t_max, g + 1)
@@ -67,7 +67,7 @@ def test_t_conditional_normalised_and_matches_brute_force(mixture_2d, log_prior)
 
 
 def test_t_grid_prior_masses():
-    grid, log_w = dmcmc.make_t_grid(0.1, 0.9, 8, lambda t: jnp.log(t))
+    grid, log_w = dmcmc.NoiseGrid((0.1, 0.9), 8, lambda t: jnp.log(t)).nodes()
     np.testing.assert_allclose(np.asarray(grid), 0.1 + 0.1 * (np.arange(8) + 0.5), rtol=1e-6)
     np.testing.assert_allclose(np.exp(np.asarray(log_w)), np.asarray(grid) / np.asarray(grid).sum(), rtol=1e-5)
 
@@ -87,23 +87,23 @@ def _exact_joint(key, gm, grid, log_w, n):
 def test_kernel_leaves_exact_joint_invariant(mixture_2d, x_move, seed):
     """Started from the exact discretised joint, K Gibbs sweeps keep it: t-histogram and moments."""
     n, sweeps = 4000, 15
-    grid, log_w = dmcmc.make_t_grid(0.05, 0.7, 64, lambda t: -3.0 * t)
-    kernel = dmcmc.build_kernel(
-        PROC, mixture_2d.score_fn(PROC), grid, log_w, log_prob_fn=mixture_2d.log_prob_fn(PROC),
-        x_move=x_move, step_size=0.8 if x_move == "mala" else 0.5, num_x_steps=2,
-    )
+    grid, log_w = dmcmc.NoiseGrid((0.05, 0.7), 64, lambda t: -3.0 * t).nodes()
+    move = (smc.mala(dmcmc.noise_scaled_step(PROC, 0.8), 2) if x_move == "mala"
+            else smc.hmc(dmcmc.noise_scaled_step(PROC, 0.5, 1.0), 5, 2))
+    kernel = dmcmc.build_kernel(mixture_2d.score_fn(PROC), move, grid, log_w,
+                                logdensity_fn=mixture_2d.log_prob_fn(PROC))
     key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
     j0, x0 = _exact_joint(key_init, mixture_2d, grid, log_w, n)
 
     @jax.jit
-    def run(keys, x0, t0):
-        def chain(k, x, t):
-            state, info = jax.lax.scan(lambda s, kk: kernel.step(kk, s), kernel.init(x, t), jax.random.split(k, sweeps))
+    def run(keys, x0):
+        def chain(k, x):
+            state, info = jax.lax.scan(lambda s, kk: kernel.step(kk, s), kernel.init(x), jax.random.split(k, sweeps))
             return state, info.acceptance_rate
 
-        return jax.vmap(chain)(keys, x0, t0)
+        return jax.vmap(chain)(keys, x0)
 
-    state, acc = run(jax.random.split(key_run, n), x0, grid[j0])
+    state, acc = run(jax.random.split(key_run, n), x0)  # the first sweep draws t | x afresh
     assert 0.3 < float(acc.mean()) <= 1.0
     # t-marginal = w (coarsened to 8 bins)
     counts = np.bincount(np.asarray(state.t_index), minlength=64).reshape(8, -1).sum(1)
@@ -130,9 +130,9 @@ def test_dlg_t_marginal_and_denoised_samples_reach_target(mixture_2d):
     many seeds."""
     n = 4000
     res = dmcmc.dlg(
-        jax.random.PRNGKey(0), PROC, mixture_2d.score_fn(PROC), (2,), log_prob_fn=mixture_2d.log_prob_fn(PROC),
-        num_chains=n, num_samples=1, burn_in=60, t_min=0.05, t_max=0.6, num_t_grid=64, step_size=0.8,
-        num_x_steps=2, denoise_steps=25,
+        jax.random.PRNGKey(0), PROC, mixture_2d.score_fn(PROC), (2,), logdensity_fn=mixture_2d.log_prob_fn(PROC),
+        num_chains=n, num_samples=1, burn_in=60, t_move=dmcmc.NoiseGrid((0.05, 0.6), 64),
+        x_move=smc.mala(dmcmc.noise_scaled_step(PROC, 0.8), 2), denoise=dmcmc.Denoise(num_steps=25),
     )
     assert res.x_move == "mala" and res.t_move == "exact"
     assert res.samples.shape == (n, 2) and res.t.shape == (n, 1) and res.t_trace.shape == (n, 61)
@@ -154,12 +154,12 @@ def test_dlg_t_marginal_and_denoised_samples_reach_target(mixture_2d):
 def test_ula_and_nfe_accounting():
     gm = GaussianMixture(jnp.array([1.0]), jnp.array([[0.5, -0.5]]), jnp.array([[0.4, 0.6]]))
     res = dmcmc.dlg(
-        jax.random.PRNGKey(3), PROC, gm.score_fn(PROC), (2,), log_prob_fn=gm.log_prob_fn(PROC),
-        x_move="ula", num_chains=16, num_samples=5, burn_in=10, thin=2, num_x_steps=3, num_t_grid=32,
-        integrator="heun", denoise_steps=4, denoise_grid_kind="uniform",
+        jax.random.PRNGKey(3), PROC, gm.score_fn(PROC), (2,), logdensity_fn=gm.log_prob_fn(PROC),
+        x_move=smc.langevin(dmcmc.noise_scaled_step(PROC, 0.5), 3), num_chains=16, num_samples=5, burn_in=10,
+        thin=2, t_move=dmcmc.NoiseGrid(num_levels=32), denoise=dmcmc.Denoise("heun", 4, "uniform"),
     )
     sweeps = 10 + 5 * 2
-    assert res.x_move == "ula" and res.acceptance_rate == 1.0
+    assert res.x_move == "langevin" and res.acceptance_rate == 1.0
     assert res.nfe_mcmc == pytest.approx(sweeps * 3 / 5)
     assert res.nfe_denoise == 4 * 2
     assert res.nfe == pytest.approx(res.nfe_mcmc + 8)
@@ -169,10 +169,10 @@ def test_ula_and_nfe_accounting():
     # the kept t are the trace values at the kept sweeps
     np.testing.assert_array_equal(np.asarray(res.t), np.asarray(res.t_trace[:, 10 + 1 :: 2]))
     # per-sweep costs of the adjusted moves (one re-initialising value_and_grad at the new t)
-    grid, log_w = dmcmc.make_t_grid(0.1, 0.5, 8)
-    kw = dict(log_prob_fn=gm.log_prob_fn(PROC), num_x_steps=3)
-    assert dmcmc.build_kernel(PROC, gm.score_fn(PROC), grid, log_w, x_move="mala", **kw).nfe_per_step == 4
-    k_hmc = dmcmc.build_kernel(PROC, gm.score_fn(PROC), grid, log_w, x_move="hmc", num_integration_steps=4, **kw)
+    grid, log_w = dmcmc.NoiseGrid((0.1, 0.5), 8).nodes()
+    lp = gm.log_prob_fn(PROC)
+    assert dmcmc.build_kernel(gm.score_fn(PROC), smc.mala(0.1, 3), grid, log_w, logdensity_fn=lp).nfe_per_step == 4
+    k_hmc = dmcmc.build_kernel(gm.score_fn(PROC), smc.hmc(0.1, 4, 3), grid, log_w, logdensity_fn=lp)
     assert k_hmc.nfe_per_step == 13 and k_hmc.t_evals_per_step == 8 and k_hmc.t_move == "exact"
 
 
@@ -190,11 +190,11 @@ def test_noise_estimator_learns_the_conditional(mixture_2d):
     """The classifier's q(t_j | x) is close to the exact grid conditional: its mean KL over the
     joint is a small fraction of the KL of the prior w (the no-information classifier)."""
     fit = dmcmc.train_noise_estimator(
-        jax.random.PRNGKey(0), PROC, mixture_2d.sample(jax.random.PRNGKey(1), 20_000), t_min=0.05, t_max=0.7,
-        num_t_grid=32, hidden=(64, 64), num_steps=600, batch_size=256, learning_rate=3e-3,
+        jax.random.PRNGKey(0), PROC, mixture_2d.sample(jax.random.PRNGKey(1), 20_000), dmcmc.NoiseGrid((0.05, 0.7), 32),
+        hidden=(64, 64), num_steps=600, batch_size=256, learning_rate=3e-3,
     )
     est = fit.estimator
-    assert est.t_min == pytest.approx(0.05, abs=1e-6) and est.t_max == pytest.approx(0.7, abs=1e-6)
+    assert est.noise_range == pytest.approx((0.05, 0.7), abs=1e-6)
     assert float(fit.losses[-100:].mean()) < float(fit.losses[:20].mean())
     _, x = _exact_joint(jax.random.PRNGKey(2), mixture_2d, est.grid, est.log_weights, 2000)
     exact = jax.vmap(lambda z: dmcmc.t_conditional_log_probs(mixture_2d.log_prob_fn(PROC), z, est.grid, est.log_weights))(x)
@@ -205,10 +205,11 @@ def test_noise_estimator_learns_the_conditional(mixture_2d):
     assert kl_learned < 0.1 * kl_prior, (kl_learned, kl_prior)
     # score-only DLG with the learned t-move: runs, t stays in range, denoised mean near target
     res = dmcmc.dlg(
-        jax.random.PRNGKey(4), PROC, mixture_2d.score_fn(PROC), (2,), noise_estimator=est, num_chains=1000,
-        num_samples=1, burn_in=40, step_size=0.3, num_x_steps=2, denoise_steps=20,
+        jax.random.PRNGKey(4), PROC, mixture_2d.score_fn(PROC), (2,), t_move=est, num_chains=1000,
+        num_samples=1, burn_in=40, x_move=smc.langevin(dmcmc.noise_scaled_step(PROC, 0.3), 2),
+        denoise=dmcmc.Denoise(num_steps=20),
     )
-    assert res.x_move == "ula" and res.t_move == "learned" and res.t_evals == pytest.approx(41)
+    assert res.x_move == "langevin" and res.t_move == "learned" and res.t_evals == pytest.approx(41)
     t = np.asarray(res.t)
     assert t.min() >= 0.05 and t.max() <= 0.7
     # loose check (ULA is biased at O(h); the learned t-move is approximate): 0.15 in each coordinate
@@ -220,8 +221,8 @@ def test_noise_estimator_learns_the_conditional(mixture_2d):
 def test_diagnostics_converged_single_gaussian():
     gm = GaussianMixture(jnp.array([1.0]), jnp.array([[0.5, -0.5]]), jnp.array([[0.4, 0.6]]))
     res = dmcmc.dlg(
-        jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), (2,), log_prob_fn=gm.log_prob_fn(PROC), num_chains=4,
-        num_samples=300, burn_in=100, num_t_grid=32, denoise_steps=2,
+        jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), (2,), logdensity_fn=gm.log_prob_fn(PROC), num_chains=4,
+        num_samples=300, burn_in=100, t_move=dmcmc.NoiseGrid(num_levels=32), denoise=dmcmc.Denoise(num_steps=2),
     )
     idata = res.to_inference_data()
     assert idata.posterior["t"].shape == (4, 300) and idata.posterior["x"].shape == (4, 300, 2)
@@ -239,7 +240,8 @@ def test_diagnostics_converged_single_gaussian():
 # ------------------------------------------------------------------------------------------------
 # errors
 def _call(gm, **kw):
-    args = dict(log_prob_fn=gm.log_prob_fn(PROC), num_chains=2, num_samples=1, burn_in=1, num_t_grid=8, denoise_steps=1)
+    args = dict(logdensity_fn=gm.log_prob_fn(PROC), num_chains=2, num_samples=1, burn_in=1,
+                t_move=dmcmc.NoiseGrid(num_levels=8), denoise=dmcmc.Denoise(num_steps=1))
     args.update(kw)
     return dmcmc.dlg(jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), (2,), **args)
 
@@ -247,26 +249,22 @@ def _call(gm, **kw):
 @pytest.mark.parametrize(
     "kw,name",
     [
-        (dict(t_min=0.5, t_max=0.5), "t_min"),
-        (dict(t_min=0.6, t_max=0.2), "t_min"),
-        (dict(t_max=1.5), "t_max"),
-        (dict(step_size=0.0), "step_size"),
-        (dict(step_size=-1.0), "step_size"),
-        (dict(step_size=float("nan")), "step_size"),
+        (dict(t_move=dmcmc.NoiseGrid((0.5, 0.5))), "noise_range"),
+        (dict(t_move=dmcmc.NoiseGrid((0.6, 0.2))), "noise_range"),
+        (dict(t_move=dmcmc.NoiseGrid((0.02, 1.5))), "noise_range"),
         (dict(num_chains=0), "num_chains"),
         (dict(num_samples=0), "num_samples"),
         (dict(thin=0), "thin"),
         (dict(burn_in=-1), "burn_in"),
-        (dict(denoise_steps=0), "denoise_steps"),
-        (dict(num_t_grid=1), "num_t_grid"),
+        (dict(denoise=dmcmc.Denoise(num_steps=0)), "denoise.num_steps"),
+        (dict(t_move=dmcmc.NoiseGrid(num_levels=1)), "num_levels"),
         (dict(x_move="nuts"), "x_move"),
-        (dict(log_prob_fn=None, x_move="mala"), "log_prob_fn"),
-        (dict(log_prob_fn=None, x_move="ula"), "log_prob_fn"),
-        (dict(integrator="rk4"), "integrator"),
-        (dict(denoise_grid_kind="cubic"), "denoise_grid_kind"),
-        (dict(t_min=0.01, denoise_to=0.02), "denoise_to"),
+        (dict(logdensity_fn=None, x_move=smc.mala(0.1)), "logdensity_fn"),
+        (dict(logdensity_fn=None, x_move=smc.langevin(0.1)), "logdensity_fn"),
+        (dict(denoise=dmcmc.Denoise("rk4")), "denoise.integrator"),
+        (dict(denoise=dmcmc.Denoise(grid="cubic")), "denoise.grid"),
+        (dict(t_move=dmcmc.NoiseGrid((0.01, 0.5)), denoise=dmcmc.Denoise(t_min=0.02)), "denoise.t_min"),
         (dict(x_init=jnp.zeros((3, 2))), "x_init"),
-        (dict(t_init=0.9), "t_init"),
     ],
 )
 def test_invalid_arguments_raise(mixture_2d, kw, name):
@@ -274,14 +272,20 @@ def test_invalid_arguments_raise(mixture_2d, kw, name):
         _call(mixture_2d, **kw)
 
 
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan")])
+def test_invalid_step_scale_raises(scale):
+    with pytest.raises(ValueError, match="scale"):
+        dmcmc.noise_scaled_step(PROC, scale)
+
+
 def test_estimator_shape_mismatch_raises(mixture_2d):
     est = dmcmc.NoiseLevelEstimator(
-        [(jnp.zeros((4, 8)), jnp.zeros(8))], *dmcmc.make_t_grid(0.1, 0.5, 8), (3,)
+        [(jnp.zeros((4, 8)), jnp.zeros(8))], *dmcmc.NoiseGrid((0.1, 0.5), 8).nodes(), (3,)
     )
-    with pytest.raises(ValueError, match="noise_estimator"):
-        _call(mixture_2d, log_prob_fn=None, noise_estimator=est)
+    with pytest.raises(ValueError, match="t_move"):
+        _call(mixture_2d, logdensity_fn=None, t_move=est)
     with pytest.raises(ValueError, match="data"):
-        dmcmc.train_noise_estimator(jax.random.PRNGKey(0), PROC, jnp.zeros((5,)), t_min=0.1, t_max=0.5)
+        dmcmc.train_noise_estimator(jax.random.PRNGKey(0), PROC, jnp.zeros((5,)), dmcmc.NoiseGrid((0.1, 0.5)))
 
 
 def test_dlg_checkpoint_resume_equals_uninterrupted_bitwise(tmp_path, monkeypatch):
@@ -294,8 +298,8 @@ def test_dlg_checkpoint_resume_equals_uninterrupted_bitwise(tmp_path, monkeypatc
     proc = VP()
     gm = GaussianMixture(jnp.array([0.5, 0.5]), jnp.array([[-1.0, 0.0], [1.0, 0.5]]), jnp.full((2, 2), 0.3))
     score = gm.score_fn(proc)
-    kw = dict(log_prob_fn=gm.log_prob_fn(proc), num_chains=4, num_samples=3, burn_in=4, thin=2, denoise_steps=2,
-              num_t_grid=8)
+    kw = dict(logdensity_fn=gm.log_prob_fn(proc), num_chains=4, num_samples=3, burn_in=4, thin=2,
+              denoise=dmcmc.Denoise(num_steps=2), t_move=dmcmc.NoiseGrid(num_levels=8))
     ref = dmcmc.dlg(jax.random.PRNGKey(0), proc, score, (2,), **kw)
     write, calls = _io.write_files, []
 

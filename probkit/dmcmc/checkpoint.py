@@ -10,14 +10,14 @@ denoising pass. After each chunk it writes, as :mod:`probkit.smc.checkpoint` doe
   initial chain states) and the SHA-256 of the ``.npz``;
 
 no pickle, each file written atomically, the previous pair kept as ``<path>.prev.*``. Calling it
-again with the same arguments resumes from the file. Key schedule: the sweep keys of chain c are
-those of :func:`~probkit.dmcmc.dlg` (``split(key_run, C)[c]`` into burn-in and kept sweeps),
-fixed whatever the chunking, so a resumed run equals the uninterrupted run **bitwise**.
-Non-finite chain states are flagged inside the scan and raised (naming the sweep) after the
-chunk that contains them; that chunk is not checkpointed.
+again with the same arguments resumes from the file. The sweep keys are those of
+:func:`~probkit.dmcmc.dlg`, fixed whatever the chunking, so a resumed run equals the
+uninterrupted run **bitwise**. Non-finite chain states are flagged inside the scan and raised
+(naming the sweep) after the chunk that contains them; that chunk is not checkpointed.
 """
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -26,15 +26,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from probkit import _io
-from probkit.dmcmc.dlg import DLGResult, _assemble, _check_acceptance, _check_flags, build_kernel, dlg
+from probkit import _checks, _io
+from probkit.dmcmc.dlg import DLGResult, _assemble, _check_flags, _prepare, _Program, _sweep, _sweep_keys, dlg
 
 Array = jax.Array
 
 __all__ = ["dlg_checkpointed", "read_dlg_checkpoint_metadata", "DLG_CHECKPOINT_FORMAT"]
 
 DLG_CHECKPOINT_FORMAT = "probkit.dlg_checkpoint"
-_VERSION = 1
+_VERSION = 2
 
 
 def read_dlg_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -42,46 +42,26 @@ def read_dlg_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return _io.read_json(path, DLG_CHECKPOINT_FORMAT, _VERSION)
 
 
-def _sweep_keys(key_run, num_chains, num_samples, burn_in, thin):
-    """``(C, burn_in + num_samples * thin)`` sweep keys, exactly those :func:`dlg` uses."""
-
-    def one(kc):
-        k_burn, k_keep = jax.random.split(kc)
-        burn = jax.random.split(k_burn, burn_in)
-        keep = jax.vmap(lambda k: jax.random.split(k, thin))(jax.random.split(k_keep, num_samples))
-        return jnp.concatenate([burn, keep.reshape(num_samples * thin, *keep.shape[2:])])
-
-    return jax.vmap(one)(jax.random.split(key_run, num_chains))
+@eqx.filter_jit
+def _init(p: _Program):
+    return jax.vmap(p.kernel().init)(p.x_init)
 
 
 @eqx.filter_jit
-def _init(x_init, t_init, process, score_fn, grid, log_w, kernel_options):
-    kernel = build_kernel(process, score_fn, grid, log_w, **kernel_options)
-    return jax.vmap(lambda x: kernel.init(x, t_init))(x_init)
+def _chunk(p: _Program, state, keys):
+    """Sweeps ``keys`` ``(m, C)``: final state and per-sweep x, t, acceptance and flag ``(m, C, ...)``."""
+    kernel = p.kernel()
+
+    def body(s, k):
+        s, (info, bad) = _sweep(kernel, s, k)
+        return s, (s.x, s.t, info.acceptance_rate, bad)
+
+    return jax.lax.scan(body, state, keys)
 
 
 @eqx.filter_jit
-def _chunk(state, keys, process, score_fn, grid, log_w, kernel_options):
-    """Sweeps ``keys`` ``(C, m)`` of every chain: final state and per-sweep x, t, acceptance, flag."""
-    kernel = build_kernel(process, score_fn, grid, log_w, **kernel_options)
-
-    def chain(st, ks):
-        def sweep(s, k):
-            s, info = kernel.step(k, s)
-            bad = ~(jnp.all(jnp.isfinite(s.x)) & jnp.isfinite(s.t))
-            return s, (s.x, s.t, info.acceptance_rate, bad)
-
-        return jax.lax.scan(sweep, st, ks)
-
-    return jax.vmap(chain)(state, keys)
-
-
-@eqx.filter_jit
-def _finish(key_denoise, process, score_fn, grid, log_w, kernel_options, xs, ts, t_trace, acc, acc_post, sizes,
-            denoise_options):
-    kernel = build_kernel(process, score_fn, grid, log_w, **kernel_options)
-    return _assemble(key_denoise, process, score_fn, kernel, xs, ts, t_trace, acc, jnp.mean(acc_post, axis=1), grid,
-                     log_w, sizes, denoise_options)
+def _finish(p: _Program, xs, ts, t_trace, acc, acc_post):
+    return _assemble(p, p.kernel(), xs, ts, t_trace, acc, acc_post)
 
 
 def dlg_checkpointed(key: Array, process, score_fn, shape, *, checkpoint: str | os.PathLike, checkpoint_every: int,
@@ -92,25 +72,25 @@ def dlg_checkpointed(key: Array, process, score_fn, shape, *, checkpoint: str | 
     ``dlg_kwargs`` are :func:`~probkit.dmcmc.dlg`'s keyword arguments. Resume with the same
     arguments (the recipe and a digest of the initial chains are checked; a difference is named).
     """
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
-        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}")
+    every = _checks.positive_int("checkpoint_every", checkpoint_every)
     if not isinstance(checkpoint, (str, os.PathLike)):
         raise ValueError(f"`checkpoint` must be a path, got {type(checkpoint).__name__}")
-    (key_run, key_denoise, x_init, process, score_fn, grid, log_w, t_init, kernel_options, sizes, denoise_options,
-     x_move) = dlg(key, process, score_fn, shape, _prepare_only=True, **dlg_kwargs)
-    num_chains, num_samples, burn_in, thin = sizes
+    args = inspect.signature(dlg).bind(key, process, score_fn, shape, **dlg_kwargs)
+    args.apply_defaults()
+    args.arguments.pop("progress")
+    p = _prepare(**args.arguments)
+    num_chains, num_samples, burn_in, thin = p.sizes
     num_sweeps = burn_in + num_samples * thin
-    keys = _sweep_keys(key_run, num_chains, num_samples, burn_in, thin)
-    state = _init(x_init, t_init, process, score_fn, grid, log_w, kernel_options)
-    base, every = _io.base_path(checkpoint), int(checkpoint_every)
-    recipe = {"key": _io.key_to_json(key), "sizes": list(sizes), "x_move": x_move, "checkpoint_every": every,
-              "grid": _io.sha256_arrays([grid, log_w]),
+    keys = _sweep_keys(p.key_run, num_chains, num_sweeps)
+    state = _init(p)
+    base = _io.base_path(checkpoint)
+    recipe = {"key": _io.key_to_json(key), "sizes": list(p.sizes), "x_move": p.x_move.name, "checkpoint_every": every,
+              "grid": _io.sha256_arrays([p.grid, p.log_weights]),
               "initial_state": _io.sha256_arrays(jax.tree_util.tree_leaves(state))}
-    done = 0
-    trace = {"t_trace": np.zeros((num_chains, 0), np.asarray(grid).dtype),
-             "acc": np.zeros((num_chains, 0), np.asarray(grid).dtype),
-             "kept_x": np.zeros((num_chains, 0, *x_init.shape[1:]), np.asarray(x_init).dtype),
-             "kept_t": np.zeros((num_chains, 0), np.asarray(grid).dtype)}
+    done, dtype = 0, np.asarray(p.grid).dtype  # traces are sweep-major: (sweeps, chains, ...)
+    trace = {"t_trace": np.zeros((0, num_chains), dtype), "acc": np.zeros((0, num_chains), dtype),
+             "kept_x": np.zeros((0, *p.x_init.shape), np.asarray(p.x_init).dtype),
+             "kept_t": np.zeros((0, num_chains), dtype)}
     if resume and _io.checkpoint_exists(base):
         meta, arrays, used = _io.read_checkpoint(base, DLG_CHECKPOINT_FORMAT, _VERSION)
         _io.check_recipe(meta, recipe, used, "`x_init` (or `key`, the chains' start)")
@@ -122,33 +102,21 @@ def dlg_checkpointed(key: Array, process, score_fn, shape, *, checkpoint: str | 
             if name not in arrays:
                 raise ValueError(f"`checkpoint` {used}.npz lacks the array {name!r}")
             trace[name] = np.asarray(arrays[name])
+    sweeps = np.arange(num_sweeps)
+    kept = (sweeps >= burn_in) & ((sweeps - burn_in) % thin == thin - 1)
     while done < num_sweeps:
         m = min(every, num_sweeps - done)
-        new_state, (x, t, acc, bad) = _chunk(state, keys[:, done:done + m], process, score_fn, grid, log_w,
-                                             kernel_options)
-        bad = np.asarray(bad)
-        if bad.any():  # name the global sweep
-            full = np.zeros((num_chains, done + m), bool)
-            full[:, done:] = bad
-            _check_flags((full, np.zeros(1, bool)), x_move, burn_in, thin)
-        idx = np.arange(done, done + m)
-        kept = (idx >= burn_in) & ((idx - burn_in) % thin == thin - 1)
-        trace = {"t_trace": np.concatenate([trace["t_trace"], np.asarray(t)], axis=1),
-                 "acc": np.concatenate([trace["acc"], np.asarray(acc)], axis=1),
-                 "kept_x": np.concatenate([trace["kept_x"], np.asarray(x)[:, kept]], axis=1),
-                 "kept_t": np.concatenate([trace["kept_t"], np.asarray(t)[:, kept]], axis=1)}
+        new_state, (x, t, acc, bad) = _chunk(p, state, keys[done:done + m])
+        _check_flags(np.pad(np.asarray(bad), ((done, 0), (0, 0))), np.zeros(1, bool), p.x_move.name, burn_in)
+        k = kept[done:done + m]
+        new = {"t_trace": t, "acc": acc, "kept_x": np.asarray(x)[k], "kept_t": np.asarray(t)[k]}
+        trace = {name: np.concatenate([trace[name], np.asarray(v)]) for name, v in new.items()}
         state, done = new_state, done + m
-        arrays = {**_io.tree_to_arrays(state, "state"), **trace}
         meta = {"format": DLG_CHECKPOINT_FORMAT, "version": _VERSION, "sweep": done, "num_sweeps": num_sweeps,
                 "recipe": recipe}
-        _io.write_files(base, arrays, meta, keep_previous=True)
-    acc_all = trace["acc"]
-    kept_idx = np.flatnonzero((np.arange(num_sweeps) >= burn_in)
-                              & ((np.arange(num_sweeps) - burn_in) % thin == thin - 1))
-    out, denoise_bad = _finish(key_denoise, process, score_fn, grid, log_w, kernel_options,
-                               jnp.asarray(trace["kept_x"]), jnp.asarray(trace["kept_t"]),
-                               jnp.asarray(trace["t_trace"]), jnp.asarray(acc_all[:, kept_idx]),
-                               jnp.asarray(acc_all[:, burn_in:]), sizes, denoise_options)
-    _check_flags((np.zeros((num_chains, 1), bool), np.asarray(denoise_bad)), x_move, burn_in, thin)
-    _check_acceptance(out, x_move)
+        _io.write_files(base, {**_io.tree_to_arrays(state, "state"), **trace}, meta, keep_previous=True)
+    acc = trace["acc"]
+    out, denoise_bad = _finish(p, jnp.asarray(np.swapaxes(trace["kept_x"], 0, 1)), jnp.asarray(trace["kept_t"].T),
+                               jnp.asarray(trace["t_trace"].T), jnp.asarray(acc[kept].T), jnp.asarray(acc[burn_in:]))
+    _check_flags(np.zeros((1, num_chains), bool), denoise_bad, p.x_move.name, burn_in, out)
     return out

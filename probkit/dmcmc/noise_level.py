@@ -4,11 +4,11 @@ learned noise-level classifier for score-only models.
 Denoising Langevin Gibbs (Kim & Ye 2023, "Denoising MCMC for Accelerating Diffusion-Based
 Generative Models", ICML, arXiv 2209.14593) samples the joint
 
-    pi(x, t) ∝ p_t(x) pi(t),   t in [t_min, t_max],
+    pi(x, t) ∝ p_t(x) pi(t),   t in the noise range [lo, hi],
 
 and needs draws of t | x. probkit puts t on a grid of ``G`` cell midpoints
-``t_j = t_min + (j + 1/2) Δ``, ``Δ = (t_max - t_min) / G``, with prior masses
-``w_j ∝ pi(t_j) Δ`` (the midpoint rule for pi). On the grid the joint is
+``t_j = lo + (j + 1/2) Δ``, ``Δ = (hi - lo) / G``, with prior masses ``w_j ∝ pi(t_j) Δ`` (the
+midpoint rule for pi; :class:`NoiseGrid`). On the grid the joint is
 ``pi(x, t_j) ∝ p_{t_j}(x) w_j`` and the Gibbs conditional is the exact categorical
 
     P(t_j | x) = p_{t_j}(x) w_j / sum_i p_{t_i}(x) w_i                      (1)
@@ -47,10 +47,12 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
+from probkit import _checks
+
 Array = jax.Array
 
 __all__ = [
-    "make_t_grid",
+    "NoiseGrid",
     "t_conditional_log_probs",
     "NoiseLevelEstimator",
     "NoiseEstimatorFit",
@@ -62,44 +64,43 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------
 # the grid and the exact conditional
-def _check_range(t_min: Any, t_max: Any) -> tuple[float, float]:
-    for name, v in (("t_min", t_min), ("t_max", t_max)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"`{name}` must be a finite number, got {v!r}")
-    if not 0.0 < t_min < t_max <= 1.0:
-        raise ValueError(f"need 0 < `t_min` < `t_max` <= 1, got t_min={t_min}, t_max={t_max}")
-    return float(t_min), float(t_max)
+class NoiseGrid(NamedTuple):
+    """The noise levels of DLG's t-move: ``num_levels`` cell midpoints of ``noise_range = (lo, hi)``
+    with prior masses ``w_j ∝ pi(t_j) Δ``; ``log_prior`` is an unnormalised ``log pi(t)``
+    (vectorised over t), uniform by default."""
 
+    noise_range: tuple[float, float] = (0.02, 0.5)
+    num_levels: int = 128
+    log_prior: Callable[[Array], Array] | None = None
 
-def make_t_grid(
-    t_min: float, t_max: float, num_t_grid: int = 128, log_prior_t: Callable[[Array], Array] | None = None
-) -> tuple[Array, Array]:
-    """Cell midpoints ``t_j`` of ``[t_min, t_max]`` and the normalised log prior masses ``log w_j``.
-
-    ``w_j ∝ pi(t_j) Δ`` (midpoint rule); ``log_prior_t`` is an unnormalised ``log pi(t)``
-    (vectorised over ``t``), uniform by default.
-    """
-    t_min, t_max = _check_range(t_min, t_max)
-    if isinstance(num_t_grid, bool) or not isinstance(num_t_grid, int) or num_t_grid < 2:
-        raise ValueError(f"`num_t_grid` must be an integer >= 2, got {num_t_grid!r}")
-    delta = (t_max - t_min) / num_t_grid
-    grid = t_min + delta * (jnp.arange(num_t_grid) + 0.5)
-    if log_prior_t is None:
-        log_w = jnp.zeros_like(grid)
-    else:
-        log_w = jnp.asarray(log_prior_t(grid), grid.dtype)
+    def nodes(self) -> tuple[Array, Array]:
+        """The grid ``t_j`` ``(G,)`` and the normalised log prior masses ``log w_j`` (validated)."""
+        try:
+            lo, hi = (float(v) for v in self.noise_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"`noise_range` must be a pair (lo, hi), got {self.noise_range!r}") from None
+        if not 0.0 < lo < hi <= 1.0:
+            raise ValueError(f"`noise_range` must satisfy 0 < lo < hi <= 1, got {self.noise_range!r}")
+        g = _checks.positive_int("num_levels", self.num_levels, 2)
+        grid = lo + (hi - lo) / g * (jnp.arange(g) + 0.5)
+        log_w = jnp.zeros_like(grid) if self.log_prior is None else jnp.asarray(self.log_prior(grid), grid.dtype)
         if log_w.shape != grid.shape:
-            raise ValueError(f"`log_prior_t` must map a (G,) array of times to (G,), got {log_w.shape}")
+            raise ValueError(f"`log_prior` must map a (G,) array of noise levels to (G,), got {log_w.shape}")
         if not np.all(np.isfinite(np.asarray(log_w))):
-            raise ValueError("`log_prior_t` must be finite on [t_min, t_max]")
-    return grid, log_w - jax.nn.logsumexp(log_w)
+            raise ValueError("`log_prior` must be finite on the noise range")
+        return grid, log_w - jax.nn.logsumexp(log_w)
+
+
+def _range(grid: Array) -> tuple[float, float]:
+    half = 0.5 * float(grid[1] - grid[0])
+    return float(grid[0]) - half, float(grid[-1]) + half
 
 
 def t_conditional_log_probs(
-    log_prob_fn: Callable[[Array, Array], Array], x: Array, grid: Array, log_weights: Array
+    logdensity_fn: Callable[[Array, Array], Array], x: Array, grid: Array, log_weights: Array
 ) -> Array:
     """Exact ``log P(t_j | x) = log p_{t_j}(x) + log w_j - logsumexp_i(...)`` for ONE ``x``; shape (G,)."""
-    lp = jax.vmap(lambda t: log_prob_fn(x, t))(grid) + log_weights
+    lp = jax.vmap(lambda t: logdensity_fn(x, t))(grid) + log_weights
     return lp - jax.nn.logsumexp(lp)
 
 
@@ -117,14 +118,9 @@ class NoiseLevelEstimator(NamedTuple):
     event_shape: tuple
 
     @property
-    def t_min(self) -> float:
-        d = float(self.grid[1] - self.grid[0])
-        return float(self.grid[0]) - 0.5 * d
-
-    @property
-    def t_max(self) -> float:
-        d = float(self.grid[1] - self.grid[0])
-        return float(self.grid[-1]) + 0.5 * d
+    def noise_range(self) -> tuple[float, float]:
+        """``(lo, hi)`` of the grid it was trained on."""
+        return _range(self.grid)
 
     def log_probs(self, x: Array) -> Array:
         """Normalised ``log q(t_j | x)`` for ONE ``x`` of ``event_shape``; shape (G,)."""
@@ -171,11 +167,8 @@ def train_noise_estimator(
     key: Array,
     process,
     data: ArrayLike,
+    noise_grid: NoiseGrid = NoiseGrid(),
     *,
-    t_min: float,
-    t_max: float,
-    num_t_grid: int = 128,
-    log_prior_t: Callable[[Array], Array] | None = None,
     hidden: Sequence[int] = (256, 256),
     num_steps: int = 3000,
     batch_size: int = 512,
@@ -193,19 +186,16 @@ def train_noise_estimator(
         raise ValueError(f"`data` must be shaped (n, *event_shape) with n >= 1, got {data.shape}")
     if not bool(jnp.all(jnp.isfinite(data))):
         raise ValueError("`data` must be finite")
-    for name, v in (("num_steps", num_steps), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {v!r}")
-    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"`learning_rate` must be a positive number, got {learning_rate!r}")
+    num_steps, batch_size = _checks.positive_int("num_steps", num_steps), _checks.positive_int("batch_size", batch_size)
+    _checks.scalar("learning_rate", learning_rate, low=0.0, low_open=True)
     hidden = tuple(int(h) for h in hidden)
     if any(h < 1 for h in hidden):
         raise ValueError(f"`hidden` must contain positive widths, got {hidden}")
-    grid, log_w = make_t_grid(t_min, t_max, num_t_grid, log_prior_t)
+    grid, log_w = noise_grid.nodes()
     event_shape = tuple(data.shape[1:])
     dim = int(np.prod(event_shape))
     key_init, key_train = jax.random.split(key)
-    params = _init_mlp(key_init, (dim + 1, *hidden, num_t_grid))
+    params = _init_mlp(key_init, (dim + 1, *hidden, grid.shape[0]))
     schedule = optax.cosine_decay_schedule(learning_rate, num_steps, alpha=0.05)
     opt = optax.adam(schedule)
 
