@@ -94,8 +94,9 @@ def entry_points(d: int, n: int, k: int):
         return inverse.twisted_smc(key, PROC, gm.score_fn(PROC), inverse.gaussian(op_, y, 0.5), n, k)
 
     def dlg(key, gm, gm2, op_, y):
-        return dmcmc.dlg(key, PROC, gm.score_fn(PROC), (d,), log_prob_fn=gm.log_prob_fn(PROC),
-                         num_chains=max(2, n // 16), num_samples=4, burn_in=k, num_t_grid=32, denoise_steps=5)
+        return dmcmc.dlg(key, PROC, gm.score_fn(PROC), (d,), logdensity_fn=gm.log_prob_fn(PROC),
+                         num_chains=max(2, n // 16), num_samples=4, burn_in=k, t_move=dmcmc.NoiseGrid(num_levels=32),
+                         denoise=dmcmc.Denoise(num_steps=5))
 
     def sample(key, gm, gm2, op_, y):
         return probkit.sample(key, PROC, gm.score_fn(PROC), (d,), n, k)

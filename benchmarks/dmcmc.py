@@ -53,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import probkit
-from probkit import dmcmc
+from probkit import dmcmc, smc
 from probkit.diagnostics.metrics import mmd, sliced_wasserstein
 from probkit.diffusion import VP, make_integrator
 from probkit.models import GaussianMixture
@@ -94,17 +94,17 @@ def load_target(name: str, n_ref: int, est_steps: int, need_estimator: bool):
     if need_estimator:
         t0 = time.perf_counter()
         fit = dmcmc.train_noise_estimator(
-            jax.random.PRNGKey(7), proc, data, t_min=T_MIN, t_max=T_MAX, num_t_grid=NUM_T_GRID, hidden=(256, 256),
+            jax.random.PRNGKey(7), proc, data, NOISE_GRID, hidden=(256, 256),
             num_steps=est_steps, batch_size=256,
         )
         est = fit.estimator
         print(f"  [{name}] noise-level classifier: {est_steps} steps in {time.perf_counter() - t0:.1f}s, "
-              f"final cross-entropy {float(fit.losses[-100:].mean()):.3f} (uniform: {math.log(NUM_T_GRID):.3f})", flush=True)
+              f"final cross-entropy {float(fit.losses[-100:].mean()):.3f} (uniform: {math.log(NOISE_GRID.num_levels):.3f})", flush=True)
     return proc, score_fn, log_prob_fn, ref, other, shape, est
 
 
-T_MIN, T_MAX, NUM_T_GRID = 0.02, 0.5, 64
-# relative Langevin steps h = step * sigma_t^2: MALA acceptance ~0.8 in 2-D and ~0.6 in 64-D
+NOISE_GRID = dmcmc.NoiseGrid((0.02, 0.5), 64)
+# Langevin steps h = scale * sigma_t^2 (dmcmc.noise_scaled_step): MALA acceptance ~0.8 in 2-D and ~0.6 in 64-D
 # (MALA's optimal step shrinks like d^(-1/3)); ULA 1.0 (best of 0.1, 0.3, 1.0 on digits, quick run)
 STEP_SIZES = {("gmm2d", "mala"): 1.0, ("gmm64", "mala"): 0.35, ("gmm64", "ula"): 1.0, ("digits", "ula"): 1.0}
 
@@ -161,13 +161,13 @@ def run_target(name, args, budgets, integrators) -> list[dict]:
                 t0 = time.perf_counter()
                 sws, mms = [], []
                 for seed in range(args.seeds):
+                    step = dmcmc.noise_scaled_step(proc, args.step_size or STEP_SIZES[(name, x_move)])
                     res = dmcmc.dlg(
                         jax.random.PRNGKey(seed), proc, score_fn, shape,
-                        log_prob_fn=log_prob_fn if t_move == "exact" else None,
-                        noise_estimator=est if t_move == "learned" else None,
-                        x_move=x_move, num_chains=n // spc, num_samples=spc, burn_in=burn, thin=thin,
-                        step_size=args.step_size or STEP_SIZES[(name, x_move)], t_min=T_MIN, t_max=T_MAX,
-                        num_t_grid=NUM_T_GRID, integrator=integ, denoise_steps=steps, denoise_grid_kind=grid,
+                        logdensity_fn=log_prob_fn if t_move == "exact" else None,
+                        x_move=smc.mala(step) if x_move == "mala" else smc.langevin(step),
+                        t_move=NOISE_GRID if t_move == "exact" else est, num_chains=n // spc, num_samples=spc,
+                        burn_in=burn, thin=thin, denoise=dmcmc.Denoise(integ, steps, grid),
                     )
                     sw, mm = metrics(res.samples, ref)
                     sws.append(sw)
@@ -234,7 +234,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--n", type=int, default=None, help="samples per method")
     p.add_argument("--samples-per-chain", type=int, default=8, help="kept draws per chain (burn-in = the same number of sweeps)")
     p.add_argument("--mcmc-fraction", type=float, default=0.25, help="share of the budget spent on MCMC sweeps")
-    p.add_argument("--step-size", type=float, default=None, help="relative Langevin step (h = step * sigma_t^2); default per target")
+    p.add_argument("--step-size", type=float, default=None, help="Langevin step scale (h = scale * sigma_t^2, dmcmc.noise_scaled_step); default per target")
     p.add_argument("--estimator-steps", type=int, default=None)
     p.add_argument("--seeds", type=int, default=None, help="repetitions averaged per cell (default 1 quick, 3 full)")
     p.add_argument("--out", type=str, default=None)
@@ -270,7 +270,7 @@ def main(argv=None) -> list[dict]:
         "platform": jax.default_backend(), "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__,
         "python": platform.python_version(), "quick": args.quick, "n": args.n, "budgets": budgets,
         "integrators": integrators, "samples_per_chain": args.samples_per_chain, "mcmc_fraction": args.mcmc_fraction,
-        "step_size": args.step_size or {f"{k[0]}/{k[1]}": v for k, v in STEP_SIZES.items()}, "t_range": [T_MIN, T_MAX], "num_t_grid": NUM_T_GRID,
+        "step_size": args.step_size or {f"{k[0]}/{k[1]}": v for k, v in STEP_SIZES.items()}, "t_range": list(NOISE_GRID.noise_range), "num_t_grid": NOISE_GRID.num_levels,
         "estimator_steps": args.estimator_steps, "seeds": args.seeds, "seconds": time.perf_counter() - t_start,
     }
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

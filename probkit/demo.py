@@ -337,7 +337,7 @@ def _dlg_config(budget: int, mcmc_fraction: float = 0.25, samples_per_chain: int
 
 def panel_dmcmc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
     """(c) DLG + Euler-Maruyama denoising vs Euler-Maruyama from noise, at equal NFE."""
-    from probkit import dmcmc
+    from probkit import dmcmc, smc
 
     proc = VP()
     target = demo_target()
@@ -352,9 +352,10 @@ def panel_dmcmc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
     for b in size["dlg_budgets"]:
         plain = sample(k_run, proc, target.score_fn(proc), (2,), n, b, "euler_maruyama", grid="uniform")
         thin, burn, steps = _dlg_config(b, samples_per_chain=spc)
-        res = dmcmc.dlg(k_run, proc, target.score_fn(proc), (2,), log_prob_fn=target.log_prob_fn(proc),
-                        num_chains=n // spc, num_samples=spc, burn_in=burn, thin=thin, step_size=1.0, t_min=0.02,
-                        t_max=0.5, num_t_grid=64, integrator="euler_maruyama", denoise_steps=steps, denoise_grid_kind="uniform")
+        res = dmcmc.dlg(k_run, proc, target.score_fn(proc), (2,), logdensity_fn=target.log_prob_fn(proc),
+                        num_chains=n // spc, num_samples=spc, burn_in=burn, thin=thin,
+                        x_move=smc.mala(dmcmc.noise_scaled_step(proc, 1.0)), t_move=dmcmc.NoiseGrid((0.02, 0.5), 64),
+                        denoise=dmcmc.Denoise("euler_maruyama", steps, "uniform"))
         out["budgets"][str(b)] = {"sw2_plain": _sw(plain.samples, exact, k_sw), "sw2_dlg": _sw(res.samples, exact, k_sw),
                                   "nfe_plain": int(plain.nfe), "nfe_dlg": float(res.nfe), "nfe_mcmc": float(res.nfe_mcmc),
                                   "denoise_steps": steps, "acceptance": float(res.acceptance_rate)}
