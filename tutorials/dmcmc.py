@@ -17,7 +17,7 @@
 # Kim & Ye (2023, *Denoising MCMC for Accelerating Diffusion-Based Generative Models*,
 # arXiv 2209.14593) instead run MCMC on the **joint** of data and noise level
 #
-# $$\pi(x,t)\propto p_t(x)\,\pi(t),\qquad t\in[t_{\min},t_{\max}],$$
+# $$\pi(x,t)\propto p_t(x)\,\pi(t),\qquad t\in[t_{\mathrm{lo}},t_{\mathrm{hi}}]\ (\text{the noise range}),$$
 #
 # whose $t$-marginal is $\pi(t)$ (because $\int p_t(x)\,dx=1$) and whose $x\,|\,t$ law is the
 # noised data law $p_t$. *Denoising Langevin Gibbs* (DLG) alternates
@@ -28,7 +28,7 @@
 #
 # and then **denoises** every kept $(x,t)$ from its own $t$ to $0$ with any reverse integrator.
 # Since $x\sim p_t$ is carried to $p_0$ by the reverse dynamics for every $t$, the denoised draws
-# target the data law, and because $t\le t_{\max}$ the integration is short.
+# target the data law, and because $t\le t_{\mathrm{hi}}$ the integration is short.
 #
 # Everything below uses a Gaussian mixture, whose noised densities and scores are exact.
 
@@ -47,7 +47,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import probkit
-from probkit import dmcmc
+from probkit import dmcmc, smc
 from probkit.diagnostics.metrics import sliced_wasserstein
 from probkit.diffusion import VP
 from probkit.models import GaussianMixture
@@ -57,7 +57,7 @@ FIG_DIR.mkdir(exist_ok=True)
 proc = VP()
 ang = jnp.arange(8) * 2 * jnp.pi / 8
 gm = GaussianMixture(jnp.full(8, 1 / 8), 2.0 * jnp.stack([jnp.cos(ang), jnp.sin(ang)], 1), jnp.full((8, 2), 0.04))
-score_fn, log_prob_fn = gm.score_fn(proc), gm.log_prob_fn(proc)
+score_fn, logdensity_fn = gm.score_fn(proc), gm.log_prob_fn(proc)
 
 # %% [markdown]
 # ## The noise-level conditional $P(t_j\,|\,x)$
@@ -67,10 +67,11 @@ score_fn, log_prob_fn = gm.score_fn(proc), gm.log_prob_fn(proc)
 # out looks noisy.
 
 # %%
-grid, log_w = dmcmc.make_t_grid(0.02, 0.5, 64)
+noise_grid = dmcmc.NoiseGrid(noise_range=(0.02, 0.5), num_levels=64)
+grid, log_w = noise_grid.nodes()
 fig, ax = plt.subplots(figsize=(6, 3))
 for x in ([2.0, 0.0], [1.0, 1.0], [0.0, 0.0], [3.5, 0.0]):
-    p = jnp.exp(dmcmc.t_conditional_log_probs(log_prob_fn, jnp.array(x), grid, log_w))
+    p = jnp.exp(dmcmc.t_conditional_log_probs(logdensity_fn, jnp.array(x), grid, log_w))
     ax.plot(grid, p, label=f"x = {x}")
 ax.set_xlabel("t")
 ax.set_ylabel("P(t_j | x)")
@@ -83,15 +84,18 @@ plt.show()
 # ## Running DLG
 #
 # 32 chains keep 32 draws each (thinning 2) after 32 burn-in sweeps; each sweep is one exact
-# t-move and one MALA move (step $h = 1.0\,\sigma_t^2$). The kept draws are denoised with
-# DPM-Solver++(2M) in 8 steps. `nfe` counts every score evaluation per returned sample: the
-# MCMC sweeps (burn-in amortised) plus the denoising pass.
+# t-move on `noise_grid` and one MALA move. The x-move is any `probkit.smc` corrector, with
+# absolute step sizes; `dmcmc.noise_scaled_step(proc, 1.0)` is the schedule $h(t) = 1.0\,\sigma_t^2$
+# (the noised law has variance at least $\sigma_t^2$, so the acceptance stays even across $t$).
+# The kept draws are denoised (`dmcmc.Denoise`) with DPM-Solver++(2M) in 8 steps. `nfe` counts
+# every score evaluation per returned sample: the MCMC sweeps (burn-in amortised) plus the
+# denoising pass.
 
 # %%
 res = dmcmc.dlg(
-    jax.random.PRNGKey(0), proc, score_fn, (2,), log_prob_fn=log_prob_fn,
-    num_chains=32, num_samples=32, burn_in=32, thin=2, step_size=1.0,
-    t_min=0.02, t_max=0.5, num_t_grid=64, integrator="dpm_solver_2m", denoise_steps=8,
+    jax.random.PRNGKey(0), proc, score_fn, (2,), logdensity_fn=logdensity_fn,
+    x_move=smc.mala(dmcmc.noise_scaled_step(proc, 1.0)), t_move=noise_grid,
+    denoise=dmcmc.Denoise("dpm_solver_2m", num_steps=8), num_chains=32, num_samples=32, burn_in=32, thin=2,
 )
 print(f"x-move {res.x_move}, t-move {res.t_move}, acceptance {res.acceptance_rate:.2f}")
 print(f"NFE per sample {res.nfe:.1f} = MCMC {res.nfe_mcmc:.1f} + denoising {res.nfe_denoise}"
@@ -149,23 +153,23 @@ plt.show()
 # ## Score-only models: a learned noise-level classifier
 #
 # A score network has no $\log p_t$, so neither MALA nor the exact t-move is available. DLG then
-# uses unadjusted Langevin (`x_move="ula"`, biased at $O(h)$) and a classifier $q(t_j\,|\,x)$ over
-# the same grid, trained by cross-entropy on draws of the discretised joint. Its population
+# uses unadjusted Langevin (`smc.langevin`, biased at $O(h)$) and a classifier $q(t_j\,|\,x)$ over
+# the same grid (passed as `t_move`), trained by cross-entropy on draws of the discretised joint. Its population
 # optimum is the exact conditional; the remaining error is *not* corrected, so the chain only
 # approximately targets $\pi(x,t)$. Here we train it on samples of the mixture (a stand-in for a
 # data set) and compare it with the exact conditional.
 
 # %%
 fit = dmcmc.train_noise_estimator(
-    jax.random.PRNGKey(2), proc, gm.sample(jax.random.PRNGKey(3), 20_000), t_min=0.02, t_max=0.5,
-    num_t_grid=64, hidden=(64, 64), num_steps=800, batch_size=256,
+    jax.random.PRNGKey(2), proc, gm.sample(jax.random.PRNGKey(3), 20_000), noise_grid,
+    hidden=(64, 64), num_steps=800, batch_size=256,
 )
 est = fit.estimator
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
 axes[0].plot(np.asarray(fit.losses))
 axes[0].set(xlabel="step", ylabel="cross-entropy", title="classifier training")
 for x, col in (([2.0, 0.0], "C0"), ([0.0, 0.0], "C2")):
-    axes[1].plot(grid, jnp.exp(dmcmc.t_conditional_log_probs(log_prob_fn, jnp.array(x), grid, log_w)), col, label=f"exact, x={x}")
+    axes[1].plot(grid, jnp.exp(dmcmc.t_conditional_log_probs(logdensity_fn, jnp.array(x), grid, log_w)), col, label=f"exact, x={x}")
     axes[1].plot(est.grid, jnp.exp(est.log_probs(jnp.array(x))), col + "--", label=f"learned, x={x}")
 axes[1].set(xlabel="t", title="P(t_j | x)")
 axes[1].legend(fontsize=7)
@@ -175,8 +179,8 @@ plt.show()
 
 # %%
 res_ula = dmcmc.dlg(
-    jax.random.PRNGKey(4), proc, score_fn, (2,), noise_estimator=est, x_move="ula",
-    num_chains=32, num_samples=32, burn_in=32, thin=2, step_size=0.5, denoise_steps=8,
+    jax.random.PRNGKey(4), proc, score_fn, (2,), x_move=smc.langevin(dmcmc.noise_scaled_step(proc, 0.5)),
+    t_move=est, denoise=dmcmc.Denoise(num_steps=8), num_chains=32, num_samples=32, burn_in=32, thin=2,
 )
 print(f"score-only DLG: x-move {res_ula.x_move}, t-move {res_ula.t_move}, NFE {res_ula.nfe:.1f}")
 
