@@ -222,7 +222,8 @@ def _prepare(key, process, score_fn, shape, logdensity_fn, x_move, t_move, denoi
     else:
         (grid, log_w), floor = t_move.nodes(), t_move.noise_range[0]
     if x_move is None:
-        x_move = (correctors.mala if logdensity_fn is not None else correctors.langevin)(noise_scaled_step(process, 0.5))
+        preset = correctors.mala if logdensity_fn is not None else correctors.langevin
+        x_move = preset(noise_scaled_step(process, 0.5))
     elif not isinstance(x_move, correctors.Corrector):
         raise ValueError(f"`x_move` must be a probkit.smc Corrector (e.g. smc.mala(dmcmc.noise_scaled_step(process, "
                          f"0.5))), got {x_move!r}")
@@ -256,7 +257,8 @@ def _prepare(key, process, score_fn, shape, logdensity_fn, x_move, t_move, denoi
 
 def _sweep_keys(key_run: Array, num_chains: int, num_sweeps: int) -> Array:
     """``(num_sweeps, num_chains)`` keys; chain c's keys depend on ``split(key_run)[c]`` only."""
-    return jnp.swapaxes(jax.vmap(lambda k: jax.random.split(k, num_sweeps))(jax.random.split(key_run, num_chains)), 0, 1)
+    keys = jax.vmap(lambda k: jax.random.split(k, num_sweeps))(jax.random.split(key_run, num_chains))
+    return jnp.swapaxes(keys, 0, 1)
 
 
 def _sweep(kernel: DLGKernel, state, keys):

@@ -39,7 +39,7 @@ the overall scale of ``x`` (essential for VE processes whose sigma spans decades
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
