@@ -1,7 +1,8 @@
 """Pickle-free files for models and checkpoints: a ``.npz`` of named arrays beside a ``.json``.
 
-Private helpers shared by :mod:`probkit.models.serialization` (score networks),
-:mod:`probkit.models.training` (training checkpoints) and :mod:`probkit.smc.checkpoint`.
+Private helpers shared by every model file (score networks, conditional networks, classifiers,
+Boltzmann-system networks: :func:`save_params` / :func:`load_params`, configs through
+:class:`JsonConfig`) and every checkpoint (training, SMC, DLG).
 
 * Arrays are stored by their pytree path (``"blocks/w1"``) and restored against a *template*
   pytree, checking names, shapes and dtypes; nothing is ever unpickled.
@@ -14,6 +15,7 @@ Private helpers shared by :mod:`probkit.models.serialization` (score networks),
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -117,9 +119,95 @@ def check_recipe(meta: dict[str, Any], recipe: dict[str, Any], used: str, initia
         raise ValueError(f"`checkpoint` {used}.json lacks the field 'recipe'")
     for name, value in recipe.items():
         if saved.get(name) != value:
-            what = initial_state if name == "initial_state" else f"`{name}`"
-            raise ValueError(f"{what} differs from the one recorded in the checkpoint {used}.json; resume with "
-                             "the arguments of the original run, or pass resume=False to start again")
+            what, values = (initial_state, "") if name == "initial_state" else (
+                f"`{name}`", f" (saved {str(saved.get(name))[:80]}, now {str(value)[:80]})")
+            raise ValueError(f"{what} differs from the one recorded in the checkpoint {used}.json{values}; resume "
+                             "with the arguments of the original run, or pass resume=False to start again")
+
+
+class JsonConfig:
+    """Mixin of the frozen-dataclass network configs: ``to_dict`` (tuples as lists, nested
+    configs as objects) and a checked ``from_dict`` (ValueError naming ``config``) that converts
+    the fields annotated in ``_from_json`` and calls ``_validate``."""
+
+    _from_json: dict[str, Any] = {}  # field -> converter of its JSON value
+
+    def _validate(self) -> None:
+        pass
+
+    def to_dict(self) -> dict[str, Any]:
+        def conv(v: Any) -> Any:
+            return v.to_dict() if isinstance(v, JsonConfig) else list(v) if isinstance(v, tuple) else v
+
+        return {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Any):
+        if not isinstance(d, dict):
+            raise ValueError(f"`config` must be a JSON object, got {type(d).__name__}")
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"`config` has unknown fields {sorted(unknown)}")
+        try:
+            cfg = cls(**{k: cls._from_json[k](v) if k in cls._from_json else v for k, v in d.items()})
+        except TypeError as e:
+            raise ValueError(f"bad `config`: {e}") from None
+        cfg._validate()
+        return cfg
+
+
+def to_record(obj: Any, classes: dict[str, type], field: str) -> dict[str, Any]:
+    """``{"name": ..., "params": {...}}`` of a dataclass instance of one of ``classes``."""
+    name = type(obj).__name__
+    if classes.get(name) is not type(obj) or not dataclasses.is_dataclass(obj):
+        raise ValueError(f"`{field}` must be one of {tuple(classes)}, got {name}")
+    return {"name": name, "params": dataclasses.asdict(obj)}
+
+
+def from_record(d: Any, classes: dict[str, type], field: str) -> Any:
+    """Inverse of :func:`to_record` (ValueError naming the metadata ``field`` on anything else)."""
+    if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not isinstance(d.get("params"), dict):
+        raise ValueError(f"metadata field '{field}' must be an object with a 'name' and a 'params' object")
+    if d["name"] not in classes:
+        raise ValueError(f"unknown {field} {d['name']!r}; expected one of {tuple(classes)}")
+    try:
+        return classes[d["name"]](**d["params"])
+    except (TypeError, ValueError, ArithmeticError) as e:
+        raise ValueError(f"bad parameters for {field} {d['name']}: {e}") from None
+
+
+def save_params(path: str | os.PathLike, format_name: str, version: int, params: PyTree, template: PyTree,
+                meta: dict[str, Any], dtype: str = "float32") -> tuple[str, str]:
+    """Write network ``params`` (checked against ``template``; stored as ``dtype``, float32 or
+    float16) as ``<path>.npz`` and ``meta`` plus the format, version and array shapes as
+    ``<path>.json`` (atomic, with the ``.npz``'s SHA-256). Returns the two file names."""
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"`dtype` must be 'float32' or 'float16', got {dtype!r}")
+    if not isinstance(meta.get("metadata", {}), dict):
+        raise ValueError(f"`metadata` must be a dict, got {type(meta['metadata']).__name__}")
+    base = base_path(path)
+    arrays = {k: np.asarray(v) for k, v in named_leaves(params).items()}
+    expected = named_leaves(template)
+    if set(arrays) != set(expected) or any(arrays[k].shape != expected[k].shape for k in arrays):
+        raise ValueError("`params` do not match `config` (different array names or shapes)")
+    arrays = {k: v.astype(dtype) for k, v in arrays.items()}
+    meta = {"format": format_name, "version": version, **meta,
+            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()}}
+    try:
+        return write_files(base, arrays, meta)
+    except (TypeError, ValueError) as e:  # metadata not JSON-serialisable (or NaN in it)
+        raise ValueError(f"`metadata` must be JSON-serialisable with finite numbers ({e})") from None
+
+
+def load_params(path: str | os.PathLike, meta: dict[str, Any], template: PyTree) -> PyTree:
+    """The parameters of a file written by :func:`save_params` whose JSON ``meta`` was read
+    (float32, checked against ``template``; the SHA-256, when recorded, must match)."""
+    base = base_path(path)
+    sha = meta.get("npz_sha256")
+    if sha is not None and not isinstance(sha, str):
+        raise ValueError(f"`path` {base}.json: field 'npz_sha256' must be a string")
+    # files from before the digest was recorded have none
+    return arrays_to_params(read_npz(base, sha), template, f"`path` {base}.npz")
 
 
 def key_to_json(key: Any, name: str = "key") -> dict[str, Any]:
@@ -204,8 +292,8 @@ def write_files(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: di
     return npz, js
 
 
-def read_json(path: str | os.PathLike, format_name: str, version: int) -> dict[str, Any]:
-    """Parse ``<base>.json`` and check its format name and version."""
+def read_json(path: str | os.PathLike, format_name: str | tuple[str, ...], version: int) -> dict[str, Any]:
+    """Parse ``<base>.json`` and check its format name (one of them, given several) and version."""
     js = base_path(path) + ".json"
     if not os.path.isfile(js):
         raise ValueError(f"`path`: {js} {'is not a file' if os.path.exists(js) else 'does not exist'}")
@@ -216,8 +304,9 @@ def read_json(path: str | os.PathLike, format_name: str, version: int) -> dict[s
         raise ValueError(f"`path`: cannot read {js} ({e.strerror or e})") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as e:  # JSONDecodeError is a ValueError
         raise ValueError(f"`path`: {js} is not valid JSON ({type(e).__name__}: {str(e)[:120]})") from None
-    if not isinstance(meta, dict) or meta.get("format") != format_name:
-        raise ValueError(f"`path`: {js} is not a {format_name} file")
+    names = (format_name,) if isinstance(format_name, str) else format_name
+    if not isinstance(meta, dict) or meta.get("format") not in names:
+        raise ValueError(f"`path`: {js} is not a {' or '.join(names)} file")
     if meta.get("version") != version:
         raise ValueError(f"`path`: {js} has unsupported format version {meta.get('version')!r} (expected {version})")
     return meta
