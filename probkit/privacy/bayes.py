@@ -105,25 +105,32 @@ def _beta_sf(x: np.ndarray, table: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     return special.ndtr(-z)
 
 
+def _midpoint(eps, alpha_post, delta: float, num_grid: int, integrand, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(e, E_alpha[integrand(*_region(alpha, e, delta))])`` for each e in ``eps`` by the midpoint
+    rule in the quantile coordinate ``u = F_alpha(alpha)`` (nodes by the inverse incomplete Beta),
+    in chunks that bound the (E, M) temporaries by ``budget`` entries (float64)."""
+    e = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    alpha = special.betaincinv(alpha_post[0], alpha_post[1], (np.arange(num_grid) + 0.5) / num_grid)  # (M,)
+    out = np.empty(e.shape)
+    chunk = max(1, budget // num_grid)
+    for start in range(0, e.size, chunk):
+        rows = slice(start, start + chunk)
+        out[rows] = integrand(*_region(alpha, np.maximum(e[rows, None], 0.0), delta)).mean(axis=-1)
+    return e, out
+
+
 def _cdf_table(eps, alpha_post, beta_post, delta: float, num_grid: int) -> np.ndarray:
     """P(eps <= e) for each e in ``eps`` by the quantile-coordinate midpoint rule (float64).
 
-    Outer integral over alpha: midpoint rule in ``u = F_alpha(alpha)`` (nodes by
-    ``scipy.stats.beta.ppf``). Inner integral over beta: the Beta survival function, tabulated
-    once in probit space (:func:`_beta_sf_table`) and interpolated, so the (E, M) grid costs
-    one ``np.interp`` per point instead of one incomplete-Beta evaluation. float64 throughout:
-    posteriors of audits with 1e7 trials are concentrated to ~1e-4.
+    Outer integral over alpha: :func:`_midpoint`. Inner integral over beta: the Beta survival
+    function, tabulated once in probit space (:func:`_beta_sf_table`) and interpolated, so the
+    (E, M) grid costs one ``np.interp`` per point instead of one incomplete-Beta evaluation.
+    float64 throughout: posteriors of audits with 1e7 trials are concentrated to ~1e-4.
     """
-    e = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    u = (np.arange(num_grid) + 0.5) / num_grid
-    alpha = special.betaincinv(alpha_post[0], alpha_post[1], u)  # (M,)
     table = _beta_sf_table(beta_post)
-    out = np.empty(e.shape)
-    chunk = max(1, 2_000_000 // num_grid)  # bound the (E, M) temporary
-    for start in range(0, e.size, chunk):
-        lower, upper, _, _ = _region(alpha, np.maximum(e[start:start + chunk, None], 0.0), delta)
-        inside = _beta_sf(lower, table) - _beta_sf(upper, table)
-        out[start:start + chunk] = np.maximum(inside, 0.0).mean(axis=-1)
+    e, out = _midpoint(eps, alpha_post, delta, num_grid,
+                       lambda lower, upper, *_: np.maximum(_beta_sf(lower, table) - _beta_sf(upper, table), 0.0),
+                       2_000_000)
     return np.where(e < 0, 0.0, out)
 
 
@@ -145,16 +152,10 @@ def _region(alpha, e, delta):
 def _pdf_table(eps, alpha_post, beta_post, delta: float, num_grid: int) -> np.ndarray:
     """Density of eps at ``eps > 0``: ``d/de P(eps <= e) = E_alpha[f_beta(upper) upper_e -
     f_beta(lower) lower_e]`` by the same quantile-coordinate midpoint rule (float64)."""
-    e = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    u = (np.arange(num_grid) + 0.5) / num_grid
-    alpha = special.betaincinv(alpha_post[0], alpha_post[1], u)
     dist = stats.beta(beta_post[0], beta_post[1])
-    out = np.empty(e.shape)
-    chunk = max(1, 1_000_000 // num_grid)
-    for start in range(0, e.size, chunk):
-        lower, upper, d_lower, d_upper = _region(alpha, np.maximum(e[start:start + chunk, None], 0.0), delta)
-        dens = dist.pdf(upper) * d_upper - dist.pdf(lower) * d_lower
-        out[start:start + chunk] = dens.mean(axis=-1)
+    e, out = _midpoint(eps, alpha_post, delta, num_grid,
+                       lambda lower, upper, d_lower, d_upper: dist.pdf(upper) * d_upper - dist.pdf(lower) * d_lower,
+                       1_000_000)
     return np.where(e <= 0, 0.0, np.maximum(out, 0.0))
 
 
