@@ -292,11 +292,15 @@ def write_files(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: di
     return npz, js
 
 
+def _existing(file: str) -> str:
+    if not os.path.isfile(file):
+        raise ValueError(f"`path`: {file} {'is not a file' if os.path.exists(file) else 'does not exist'}")
+    return file
+
+
 def read_json(path: str | os.PathLike, format_name: str | tuple[str, ...], version: int) -> dict[str, Any]:
     """Parse ``<base>.json`` and check its format name (one of them, given several) and version."""
-    js = base_path(path) + ".json"
-    if not os.path.isfile(js):
-        raise ValueError(f"`path`: {js} {'is not a file' if os.path.exists(js) else 'does not exist'}")
+    js = _existing(base_path(path) + ".json")
     try:
         with open(js, "rb") as f:
             meta = json.loads(f.read().decode("utf-8"))
@@ -318,9 +322,7 @@ def read_npz(path: str | os.PathLike, sha256: str | None = None) -> dict[str, np
     ``sha256``: the digest recorded in the JSON side-car; a mismatch means the file was
     corrupted or comes from another save.
     """
-    npz_path = base_path(path) + ".npz"
-    if not os.path.isfile(npz_path):
-        raise ValueError(f"`path`: {npz_path} {'is not a file' if os.path.exists(npz_path) else 'does not exist'}")
+    npz_path = _existing(base_path(path) + ".npz")
     try:
         with open(npz_path, "rb") as f:
             head = f.read(4)
@@ -373,19 +375,20 @@ def read_checkpoint(path: str | os.PathLike, format_name: str, version: int) -> 
     """
     import warnings
 
-    base = base_path(path)
-    try:
+    def read_pair(base: str) -> tuple[dict, dict]:
         meta = read_json(base, format_name, version)
         sha = meta.get("npz_sha256")
-        return meta, read_npz(base, sha if isinstance(sha, str) else "missing"), base
+        return meta, read_npz(base, sha if isinstance(sha, str) else "missing")
+
+    base = base_path(path)
+    try:
+        return (*read_pair(base), base)
     except ValueError as first:
         prev = base + ".prev"
         if not os.path.exists(prev + ".json"):
             raise
         try:
-            meta = read_json(prev, format_name, version)
-            sha = meta.get("npz_sha256")
-            arrays = read_npz(prev, sha if isinstance(sha, str) else "missing")
+            meta, arrays = read_pair(prev)
         except ValueError:
             raise first from None
         warnings.warn(f"checkpoint {base}.* is unusable ({first}); resuming from the previous one, {prev}.*",

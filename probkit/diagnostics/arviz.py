@@ -62,22 +62,30 @@ class WeightedSummary(NamedTuple):
         return "\n".join([head, *rows, f"ESS (Kish) = {self.ess:.1f} of N = {self.num_particles}"])
 
 
-def _normalised_weights(n: int, log_weights: Any, weights: Any) -> np.ndarray:
+def normalised_weights(n: int, log_weights: Any, weights: Any, prefix: str = "", rows: str = "particle"):
+    """Probability weights (float64) from ``log_weights`` or non-negative ``weights`` (uniform when
+    both are None), checked with errors naming ``{prefix}weights`` / ``{prefix}log_weights``.
+    A traced (jitted) argument gets its shape checked only, and ``None`` is returned."""
+    from probkit._checks import is_traced
+
     if log_weights is not None and weights is not None:
-        raise ValueError("give either `log_weights` or `weights`, not both")
+        raise ValueError(f"give either `{prefix}weights` or `{prefix}log_weights`, not both")
     if log_weights is None and weights is None:
         return np.full(n, 1.0 / n)
-    name = "log_weights" if log_weights is not None else "weights"
-    a = np.asarray(log_weights if log_weights is not None else weights, dtype=np.float64)
-    if a.shape != (n,):
-        raise ValueError(f"`{name}` must have shape ({n},) (one per particle), got {a.shape}")
+    name = f"{prefix}log_weights" if log_weights is not None else f"{prefix}weights"
+    raw = log_weights if log_weights is not None else weights
+    if np.shape(raw) != (n,):
+        raise ValueError(f"`{name}` must have shape ({n},) (one per {rows}), got {np.shape(raw)}")
+    if is_traced(raw):
+        return None
+    a = np.asarray(raw, dtype=np.float64)
     if log_weights is not None:
         if np.any(np.isnan(a)) or np.any(a == np.inf) or not np.any(np.isfinite(a)):
-            raise ValueError("`log_weights` must not contain NaN or +inf, and not all be -inf")
+            raise ValueError(f"`{name}` must not contain NaN or +inf, and not all be -inf")
         w = np.exp(a - a.max())
     else:
         if not np.all(np.isfinite(a)) or np.any(a < 0) or a.sum() <= 0:
-            raise ValueError("`weights` must be finite, non-negative and not all zero")
+            raise ValueError(f"`{name}` must be finite, non-negative and not all zero")
         w = a
     return w / w.sum()
 
@@ -87,7 +95,7 @@ def kish_ess(log_weights: Any) -> float:
     lw = np.asarray(log_weights, dtype=np.float64)
     if lw.ndim != 1 or lw.shape[0] < 1:
         raise ValueError(f"`log_weights` must be a non-empty 1-D array, got shape {lw.shape}")
-    w = _normalised_weights(lw.shape[0], lw, None)
+    w = normalised_weights(lw.shape[0], lw, None)
     return float(1.0 / np.sum(w**2))
 
 
@@ -129,7 +137,7 @@ def weighted_summary(
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
     if p.size == 0 or np.any((p < 0) | (p > 1)):
         raise ValueError(f"`probs` must be levels in [0, 1], got {probs!r}")
-    w = _normalised_weights(x.shape[0], log_weights, weights)
+    w = normalised_weights(x.shape[0], log_weights, weights)
     wb = w.reshape((-1,) + (1,) * (x.ndim - 1))
     mean = np.sum(wb * x, axis=0)
     std = np.sqrt(np.sum(wb * (x - mean) ** 2, axis=0))
@@ -197,7 +205,7 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
     lw = np.asarray(result.log_weights, dtype=np.float64)
     if lw.shape != (n,):
         raise ValueError(f"`result.log_weights` must have shape ({n},) (one per particle), got {lw.shape}")
-    w = _normalised_weights(n, lw, None)
+    w = normalised_weights(n, lw, None)
     final_ess = float(1.0 / np.sum(w**2))
     resampled_for_export = key is not None
     if resampled_for_export:

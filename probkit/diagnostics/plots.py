@@ -22,6 +22,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from probkit import _checks
+
 __all__ = [
     "plot_samples_on_density", "plot_hist_1d", "plot_ess_trace", "density_grid",
     "plot_smc_history", "plot_marginals", "plot_chains", "plot_diagnostics",
@@ -29,11 +31,11 @@ __all__ = [
 
 
 def _weights_or_none(n: int, weights: Any, log_weights: Any) -> np.ndarray | None:
-    from probkit.diagnostics.arviz import _normalised_weights
+    from probkit.diagnostics.arviz import normalised_weights
 
     if weights is None and log_weights is None:
         return None
-    return _normalised_weights(n, log_weights, weights)
+    return normalised_weights(n, log_weights, weights)
 
 
 def _bounds_from(samples: np.ndarray, pad: float = 0.15) -> tuple[float, float, float, float]:
@@ -60,8 +62,7 @@ def density_grid(
     """
     if len(bounds) != 4 or not (bounds[0] < bounds[1] and bounds[2] < bounds[3]):
         raise ValueError(f"`bounds` must be (xmin, xmax, ymin, ymax) with min < max, got {bounds!r}")
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 2:
-        raise ValueError(f"`resolution` must be an integer >= 2, got {resolution!r}")
+    _checks.positive_int("resolution", resolution, minimum=2)
     xs = np.linspace(bounds[0], bounds[1], resolution)
     ys = np.linspace(bounds[2], bounds[3], resolution)
     X, Y = np.meshgrid(xs, ys)
@@ -209,9 +210,7 @@ def plot_ess_trace(
     if xs.shape != (k,):
         raise ValueError(f"`times` must have shape ({k},) like `ess`, got {xs.shape}")
     if num_particles is not None:
-        if isinstance(num_particles, bool) or not isinstance(num_particles, (int, np.integer)) or num_particles < 1:
-            raise ValueError(f"`num_particles` must be a positive integer, got {num_particles!r}")
-        e = e / num_particles
+        e = e / _checks.positive_int("num_particles", num_particles)
     ax.plot(xs, e, color=color, lw=1.2, label=label)
     if resampled is not None:
         r = np.asarray(resampled, dtype=bool).reshape(-1)

@@ -69,8 +69,8 @@ import numpy as np
 
 from probkit import _checks, _io
 from probkit.models.score_mlp import dense_init, init_score_mlp, score_mlp_apply, sinusoidal_embedding
-from probkit.models.serialization import (FORMAT_NAME, load_score_model, parse_config_process, process_to_dict,
-                                          save_score_model)
+from probkit.models.serialization import (FORMAT_NAME, load_pretrained_file, load_score_model, parse_config_process,
+                                          process_to_dict, save_score_model)
 from probkit.models.training import StaticArg, check_hyper, dsm_train_init, ema_train_step, fit, noised_batch
 
 Array = jax.Array
@@ -88,7 +88,6 @@ __all__ = [
 PRETRAINED = {"lj13_T2": "lj13_T2"}
 # full float32 in the coordinate maps (GPUs default to TF32 matmuls, ~1e-3 relative error)
 _HIGHEST = jax.lax.Precision.HIGHEST
-_PRETRAINED_DIR = os.path.join(os.path.dirname(__file__), "pretrained")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -679,4 +678,5 @@ def load_pretrained(name: str = "lj13_T2") -> ScoreModel:
     """The shipped score model (``"lj13_T2"``: LJ-13 at T = 2, trained by ``benchmarks/train_boltzmann.py``)."""
     if name not in PRETRAINED:
         raise ValueError(f"`name` must be one of {sorted(PRETRAINED)}, got {name!r}")
-    return load_model(os.path.join(_PRETRAINED_DIR, PRETRAINED[name]))
+    return load_pretrained_file(PRETRAINED[name], load_model, f"pretrained model {name!r}",
+                                "benchmarks/train_boltzmann.py")

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.resources
 import os
 from typing import Any, Callable
 
@@ -50,7 +49,7 @@ from jax.typing import ArrayLike
 from probkit import _io
 from probkit.models._validate import check_pos_int
 from probkit.models.score_mlp import Params, ScoreMLPConfig, dense_init, init_score_mlp, score_mlp_apply
-from probkit.models.serialization import parse_config_process, process_to_dict
+from probkit.models.serialization import load_pretrained_file, parse_config_process, pretrained_path, process_to_dict
 from probkit.models.training import (StaticArg, TrainResult, check_data, check_hyper, data_scale, dsm_train_init,
                                      ema_train_step, fit, noised_batch)
 
@@ -448,35 +447,25 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = 0):
     return x[~test], y[~test], x[test], y[test]
 
 
-def _pretrained(name: str) -> str:
-    return os.fspath(importlib.resources.files("probkit.models") / "pretrained" / name)
-
-
 def pretrained_conditional_digits_path() -> str:
     """Base path of the shipped ``digits_cond_vp.{npz,json}``."""
-    return _pretrained(_PRETRAINED_COND)
+    return pretrained_path(_PRETRAINED_COND)
 
 
 def pretrained_digits_classifier_path() -> str:
     """Base path of the shipped ``digits_classifier.{npz,json}``."""
-    return _pretrained(_PRETRAINED_CLF)
+    return pretrained_path(_PRETRAINED_CLF)
 
 
 def load_pretrained_conditional_digits() -> tuple[Params, ConditionalScoreConfig, Any]:
     """``(params, config, process)`` of the class-conditional digits model shipped with probkit
     (10 classes plus the null label 10; trained on the train split of :func:`load_digits_split`
     by ``benchmarks/train_guidance.py``; recipe in its JSON side-car's ``metadata``)."""
-    base = pretrained_conditional_digits_path()
-    if not os.path.exists(base + ".npz"):
-        raise FileNotFoundError(f"conditional digits model not found at {base}.npz; run benchmarks/train_guidance.py")
-    return load_conditional_score_model(base)
+    return load_pretrained_file(_PRETRAINED_COND, load_conditional_score_model, "conditional digits model",
+                                "benchmarks/train_guidance.py")
 
 
 def load_pretrained_digits_classifier() -> tuple[Params, ClassifierConfig]:
     """``(params, config)`` of the digit classifier shipped with probkit (trained on the train
     split of :func:`load_digits_split`; test accuracy in its ``metadata``)."""
-    base = pretrained_digits_classifier_path()
-    if not os.path.exists(base + ".npz"):
-        raise FileNotFoundError(f"digits classifier not found at {base}.npz; run benchmarks/train_guidance.py")
-    return load_classifier(base)
-
+    return load_pretrained_file(_PRETRAINED_CLF, load_classifier, "digits classifier", "benchmarks/train_guidance.py")

@@ -8,14 +8,15 @@ user's metadata. Loading never unpickles and turns every corrupt-file case into 
 """
 from __future__ import annotations
 
+import importlib.resources
 import os
-from typing import Any
+from typing import Any, Callable
 
 from probkit import _io
 from probkit.models.score_mlp import Params, ScoreMLPConfig, param_template
 
 __all__ = ["save_score_model", "load_score_model", "read_metadata", "FORMAT_NAME", "FORMAT_VERSION",
-           "process_to_dict", "process_from_dict"]
+           "process_to_dict", "process_from_dict", "pretrained_path", "load_pretrained_file"]
 
 FORMAT_NAME = "probkit.score_mlp"
 FORMAT_VERSION = 1
@@ -81,3 +82,17 @@ def parse_config_process(path: str | os.PathLike, meta: dict[str, Any], config_c
         return config_cls.from_dict(meta.get("config")), process_from_dict(meta.get("process"))
     except ValueError as e:
         raise ValueError(f"`path` {_io.base_path(path)}.json: {e}") from None
+
+
+def pretrained_path(name: str) -> str:
+    """Base path (without extension) of the model ``name`` shipped in ``probkit/models/pretrained``."""
+    return os.fspath(importlib.resources.files("probkit.models") / "pretrained" / name)
+
+
+def load_pretrained_file(name: str, loader: Callable[[str], Any], what: str, script: str) -> Any:
+    """``loader(pretrained_path(name))``; FileNotFoundError naming ``what`` and the training
+    ``script`` when the file is absent."""
+    base = pretrained_path(name)
+    if not os.path.exists(base + ".npz"):
+        raise FileNotFoundError(f"{what} not found at {base}.npz; reinstall probkit or run {script}")
+    return loader(base)
