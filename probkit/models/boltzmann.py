@@ -371,13 +371,6 @@ def _mcmc_steps(alg, state, key, length):
     return jax.lax.scan(one, state, jax.random.split(key, length))
 
 
-@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7))
-def _mcmc_block(states, key, step, temperature, system, method, n_leap, length):
-    alg = _mcmc_alg(system, temperature, step, method, n_leap)
-    keys = jax.random.split(key, jax.tree_util.tree_leaves(states)[0].shape[0])
-    return jax.vmap(lambda s, k: _mcmc_steps(alg, s, k, length))(states, keys)
-
-
 @functools.partial(jax.jit, static_argnums=(4, 5, 6, 7, 8))
 def _mcmc_draws(states, key, step, temperature, system, method, n_leap, thin, num_draws):
     alg = _mcmc_alg(system, temperature, step, method, n_leap)
@@ -430,7 +423,7 @@ def mcmc_sample(
     step = float(step_size)
     block = max(1, num_warmup // max(1, adapt_rounds)) if num_warmup > 0 else 0
     for r in range(adapt_rounds if num_warmup > 0 else 0):
-        states, acc = _mcmc_block(states, jax.random.fold_in(k_warm, r), step, temp, *cfg, block)
+        states, (_, _, acc) = _mcmc_draws(states, jax.random.fold_in(k_warm, r), step, temp, *cfg, block, 1)
         step = float(step * math.exp(2.0 / (1.0 + r / 4.0) * (float(jnp.mean(acc)) - target)))
         if verbose:
             print(f"  warm-up round {r}: acceptance {float(jnp.mean(acc)):.3f} -> step {step:.4g}", flush=True)
