@@ -67,48 +67,39 @@ def tree_to_arrays(tree: PyTree, prefix: str) -> dict[str, np.ndarray]:
     return out
 
 
-def arrays_to_tree(template: PyTree, arrays: dict[str, np.ndarray], prefix: str, where: str) -> PyTree:
+def arrays_to_tree(template: PyTree, arrays: dict[str, np.ndarray], prefix: str, where: str, *,
+                   params: bool = False) -> PyTree:
     """Rebuild a pytree shaped like ``template`` from ``arrays[prefix/<path>]``.
 
-    Shapes and dtypes must match the template exactly (a checkpoint is restored bitwise).
+    Shapes and dtypes must match the template exactly (a checkpoint is restored bitwise). With
+    ``params=True`` (network parameters) the names must match exactly, the shapes too, and the
+    values be finite floating point, returned as float32.
     """
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    expected = named_leaves(template, prefix)
+    if params:
+        missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+        if missing or extra:
+            raise ValueError(f"{where}: arrays do not match the config (missing {missing}, unexpected {extra})")
     out = []
-    for path, spec in leaves:
-        name = key_name(path)
-        name = f"{prefix}/{name}" if prefix and name else (prefix or name)
+    for name, spec in expected.items():
         if name not in arrays:
             raise ValueError(f"{where}: array {name!r} is missing")
-        arr = arrays[name]
-        dtype = np.dtype(spec.dtype)
-        if arr.shape != tuple(spec.shape) or arr.dtype != dtype:
+        arr, dtype = arrays[name], np.dtype(spec.dtype)
+        if params:
+            if arr.shape != spec.shape:
+                raise ValueError(f"{where}: array {name!r} has shape {arr.shape}, config implies {spec.shape}")
+            if not np.issubdtype(arr.dtype, np.floating):
+                raise ValueError(f"{where}: array {name!r} has dtype {arr.dtype}, expected floating point")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{where}: array {name!r} contains non-finite values")
+            arr = arr.astype(np.float32)
+        elif arr.shape != tuple(spec.shape) or arr.dtype != dtype:
             raise ValueError(
                 f"{where}: array {name!r} has shape {arr.shape} and dtype {arr.dtype}, "
                 f"expected {tuple(spec.shape)} and {dtype}"
             )
         out.append(jnp.asarray(arr))
-    return jax.tree_util.tree_unflatten(treedef, out)
-
-
-def arrays_to_params(arrays: dict[str, np.ndarray], template: PyTree, where: str) -> PyTree:
-    """Network parameters shaped like ``template`` from ``arrays[<path>]`` (float32): the names
-    must match exactly, the shapes too, and the values be finite floating point."""
-    expected = named_leaves(template)
-    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
-    if missing or extra:
-        raise ValueError(f"{where}: arrays do not match the config (missing {missing}, unexpected {extra})")
-    loaded = {}
-    for name, spec in expected.items():
-        arr = arrays[name]
-        if arr.shape != spec.shape:
-            raise ValueError(f"{where}: array {name!r} has shape {arr.shape}, config implies {spec.shape}")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"{where}: array {name!r} has dtype {arr.dtype}, expected floating point")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{where}: array {name!r} contains non-finite values")
-        loaded[name] = jnp.asarray(arr, dtype=jnp.float32)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
-    return jax.tree_util.tree_unflatten(treedef, [loaded[key_name(p)] for p, _ in leaves])
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), out)
 
 
 def check_recipe(meta: dict[str, Any], recipe: dict[str, Any], used: str, initial_state: str) -> None:
@@ -207,7 +198,7 @@ def load_params(path: str | os.PathLike, meta: dict[str, Any], template: PyTree)
     if sha is not None and not isinstance(sha, str):
         raise ValueError(f"`path` {base}.json: field 'npz_sha256' must be a string")
     # files from before the digest was recorded have none
-    return arrays_to_params(read_npz(base, sha), template, f"`path` {base}.npz")
+    return arrays_to_tree(template, read_npz(base, sha), "", f"`path` {base}.npz", params=True)
 
 
 def key_to_json(key: Any, name: str = "key") -> dict[str, Any]:
