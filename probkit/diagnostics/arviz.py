@@ -177,6 +177,16 @@ def chains_to_inference_data(chains: Any, var_name: str = "x", sample_stats: Map
     return az.from_dict(posterior=posterior, sample_stats=stats)
 
 
+def step_times(result: Any, k: int) -> np.ndarray | None:
+    """The time at the end of each of the ``k`` steps of ``result.times`` (a grid
+    ``t_0 > ... > t_K``: step j ends at ``t_{j+1}``), or None."""
+    times = getattr(result, "times", None)
+    if times is None:
+        return None
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    return t[1:] if t.shape[0] == k + 1 else (t if t.shape[0] == k else None)
+
+
 def _posterior_dict(particles: Any, var_name: str) -> dict[str, np.ndarray]:
     """Leaves of a particle pytree as ``{name: (1, N, ...)}`` (names like ``x_key``)."""
     import jax
@@ -213,13 +223,11 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
 
         from blackjax.smc import resampling as bj_resampling
 
-        schemes = ("systematic", "multinomial", "stratified", "residual")
-        if resampling not in schemes:
-            raise ValueError(f"`resampling` must be one of {schemes}, got {resampling!r}")
-        resample_fn = getattr(bj_resampling, resampling)
-        num_draws = n if num_draws is None else num_draws
-        if isinstance(num_draws, bool) or not isinstance(num_draws, (int, np.integer)) or num_draws < 1:
-            raise ValueError(f"`num_draws` must be a positive integer, got {num_draws!r}")
+        from probkit import _checks
+
+        resample_fn = getattr(bj_resampling, _checks.choice(
+            "resampling", resampling, ("systematic", "multinomial", "stratified", "residual")))
+        num_draws = _checks.positive_int("num_draws", n if num_draws is None else num_draws)
         idx = np.asarray(resample_fn(key, jnp.asarray(w, jnp.float32), int(num_draws)))
         posterior = {k: v[:, idx] for k, v in posterior.items()}
         lw_out = np.full(int(num_draws), -np.log(num_draws))
@@ -245,13 +253,9 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
             val = getattr(result, field, None)
             if val is not None and np.shape(val) == (k,):
                 hist[field] = ("step", np.asarray(val))
-        times = getattr(result, "times", None)
+        times = step_times(result, k)
         if times is not None:
-            times = np.asarray(times).reshape(-1)
-            if times.shape[0] == k + 1:  # a grid t_0 > ... > t_K: step j ends at t_{j+1}
-                hist["t"] = ("step", times[1:])
-            elif times.shape[0] == k:
-                hist["t"] = ("step", times)
+            hist["t"] = ("step", times)
         idata.add_groups({"smc_history": xr.Dataset(hist)})
     idata.sample_stats.attrs.update(attrs)
     return idata

@@ -220,24 +220,18 @@ def plot_ess_trace(
             ax.plot(xs[r], e[r], "o", ms=3, color=color, label=None if label is None else f"{label}: resampled")
     if threshold is not None:
         ax.axhline(threshold, ls="--", lw=0.8, color="gray")
-    if times is not None:
-        ax.set_xlabel("t")
-        if xs[0] > xs[-1]:
-            ax.invert_xaxis()
-    else:
-        ax.set_xlabel("step")
+    _time_xaxis(ax, xs, times is not None, "t")
     ax.set_ylabel("ESS / N" if num_particles is not None else "ESS")
     if label is not None:
         ax.legend(frameon=False)
     return ax
 
 
-def _times_axis(result: Any, k: int) -> np.ndarray | None:
-    times = getattr(result, "times", None)
-    if times is None:
-        return None
-    t = np.asarray(times, dtype=np.float64).reshape(-1)
-    return t[1:] if t.shape[0] == k + 1 else (t if t.shape[0] == k else None)
+def _time_xaxis(ax: Any, xs: np.ndarray, is_time: bool, label: str) -> None:
+    """Label the x-axis (``step``, or ``label`` for times), inverted so generative time runs left to right."""
+    ax.set_xlabel(label if is_time else "step")
+    if is_time and xs[0] > xs[-1] and not ax.xaxis_inverted():
+        ax.invert_xaxis()
 
 
 def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | None = None, threshold: float | None = 0.5):
@@ -263,7 +257,9 @@ def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | 
     resampled = np.asarray(result.resampled, dtype=bool).reshape(-1)
     if spread.shape != (k,) or resampled.shape != (k,):
         raise ValueError("`result.ess`, `result.resampled` and `result.log_weight_spread` must share one length")
-    xs = _times_axis(result, k)
+    from probkit.diagnostics.arviz import step_times
+
+    xs = step_times(result, k)
     if xs is None:
         xs = np.arange(1, k + 1, dtype=np.float64)
     if isinstance(axes, (list, tuple, np.ndarray)):
@@ -287,12 +283,7 @@ def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | 
             ax_spread.axvline(x, color="0.8", lw=0.6, zorder=0)
         ax_spread.set_title("log-weight spread (max - min)", fontsize=10)
     for ax in (ax_ess,) if twin else (ax_ess, ax_spread):
-        if getattr(result, "times", None) is not None:
-            ax.set_xlabel("t (generative time runs left to right)")
-            if xs[0] > xs[-1] and not ax.xaxis_inverted():
-                ax.invert_xaxis()
-        else:
-            ax.set_xlabel("step")
+        _time_xaxis(ax, xs, getattr(result, "times", None) is not None, "t (generative time runs left to right)")
     return ax_ess, ax_spread
 
 

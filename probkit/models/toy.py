@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit import _checks
+
 Array = jax.Array
 
 __all__ = [
@@ -28,11 +30,6 @@ __all__ = [
     "grid_mixture",
     "random_mixture",
 ]
-
-
-def _check_n(n) -> None:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"`n` must be a positive integer, got {n!r}")
 
 
 # --- raw generators (unstandardised) ---------------------------------------------------
@@ -121,7 +118,7 @@ def make_dataset(name: str, key: Array, n: int, *, standardise: bool = True) -> 
     """
     if name not in _GENERATORS:
         raise ValueError(f"`name` must be one of {DATASETS}, got {name!r}")
-    _check_n(n)
+    _checks.positive_int("n", n)
     x = _GENERATORS[name](key, int(n)).astype(jnp.float32)
     if standardise:
         shift, scale = _STANDARDISE[name]

@@ -342,12 +342,12 @@ def epsilon_posterior(
         # eps = max(eps_ll(alpha, beta), eps_ll(1 - beta, 1 - alpha)) with eps_ll decreasing in
         # both rates; 1 - beta and 1 - alpha have Beta posteriors with swapped parameters, so
         # both parts are bracketed by extreme posterior quantiles (in float64, no 1 - x rounding).
-        q = lambda p, post: stats.beta.ppf(p, *post)  # noqa: E731
-        a_sw, b_sw = a_post[::-1], b_post[::-1]
-        hi = float(max(eps64_one_sided(q(_TAIL, a_post), q(_TAIL, b_post), delta),
-                       eps64_one_sided(q(_TAIL, b_sw), q(_TAIL, a_sw), delta)))
-        lo = float(max(eps64_one_sided(q(1 - _TAIL, a_post), q(1 - _TAIL, b_post), delta),
-                       eps64_one_sided(q(1 - _TAIL, b_sw), q(1 - _TAIL, a_sw), delta)))
+        def bound(p: float) -> float:  # eps at the p-quantiles of the rates (both halves)
+            q = lambda post: stats.beta.ppf(p, *post)  # noqa: E731
+            return float(max(eps64_one_sided(q(a_post), q(b_post), delta),
+                             eps64_one_sided(q(b_post[::-1]), q(a_post[::-1]), delta)))
+
+        hi, lo = bound(_TAIL), bound(1 - _TAIL)
         if not np.isfinite(hi):
             raise ValueError("posterior of eps has unbounded support at this delta (rates near 0)")
         grid = np.unique(np.concatenate([[0.0], np.linspace(lo, max(hi, lo + 1e-12), num_eps)]))

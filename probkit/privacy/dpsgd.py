@@ -257,10 +257,9 @@ class DPSGDAuditResult(NamedTuple):
     config: DPSGDConfig
 
     def summary(self) -> dict[str, Any]:
-        c = self.counts
         return {
             "config": dataclasses.asdict(self.config),
-            "counts": {"fp": int(c.fp), "n_negative": int(c.n_negative), "fn": int(c.fn), "n_positive": int(c.n_positive)},
+            "counts": self.counts.to_dict(),
             "threshold": self.threshold,
             "eps_posterior_mean": self.posterior_mean,
             "eps_credible_interval": list(self.interval),
