@@ -56,28 +56,12 @@ from probkit.models.training import (StaticArg, TrainResult, check_data, check_h
 Array = jax.Array
 
 __all__ = [
-    "ConditionalScoreConfig",
-    "init_conditional_score_mlp",
-    "conditional_apply",
-    "conditional_score_fn",
-    "check_label",
-    "conditional_dsm_loss",
-    "ConditionalTrainResult",
-    "train_conditional_score_model",
-    "save_conditional_score_model",
-    "load_conditional_score_model",
-    "ClassifierConfig",
-    "init_classifier",
-    "classifier_logits",
-    "train_classifier",
-    "save_classifier",
-    "load_classifier",
-    "read_model_metadata",
-    "load_digits_split",
-    "pretrained_conditional_digits_path",
-    "load_pretrained_conditional_digits",
-    "pretrained_digits_classifier_path",
-    "load_pretrained_digits_classifier",
+    "ConditionalScoreConfig", "init_conditional_score_mlp", "conditional_apply", "conditional_score_fn",
+    "check_label", "conditional_dsm_loss", "ConditionalTrainResult", "train_conditional_score_model",
+    "save_conditional_score_model", "load_conditional_score_model", "ClassifierConfig", "init_classifier",
+    "classifier_logits", "train_classifier", "save_classifier", "load_classifier", "read_model_metadata",
+    "load_digits_split", "pretrained_conditional_digits_path", "load_pretrained_conditional_digits",
+    "pretrained_digits_classifier_path", "load_pretrained_digits_classifier",
 ]
 
 COND_FORMAT = "probkit.conditional_score_mlp"

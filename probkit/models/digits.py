@@ -22,15 +22,8 @@ from probkit.models.serialization import load_pretrained_file, pretrained_path
 Array = jax.Array
 
 __all__ = [
-    "DIGITS_SHAPE",
-    "load_digits_data",
-    "digits_to_images",
-    "train_digits_score_model",
-    "pretrained_digits_path",
-    "load_pretrained_digits",
-    "pretrained_digits_score_fn",
-    "pretrained_digits_metadata",
-    "plot_digits",
+    "DIGITS_SHAPE", "load_digits_data", "digits_to_images", "train_digits_score_model", "pretrained_digits_path",
+    "load_pretrained_digits", "pretrained_digits_score_fn", "pretrained_digits_metadata", "plot_digits",
 ]
 
 DIGITS_SHAPE = (8, 8)

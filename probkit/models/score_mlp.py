@@ -50,14 +50,8 @@ Params = dict[str, Any]
 ScoreFn = Callable[[Array, Array], Array]
 
 __all__ = [
-    "ScoreMLPConfig",
-    "init_score_mlp",
-    "score_mlp_apply",
-    "make_eps_fn",
-    "make_score_fn",
-    "count_params",
-    "param_template",
-    "TIME_INPUTS",
+    "ScoreMLPConfig", "init_score_mlp", "score_mlp_apply", "make_eps_fn", "make_score_fn", "count_params",
+    "param_template", "TIME_INPUTS",
 ]
 
 TIME_INPUTS = ("log_snr", "t")

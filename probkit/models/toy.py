@@ -24,11 +24,7 @@ from probkit import _checks
 Array = jax.Array
 
 __all__ = [
-    "DATASETS",
-    "make_dataset",
-    "eight_gaussians_mixture",
-    "grid_mixture",
-    "random_mixture",
+    "DATASETS", "make_dataset", "eight_gaussians_mixture", "grid_mixture", "random_mixture",
 ]
 
 

@@ -38,15 +38,8 @@ from probkit.models.score_mlp import Params, ScoreMLPConfig, init_score_mlp, sco
 Array = jax.Array
 
 __all__ = [
-    "stratified_times",
-    "dsm_loss",
-    "make_optimizer",
-    "TrainState",
-    "TrainResult",
-    "dsm_train_init",
-    "make_dsm_train_step",
-    "train_score_model",
-    "CHECKPOINT_FORMAT",
+    "stratified_times", "dsm_loss", "make_optimizer", "TrainState", "TrainResult", "dsm_train_init",
+    "make_dsm_train_step", "train_score_model", "CHECKPOINT_FORMAT",
 ]
 
 CHECKPOINT_FORMAT = "probkit.train_checkpoint"

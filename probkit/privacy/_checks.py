@@ -10,17 +10,8 @@ import jax
 import numpy as np
 
 __all__ = [
-    "is_concrete",
-    "check_open_unit",
-    "check_closed_unit",
-    "check_nonnegative",
-    "check_delta",
-    "check_level",
-    "check_counts",
-    "check_positive_int",
-    "check_scores_labels",
-    "eps_one_sided",
-    "eps64_one_sided",
+    "is_concrete", "check_open_unit", "check_closed_unit", "check_nonnegative", "check_delta", "check_level",
+    "check_counts", "check_positive_int", "check_scores_labels", "eps_one_sided", "eps64_one_sided",
 ]
 
 

@@ -41,13 +41,8 @@ from probkit.privacy.counts import resolve_counts
 from probkit.privacy.regions import epsilon_from_rates
 
 __all__ = [
-    "EpsilonPosterior",
-    "epsilon_posterior",
-    "rate_posteriors",
-    "epsilon_posterior_cdf",
-    "epsilon_density",
-    "GDPPosterior",
-    "gdp_posterior",
+    "EpsilonPosterior", "epsilon_posterior", "rate_posteriors", "epsilon_posterior_cdf", "epsilon_density",
+    "GDPPosterior", "gdp_posterior",
 ]
 
 Prior = Union[str, Sequence[float]]

@@ -30,17 +30,8 @@ from probkit.privacy._checks import check_delta, check_level, check_positive_int
 from probkit.privacy.counts import AuditCounts
 
 __all__ = [
-    "accountant_epsilon",
-    "DPSGDConfig",
-    "DPSGDState",
-    "dpsgd_optimizer",
-    "dpsgd_init",
-    "dpsgd_step",
-    "train_dpsgd_models",
-    "load_digits_data",
-    "make_canaries",
-    "DPSGDAuditResult",
-    "dpsgd_audit",
+    "accountant_epsilon", "DPSGDConfig", "DPSGDState", "dpsgd_optimizer", "dpsgd_init", "dpsgd_step",
+    "train_dpsgd_models", "load_digits_data", "make_canaries", "DPSGDAuditResult", "dpsgd_audit",
 ]
 
 Array = jax.Array

@@ -36,19 +36,9 @@ from jax.scipy.stats import laplace
 from probkit.privacy._checks import check_closed_unit, check_delta, check_nonnegative, eps_one_sided, is_concrete
 
 __all__ = [
-    "epsilon_from_rates",
-    "delta_from_rates",
-    "gaussian_tradeoff",
-    "laplace_tradeoff",
-    "randomized_response_tradeoff",
-    "eps_delta_tradeoff",
-    "claims_tradeoff",
-    "gdp_delta",
-    "gdp_epsilon",
-    "gdp_mu",
-    "gdp_mu_from_rates",
-    "tradeoff_epsilon",
-    "tradeoff_delta",
+    "epsilon_from_rates", "delta_from_rates", "gaussian_tradeoff", "laplace_tradeoff",
+    "randomized_response_tradeoff", "eps_delta_tradeoff", "claims_tradeoff", "gdp_delta", "gdp_epsilon", "gdp_mu",
+    "gdp_mu_from_rates", "tradeoff_epsilon", "tradeoff_delta",
 ]
 
 Array = jax.Array
