@@ -18,6 +18,12 @@ step is reported as a ``ValueError``. With ``checkpoint=path`` the full training
 hyper-parameters) are saved every ``checkpoint_every`` steps as ``.npz`` + ``.json`` (no
 pickle); calling again with the same arguments resumes from the file, and the resumed run
 equals the uninterrupted run bitwise (same per-step keys, same chunk boundaries).
+
+Every DSM trainer of probkit (this one, the class-conditional one of
+:mod:`probkit.models.conditional` and the augmented one of :mod:`probkit.models.boltzmann`)
+shares these pieces: :func:`check_hyper` (validated optimiser settings), :func:`ema_train_step`
+(minibatch, optax update, EMA), :func:`noised_batch` (the forward noising) and :func:`fit`
+(the chunked host loop with the non-finite flags).
 """
 from __future__ import annotations
 
