@@ -659,7 +659,7 @@ def load_model(path: str | os.PathLike) -> ScoreModel:
     else:
         config, process = parse_config_process(path, meta, EGNNConfig)
         arch, params = "egnn", _io.load_params(path, meta, _egnn_template(config))
-    info = meta.get("metadata", {})
+    info = meta["metadata"] if isinstance(meta.get("metadata"), dict) else {}
     try:
         system = _io.from_record(info.get("system"), _SYSTEMS, "system")
     except ValueError as e:
