@@ -160,15 +160,11 @@ class _System:
         return -self.energy(x) / temperature
 
     def force(self, x: Any) -> Array:
-        """``-∇E(x)`` by autodiff, same shape as ``x``."""
+        """``-∇E(x)`` by autodiff, same shape as ``x`` (the gradient of the summed energies of a
+        batch: configurations do not interact)."""
         x = jnp.asarray(x)
-        _as_config(x, self.n_particles, self.spatial_dim)
-        flat = x.reshape(-1, x.shape[-1]) if x.ndim > 1 and x.shape[-1] == self.dim else None
-        if flat is not None:
-            return -jax.vmap(jax.grad(lambda z: self.energy(z)))(flat).reshape(x.shape)
-        lead = x.shape[:-2]
-        z = x.reshape(-1, self.n_particles, self.spatial_dim)
-        return -jax.vmap(jax.grad(lambda c: self.energy(c)))(z).reshape(*lead, *x.shape[-2:])
+        _as_config(x, self.n_particles, self.spatial_dim)  # shape and finiteness, on the concrete input
+        return -jax.grad(lambda z: jnp.sum(self.energy(z)))(x)
 
     def internal_energy(self, y: Any) -> Array:
         """E(H^T y) for internal coordinates ``y`` of shape ``(..., (n-1) d)`` or ``(..., n-1, d)``."""
