@@ -100,12 +100,12 @@ def entry_points(d: int, n: int, k: int):
     def sample(key, gm, gm2, op_, y):
         return probkit.sample(key, PROC, gm.score_fn(PROC), (d,), n, k)
 
-    model = fkc.fkc_model(PROC, (_mixture(0, d).score_fn(PROC),), jnp.array([2.0]), (d,))
+    model, target = fkc.fkc_model(PROC, (_mixture(0, d).score_fn(PROC),), jnp.array([2.0]), (d,))
 
     ts = time_grid(PROC, k)
 
     def run_smc(key, gm, gm2, op_, y):  # one user-built model object (closures), a new key
-        return smc.run_smc(key, model, n, ts)
+        return smc.run_smc(key, model, n, ts, target=target)
 
     fns = dict(anneal=anneal, anneal_mala=anneal_mala, product=product, geometric=geometric, cfg=cfg,
                ensemble=ensemble, dps=dps, twisted_smc=twisted_smc, dlg=dlg, sample=sample, run_smc=run_smc)

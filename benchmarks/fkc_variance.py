@@ -183,13 +183,13 @@ def build_sampler(prob: dict, cfg: dict, n: int, k: int):
     n_per = n // n_isl
     lv = prob["local_var"]
     if cfg["kind"] == "plain":
-        model = fkc_model(PROC, prob["score_fns"], prob["exponents"], (d,), eta=cfg["eta"], weighted=cfg["weighted"],
+        model, target = fkc_model(PROC, prob["score_fns"], prob["exponents"], (d,), eta=cfg["eta"], weighted=cfg["weighted"],
                           log_prob_fns=prob["log_prob_fns"] if cfg["corrector"] in ("mala", "hmc") else None)
     else:
         sched = None
         if cfg["schedule"] is not None:
             sched = late_start(cfg["schedule"][1]) if cfg["schedule"][0] == "late" else tempered(cfg["schedule"][1])
-        model = fkc_variance_model(PROC, prob["score_fns"], prob["exponents"], (d,), t_end=TMIN, eta=cfg["eta"], rule=cfg["rule"],
+        model, target = fkc_variance_model(PROC, prob["score_fns"], prob["exponents"], (d,), t_end=TMIN, eta=cfg["eta"], rule=cfg["rule"],
                                    weight_schedule=sched)
     corrector = None
     if cfg["corrector"] == "hmc":
@@ -201,10 +201,9 @@ def build_sampler(prob: dict, cfg: dict, n: int, k: int):
 
     def one(key):
         def island(kk):
-            out = run_smc(kk, model, n_per, ts, resampling=_resampling(cfg["resampling"]), ess_threshold=cfg["ess"],
-                          corrector=corrector, check=False)
-            x = out.particles.x if hasattr(out.particles, "x") else out.particles
-            return x, out.log_weights, out.log_evidence, jnp.mean(out.ess) / n_per, jnp.sum(out.resampled)
+            out = run_smc(kk, model, n_per, ts, target=target, resampling=_resampling(cfg["resampling"]),
+                          ess_threshold=cfg["ess"], corrector=corrector, check=False)
+            return out.particles, out.log_weights, out.log_evidence, jnp.mean(out.ess) / n_per, jnp.sum(out.resampled)
 
         if n_isl == 1:
             x, lw, lz, ess, nres = island(key)

@@ -115,7 +115,7 @@ class Problem:
 
 
 def make_model(pb: Problem, sampler: str, nfe: int):
-    """(model, ts, nfe_per_step, nfe_init) of a sampler at a budget of ``nfe`` score evaluations."""
+    """((model, target), ts, nfe_per_step, nfe_init) of a sampler at a budget of ``nfe`` score evaluations."""
     proc, lik = pb.proc, pb.lik
     path = inverse.gaussian_path(lik, proc)
     if sampler == "tds":
@@ -157,8 +157,8 @@ def run_cell(pb: Problem, sampler: str, nfe: int, n: int, seeds: int, ref_key=0)
     k_sw = jax.random.PRNGKey(7)
 
     def one(key, ref):
-        out = run_smc(key, model, n, ts, nfe_per_step=per, nfe_init=init, check=False)
-        pos = out.particles.x if isinstance(out.particles, tuple) else out.particles  # engine may project
+        out = run_smc(key, model[0], n, ts, target=model[1], nfe_per_step=per, nfe_init=init, check=False)
+        pos = out.particles
         idx = jax.random.choice(jax.random.fold_in(key, 1), n, (n,), p=jnp.exp(out.log_weights))
         xs = jnp.reshape(pos, (n, d))[idx]
         return out.log_evidence, sliced_wasserstein(xs, ref, k_sw), jnp.min(out.ess)

@@ -94,10 +94,10 @@ def test_new_operator_matrix_of_the_same_shape_does_not_compile():
 
 def test_run_smc_reuses_its_program_for_one_model():
     gm = _mixture(0)
-    model = fkc.fkc_model(PROC, (gm.score_fn(PROC),), (2.0,), (2,))
+    model, target = fkc.fkc_model(PROC, (gm.score_fn(PROC),), (2.0,), (2,))
     run_smc = smc.run_smc
-    run_smc(jax.random.PRNGKey(0), model, N, time_grid(PROC, K))
-    assert _compiles(lambda: run_smc(jax.random.PRNGKey(1), model, N, time_grid(PROC, K, t_min=0.01))) == 0
+    run_smc(jax.random.PRNGKey(0), model, N, time_grid(PROC, K), target=target)
+    assert _compiles(lambda: run_smc(jax.random.PRNGKey(1), model, N, time_grid(PROC, K, t_min=0.01), target=target)) == 0
     # a model of Partials built again from new arrays of the same shapes: no compile either
     model2 = smc.FeynmanKacModel(Partial(_init), Partial(_transition, jnp.asarray(0.9)), Partial(_potential))
     run_smc(jax.random.PRNGKey(0), model2, N, time_grid(PROC, K))

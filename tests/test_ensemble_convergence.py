@@ -103,7 +103,7 @@ def test_transition_weight_is_exact_density_ratio(integrator):
     lik = inverse.gaussian(A, y, sy)
     path = inverse.gaussian_path(lik, proc)
     sf = gm.score_fn(proc)
-    model = inverse.ensemble_model(proc, sf, path, (4,), integrator=integrator, weights="transition")
+    model, _ = inverse.ensemble_model(proc, sf, path, (4,), integrator=integrator, weights="transition")
     x = jnp.array([0.3, -1.0, 0.5, 2.0])
     for t, t_next in ((0.8, 0.79), (0.1, 0.095)):
         t, t_next = jnp.asarray(t), jnp.asarray(t_next)
@@ -153,13 +153,12 @@ def _evidence_runs(gm, A, y, sy, num_steps, n, seeds, **kw):
     lik = inverse.gaussian(A, y, sy)
     ts = time_grid(proc, num_steps)
     twist = kw.pop("twist", "denoised")
-    model = inverse.ensemble_model(proc, gm.score_fn(proc), inverse.gaussian_path(lik, proc), (gm.dim,),
+    model, target = inverse.ensemble_model(proc, gm.score_fn(proc), inverse.gaussian_path(lik, proc), (gm.dim,),
                                    log_prob_fn=gm.log_prob_fn(proc), twist=twist,
                                    t_end=None if kw.get("weights") == "rate" else float(ts[-1]), **kw)
     def one(k):
-        out = run_smc(k, model, n, ts, check=False)
-        pos = out.particles.x if isinstance(out.particles, EnsembleParticle) else out.particles
-        return pos, out.log_weights, out.log_evidence
+        out = run_smc(k, model, n, ts, target=target, check=False)
+        return out.particles, out.log_weights, out.log_evidence
 
     pos, lw, lz = jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(42), seeds))
     exact = float(gm.noised(proc, proc.t_min).log_marginal_likelihood(A, y, sy))

@@ -279,7 +279,7 @@ def test_value_errors():
         fkc.product(key, PROC, [sf, sf], 16, 10, shape=(1,), grid="bogus")
     with pytest.raises(ValueError, match="eta"):
         fkc.product(key, PROC, [sf, sf], 16, 10, shape=(1,), eta=-1.0)
-    with pytest.raises(ValueError, match="log_target"):
+    with pytest.raises(ValueError, match="logdensity"):
         fkc.product(key, PROC, [sf, sf], 16, 10, shape=(1,), corrector=mala(0.1))
     with pytest.raises(ValueError, match="process"):
         fkc.product(key, "vp", [sf, sf], 16, 10, shape=(1,))

@@ -55,7 +55,6 @@ from probkit.diffusion.integrators import INTEGRATORS, integrate, make_integrato
 from probkit import _checks
 from probkit._results import EqualWeights
 from probkit.smc import correctors
-from probkit.smc.feynman_kac import FeynmanKacModel
 from probkit.diffusion.schedules import GRIDS, Process, time_grid
 from probkit.diffusion.sde import check_score_output, output_shape
 from probkit.dmcmc.noise_level import (
@@ -167,7 +166,7 @@ def build_kernel(
     else:
         preset = correctors.mala if x_move == "mala" else correctors.langevin
         move = preset(_step_fn(process, step_size, scale_step, 2.0), num_x_steps)
-    move_x = move.make(FeynmanKacModel(None, None, None, log_target=log_prob_fn, target_score=score_fn))
+    move_x = move.make(correctors.MoveTarget(log_prob_fn, score_fn))
     nfe = move.nfe
 
     def init(x: Array, t: ArrayLike | None = None) -> DLGState:

@@ -53,8 +53,8 @@ import jax.numpy as jnp
 from probkit import _checks
 from probkit.diffusion.schedules import GRIDS, Process, time_grid
 from probkit.diffusion.sde import check_score_output, euler_maruyama_step
+from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, make_config, run_model
-from probkit.smc.resampling import ORDERED_RESAMPLING, ordered
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
@@ -105,8 +105,9 @@ def fkc_model(
     eta: float | Callable[[Array], Array] | None = 1.0,
     weighted: bool = True,
     log_prob_fns: Sequence[LogProbFn] | None = None,
-) -> FeynmanKacModel:
-    """The Feynman-Kac model of the path ∏ p_t^(i)^{b_i} (see the module docstring).
+) -> tuple[FeynmanKacModel, MoveTarget]:
+    """The Feynman-Kac model of the path ∏ p_t^(i)^{b_i} (see the module docstring) and the
+    :class:`~probkit.smc.MoveTarget` of its correctors (pass both to ``run_smc``).
 
     ``eta``: noise level as a multiple of g(t) (1: reverse SDE, 0: probability-flow ODE), a
     number or a callable ``t -> multiple``, or ``None`` for :func:`default_eta`. ``weighted=False`` drops the FK weights (the
@@ -166,20 +167,11 @@ def fkc_model(
             def init_log_weight(p):
                 return jnp.asarray(log_z1, dtype)
 
-    return FeynmanKacModel(
-        init=init,
-        transition=transition,
-        log_potential=log_potential,
-        init_log_weight=init_log_weight,
-        log_target=log_target,
-        target_score=target_score,
-        position=lambda p: p.x,
-        set_position=lambda p, x, t: p._replace(x=x),
-    )
+    return (FeynmanKacModel(init, transition, log_potential, init_log_weight),
+            MoveTarget(log_target, target_score, lambda p: p.x, lambda p, x, t: p._replace(x=x)))
 
 
-def _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, log_prob_fns,
-              resampling="systematic"):
+def _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, log_prob_fns):
     if not isinstance(process, Process):
         raise ValueError(f"`process` must be a probkit.diffusion Process, got {type(process).__name__}")
     if len(score_fns) == 0 or not all(callable(f) for f in score_fns):
@@ -196,10 +188,6 @@ def _validate(process, score_fns, exponents, shape, num_particles, num_steps, gr
     _checks.positive_int("num_steps", num_steps)
     _checks.positive_int("num_particles", num_particles)
     _checks.choice("grid", grid, GRIDS)
-    if isinstance(resampling, str) and resampling.startswith("hilbert"):
-        scheme = resampling.split("-", 1)[1] if "-" in resampling else "systematic"
-        if scheme not in ORDERED_RESAMPLING:
-            raise ValueError(f"`resampling` 'hilbert-<scheme>' needs a scheme in {ORDERED_RESAMPLING}, got {resampling!r}")
     if eta is not None and not callable(eta):
         try:
             eta = _checks.scalar("eta", eta, low=0.0, as_array=True)
@@ -218,8 +206,8 @@ def _validate(process, score_fns, exponents, shape, num_particles, num_steps, gr
 
 @eqx.filter_jit
 def _geometric_run(key, process, score_fns, exponents, shape, num_particles, ts, eta, weighted, log_prob_fns, config):
-    model = fkc_model(process, score_fns, exponents, shape, eta=eta, weighted=weighted, log_prob_fns=log_prob_fns)
-    return run_model(key, model, num_particles, ts, config, nfe_per_step=len(score_fns))
+    model, target = fkc_model(process, score_fns, exponents, shape, eta=eta, weighted=weighted, log_prob_fns=log_prob_fns)
+    return run_model(key, model, num_particles, ts, config, nfe_per_step=len(score_fns), target=target)
 
 
 def geometric(
@@ -266,7 +254,7 @@ def geometric(
         it never resamples).
       grid: ``time_grid`` kind; ``t_min``: end time (default ``process.t_min``).
       log_prob_fns: optional exact noised log densities ``log p_t^(i)(x, t)``: exact initial
-        weights, and ``model.log_target`` for MALA/HMC correctors.
+        weights, and a log density for MALA/HMC correctors.
       resampling: ``"hilbert"`` (default: systematic resampling of the particles sorted along a
         Hilbert curve, :func:`probkit.smc.resampling.ordered`, which keeps the masses of separated
         modes), ``"hilbert-stratified"``, ``"hilbert-ssp"``, or any option of
@@ -281,15 +269,12 @@ def geometric(
     """
     score_fns = tuple(score_fns)
     log_prob_fns = None if log_prob_fns is None else tuple(log_prob_fns)
-    shape, b, eta = _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, log_prob_fns,
-                              resampling)
+    shape, b, eta = _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, log_prob_fns)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    if isinstance(resampling, str) and resampling.startswith("hilbert"):
-        resampling = ordered(resampling.split("-", 1)[1] if "-" in resampling else "systematic")
     if not weighted:  # equal weights: resampling would only duplicate particles
         ess_threshold = 0.0
-    config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding,
-                         log_target=None if log_prob_fns is None else "log_prob_fns", progress=progress)
+    config = make_config(num_particles, ts, log_prob_fns is not None, resampling=resampling, ess_threshold=ess_threshold,
+                         corrector=corrector, sharding=sharding, progress=progress)
     out, flags = _geometric_run(key, process, score_fns, b, shape, int(num_particles), ts, eta, bool(weighted),
                                 log_prob_fns, config)
     return finish(out, flags)

@@ -42,6 +42,7 @@ import numpy as np
 
 from probkit.diffusion.schedules import Process
 from probkit.fkc.recipes import _eta_fn, weight_rate
+from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel
 from probkit.smc.resampling import ordered  # noqa: F401  (re-exported for convenience)
 
@@ -97,7 +98,7 @@ def fkc_variance_model(
     rule: str = "euler",
     weight_schedule: Callable[[Array], Array] | None = None,
     log_prob_fns: Sequence[Callable[[Array, Array], Array]] | None = None,
-) -> FeynmanKacModel:
+) -> tuple[FeynmanKacModel, MoveTarget]:
     """FKC model (Skreta et al. 2025, arXiv 2503.02819) with cached scores, the trapezoid rule
     for the weight increments and a weight schedule (see the module docstring).
 
@@ -173,10 +174,8 @@ def fkc_variance_model(
     def target_score(x, t):
         return sum(bi * fn(x, t) for bi, fn in zip(b, score_fns))
 
-    return FeynmanKacModel(
-        init=init, transition=transition, log_potential=log_potential, init_log_weight=init_log_weight,
-        log_target=log_target, target_score=target_score, position=lambda p: p.x, set_position=set_position,
-    )
+    return (FeynmanKacModel(init, transition, log_potential, init_log_weight),
+            MoveTarget(log_target, target_score, lambda p: p.x, set_position))
 
 
 # ----------------------------------------------------------------------------------------------

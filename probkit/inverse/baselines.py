@@ -46,6 +46,7 @@ from probkit.diffusion.sde import denoise
 from probkit.inverse.ensemble import validate_problem
 from probkit.inverse.likelihoods import Likelihood, gaussian_path
 from probkit import _checks
+from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, make_config, run_model
 
 Array = jax.Array
@@ -155,8 +156,9 @@ def tds_model(
     twist_c: float = 1.0,
     log_prob_fn: Callable[[Array, Array], Array] | None = None,
     t_start: float = 1.0,
-) -> FeynmanKacModel:
-    """The twisted diffusion sampler as a Feynman-Kac model (module docstring)."""
+) -> tuple[FeynmanKacModel, MoveTarget]:
+    """The twisted diffusion sampler as a Feynman-Kac model (module docstring) and its
+    :class:`~probkit.smc.MoveTarget` (the position ``x`` of a :class:`TDSParticle`)."""
     shape = likelihood.x_shape
     dtype = jnp.result_type(float)
     var0 = float(process.prior_scale()) ** 2
@@ -206,8 +208,7 @@ def tds_model(
             lw = lw + log_prob_fn(p.x, jnp.asarray(t_start, dtype)) - process.prior_log_prob(p.x)
         return lw
 
-    return FeynmanKacModel(init=init, transition=transition, log_potential=log_potential,
-                           init_log_weight=init_log_weight, position=lambda p: p.x)
+    return FeynmanKacModel(init, transition, log_potential, init_log_weight), MoveTarget(position=lambda p: p.x)
 
 
 def twisted_smc(
@@ -239,7 +240,8 @@ def twisted_smc(
     vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
     twist_c = _checks.scalar("twist_c", twist_c, low=0.0)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    config = make_config(num_particles, ts, resampling, ess_threshold, sharding=sharding, progress=progress)
+    config = make_config(num_particles, ts, resampling=resampling, ess_threshold=ess_threshold, sharding=sharding,
+                         progress=progress)
     out, flags = _tds_run(key, process, score_fn, likelihood, twist_c, log_prob_fn, int(num_particles), ts, config,
                           1 + vjp_cost)
     return finish(out, flags)
@@ -248,5 +250,5 @@ def twisted_smc(
 @eqx.filter_jit
 def _tds_run(key, process, score_fn, likelihood, twist_c, log_prob_fn, num_particles, ts, config, nfe):
     with jax.ensure_compile_time_eval():
-        model = tds_model(process, score_fn, likelihood, ts[-1], twist_c=twist_c, log_prob_fn=log_prob_fn)
-    return run_model(key, model, num_particles, ts, config, nfe_per_step=nfe, nfe_init=nfe)
+        model, target = tds_model(process, score_fn, likelihood, ts[-1], twist_c=twist_c, log_prob_fn=log_prob_fn)
+    return run_model(key, model, num_particles, ts, config, nfe_per_step=nfe, nfe_init=nfe, target=target)

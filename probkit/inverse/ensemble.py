@@ -75,6 +75,7 @@ from probkit.diffusion.integrators import IntegratorState, make_integrator
 from probkit.diffusion.schedules import GRIDS, Process, time_grid
 from probkit.diffusion.sde import check_score_output
 from probkit.inverse.likelihoods import Likelihood, LikelihoodPath, make_path
+from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, make_config, run_model
 
 Array = jax.Array
@@ -141,8 +142,9 @@ def ensemble_model(
     proposal: str = "guided",
     t_end: float | None = None,
     twist: str = "path",
-) -> FeynmanKacModel:
-    """The Feynman-Kac model of the posterior path p_t l_t (module docstring). Particles are
+) -> tuple[FeynmanKacModel, MoveTarget]:
+    """The Feynman-Kac model of the posterior path p_t l_t (module docstring) and the
+    :class:`~probkit.smc.MoveTarget` of its correctors. Particles are
     :class:`EnsembleParticle`; ``weighted=False`` gives the same guided proposal without weights.
 
     ``weights``: ``"auto"`` (``"transition"`` unless the kernel is noiseless and the proposal
@@ -293,16 +295,8 @@ def ensemble_model(
             return p._replace(x=x, score=s_new.astype(dtype), log_l=log_tw.astype(dtype))
         return p._replace(x=x)
 
-    return FeynmanKacModel(
-        init=init,
-        transition=transition,
-        log_potential=log_potential,
-        init_log_weight=(lambda p: p.log_g) if weighted else None,
-        log_target=log_target,
-        target_score=target_score,
-        position=lambda p: p.x,
-        set_position=set_position,
-    )
+    return (FeynmanKacModel(init, transition, log_potential, (lambda p: p.log_g) if weighted else None),
+            MoveTarget(log_target, target_score, lambda p: p.x, set_position))
 
 
 def validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid):
@@ -327,9 +321,9 @@ def _ensemble_run(key, process, score_fn, likelihood, likelihood_path, path_opti
         options["t_end"] = ts[-1]
     with jax.ensure_compile_time_eval():  # constants of the model (prior scale, ...) stay concrete
         path = make_path(likelihood_path, likelihood, process, **path_options)
-        model = ensemble_model(process, score_fn, path, likelihood.x_shape, **options)
+        model, target = ensemble_model(process, score_fn, path, likelihood.x_shape, **options)
     return run_model(key, model, num_particles, ts, config, nfe_per_step=1,
-                     nfe_init=1 if options.get("twist") == "denoised" else 0)
+                     nfe_init=1 if options.get("twist") == "denoised" else 0, target=target)
 
 
 def ensemble(
@@ -413,8 +407,8 @@ def ensemble(
         twist = "path" if (weights == "rate" or proposal == "adapted" or not weighted or noiseless) else "denoised"
     _checks.choice("twist", twist, TWISTS)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding,
-                         log_target=None if log_prob_fn is None else "log_prob_fn", progress=progress)
+    config = make_config(num_particles, ts, log_prob_fn is not None, resampling=resampling, ess_threshold=ess_threshold,
+                         corrector=corrector, sharding=sharding, progress=progress)
     options = dict(integrator=integrator, eta=eta, eta_ddim=eta_ddim, weighted=bool(weighted), log_prob_fn=log_prob_fn,
                    weights=weights, proposal=proposal, twist=twist,
                    t_end=None if (weights == "rate" and twist == "path") else "grid")

@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from probkit import _io
-from probkit.smc.feynman_kac import RESAMPLING, FeynmanKacModel, SMCConfig, SMCState, smc_init, smc_step
+from probkit.smc.correctors import MoveTarget
+from probkit.smc.feynman_kac import FeynmanKacModel, SMCState, make_config, smc_init, smc_step
 
 Array = jax.Array
 PyTree = Any
@@ -75,15 +76,15 @@ class SMCRun(NamedTuple):
         return self.history.ess
 
 
-def _run_chunk(state, keys, ts_from, ts_to, model, config):
+def _run_chunk(state, keys, ts_from, ts_to, model, config, target):
     def body(s, inp):
         k, t, t_next = inp
-        return smc_step(k, s, t, t_next, model, config)
+        return smc_step(k, s, t, t_next, model, config, target)
 
     return jax.lax.scan(body, state, (keys, ts_from, ts_to))
 
 
-_run_chunk_jit = jax.jit(_run_chunk, static_argnums=(4, 5))
+_run_chunk_jit = jax.jit(_run_chunk, static_argnums=(4, 5, 6))
 _init_jit = jax.jit(smc_init, static_argnums=(1, 2, 3))
 
 
@@ -119,12 +120,10 @@ def run_smc_checkpointed(
     *,
     checkpoint: str | os.PathLike,
     checkpoint_every: int,
-    resampling: str = "systematic",
-    ess_threshold: float = 0.5,
-    corrector: Any = None,
-    sharding: Any = None,
+    target: MoveTarget | None = None,
     resume: bool = True,
     callback: Callable[[int, SMCState], None] | None = None,
+    **options,
 ) -> SMCRun:
     """Run the Feynman-Kac particle system of ``model`` on ``ts`` in chunks, checkpointing.
 
@@ -136,7 +135,7 @@ def run_smc_checkpointed(
       checkpoint: path of the checkpoint files (``.npz`` / ``.json`` appended; missing folders
         are created).
       checkpoint_every: steps per jitted chunk; the state is saved after each chunk.
-      resampling, ess_threshold, corrector, sharding: as in :func:`probkit.smc.run_smc`.
+      target, **options: as in :func:`probkit.smc.run_smc` (``resampling`` must be a name).
       resume: continue from ``checkpoint`` if it exists (default); ``False`` starts again and
         overwrites it.
       callback: ``callback(steps_done, state)`` on the host after each chunk and its checkpoint.
@@ -164,10 +163,11 @@ def run_smc_checkpointed(
         raise ValueError("`ts` must be finite and strictly decreasing (generative time runs 1 -> 0)")
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
         raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}")
-    if resampling not in RESAMPLING:
-        raise ValueError(f"`resampling` must be one of {RESAMPLING}, got {resampling!r}")
-    if isinstance(ess_threshold, bool) or not (np.ndim(ess_threshold) == 0 and 0.0 <= float(ess_threshold) <= 1.0):
-        raise ValueError(f"`ess_threshold` must lie in [0, 1], got {ess_threshold!r}")
+    resampling = options.get("resampling", "systematic")
+    if not isinstance(resampling, str):
+        raise ValueError(f"`resampling` must be a name (a checkpoint records it), got {resampling!r}")
+    target = MoveTarget() if target is None else target
+    config = make_config(num_particles, ts_np, target.logdensity_fn is not None, **options)
     if not isinstance(checkpoint, (str, os.PathLike)):
         raise ValueError(f"`checkpoint` must be a path, got {type(checkpoint).__name__}")
     if callback is not None and not callable(callback):
@@ -176,7 +176,6 @@ def run_smc_checkpointed(
     base = _io.base_path(checkpoint)
     every = int(checkpoint_every)
 
-    config = SMCConfig(resampling=resampling, ess_threshold=float(ess_threshold), corrector=corrector, sharding=sharding)
     num_steps = ts_np.shape[0] - 1
     ts_j = jnp.asarray(ts_np)
     k_init, k_run = jax.random.split(key)
@@ -186,14 +185,14 @@ def run_smc_checkpointed(
     if np.any(np.isnan(np.asarray(state.log_weights))):  # NaN/+inf log G_0 (or all -inf) after normalising
         raise ValueError("`init_log_weight` (log G_0) returned NaN or +inf (or -inf for every particle) on the "
                          "initial particles; it must be finite or -inf")
-    info_spec = jax.eval_shape(lambda s, k: smc_step(k, s, ts_j[0], ts_j[1], model, config)[1], state, keys[0])
+    info_spec = jax.eval_shape(lambda s, k: smc_step(k, s, ts_j[0], ts_j[1], model, config, target)[1], state, keys[0])
     recipe = {  # checked in this order on resume
         "key": key_record,
         "num_particles": num_particles,
         "ts": [float(t) for t in ts_np],
         "resampling": resampling,
-        "ess_threshold": float(ess_threshold),
-        "corrector": None if corrector is None else str(getattr(corrector, "name", type(corrector).__name__)),
+        "ess_threshold": config.ess_threshold,
+        "corrector": None if config.corrector is None else str(config.corrector.name),
         "checkpoint_every": every,
         "initial_state": _io.sha256_arrays(jax.tree_util.tree_leaves(state)),
     }
@@ -213,7 +212,7 @@ def run_smc_checkpointed(
     while done < num_steps:
         n = min(every, num_steps - done)
         new_state, info = _run_chunk_jit(state, keys[done : done + n], ts_j[done : done + n],
-                                         ts_j[done + 1 : done + n + 1], model, config)
+                                         ts_j[done + 1 : done + n + 1], model, config, target)
         _check_flags(info, ts_np, done)
         state = new_state
         chunks.append(info)
