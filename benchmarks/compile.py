@@ -81,7 +81,7 @@ def entry_points(d: int, n: int, k: int):
         return fkc.cfg(key, PROC, gm.score_fn(PROC), gm2.score_fn(PROC), 2.0, n, k, shape=(d,))
 
     def anneal_mala(key, gm, gm2, op_, y):
-        return fkc.anneal(key, PROC, gm.score_fn(PROC), 2.0, n, k, shape=(d,), log_prob_fn=gm.log_prob_fn(PROC),
+        return fkc.anneal(key, PROC, gm.score_fn(PROC), 2.0, n, k, shape=(d,), logdensity_fn=gm.logdensity_fn(PROC),
                           corrector=smc.mala(0.01))
 
     def ensemble(key, gm, gm2, op_, y):
@@ -94,7 +94,7 @@ def entry_points(d: int, n: int, k: int):
         return inverse.twisted_smc(key, PROC, gm.score_fn(PROC), inverse.gaussian(op_, y, 0.5), n, k)
 
     def dlg(key, gm, gm2, op_, y):
-        return dmcmc.dlg(key, PROC, gm.score_fn(PROC), (d,), log_prob_fn=gm.log_prob_fn(PROC),
+        return dmcmc.dlg(key, PROC, gm.score_fn(PROC), (d,), log_prob_fn=gm.logdensity_fn(PROC),
                          num_chains=max(2, n // 16), num_samples=4, burn_in=k, num_t_grid=32, denoise_steps=5)
 
     def sample(key, gm, gm2, op_, y):
@@ -204,7 +204,7 @@ def d800(legacy: bool) -> dict:
         for seed in (0, 1)[: 1 if legacy else 2]:
             gm, a, y = bench.problem(seed, d, dy, 0.5)  # new A, y and prior weights each call
             t, _ = _timed(lambda: fn(jax.random.PRNGKey(seed), PROC, gm.score_fn(PROC), inverse.gaussian(a, y, 0.5),
-                                     n, steps, log_prob_fn=gm.log_prob_fn(PROC)))
+                                     n, steps, logdensity_fn=gm.logdensity_fn(PROC)))
             times.append(t)
         rows[name] = {"first_s": times[0], "second_s": times[1] if len(times) > 1 else None}
         print(f"d=800 {name}: first {times[0]:.2f} s" + (f", second {times[1]:.3f} s" if len(times) > 1 else ""),

@@ -79,7 +79,7 @@ def load_target(name: str, n_ref: int, est_steps: int, need_estimator: bool):
         ref = target.sample(jax.random.PRNGKey(101), n_ref)
         other = target.sample(jax.random.PRNGKey(102), n_ref)
         data = gm.sample(jax.random.PRNGKey(103), 50_000)
-        score_fn, log_prob_fn, shape = gm.score_fn(proc), gm.log_prob_fn(proc), (gm.dim,)
+        score_fn, log_prob_fn, shape = gm.score_fn(proc), gm.logdensity_fn(proc), (gm.dim,)
     elif name == "digits":
         from probkit.models.digits import load_digits_data, load_pretrained_digits
         from probkit.models.nets import make_score_fn

@@ -303,7 +303,7 @@ def test_row_dlg_nonfinite_raises(case):
     from probkit import dmcmc
 
     score = GM2.score_fn(PROC)
-    kw = dict(log_prob_fn=GM2.log_prob_fn(PROC), num_chains=4, num_samples=2, burn_in=2, denoise_steps=2, num_t_grid=8)
+    kw = dict(log_prob_fn=GM2.logdensity_fn(PROC), num_chains=4, num_samples=2, burn_in=2, denoise_steps=2, num_t_grid=8)
     if case == "nan_score":
         score = lambda x, t: jnp.full_like(x, jnp.nan)  # noqa: E731
     elif case == "nan_denoise":
@@ -380,7 +380,7 @@ def test_row_prng_key_named_by_run_smc_and_dlg(key):
     with pytest.raises(ValueError, match="`key`"):
         run_smc(key, model, 4, jnp.linspace(1.0, 0.0, 3))
     with pytest.raises(ValueError, match="`key`"):
-        dmcmc.dlg(key, PROC, GM2.score_fn(PROC), (2,), log_prob_fn=GM2.log_prob_fn(PROC))
+        dmcmc.dlg(key, PROC, GM2.score_fn(PROC), (2,), log_prob_fn=GM2.logdensity_fn(PROC))
 
 
 @pytest.mark.parametrize("key", [jax.random.PRNGKey(0), jax.random.key(0), jax.random.key(0, impl="rbg")])

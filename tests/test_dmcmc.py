@@ -55,7 +55,7 @@ def test_t_conditional_normalised_and_matches_brute_force(mixture_2d, log_prior)
     prior = (lambda t: 1.0) if log_prior is None else (lambda t: math.exp(log_prior(t)))
     edges = np.linspace(t_min, t_max, g + 1)
     for x in ([0.3, -0.4], [-2.0, 0.5], [1.0, 1.5]):
-        logp = dmcmc.t_conditional_log_probs(mixture_2d.log_prob_fn(PROC), jnp.array(x), grid, log_w)
+        logp = dmcmc.t_conditional_log_probs(mixture_2d.logdensity_fn(PROC), jnp.array(x), grid, log_w)
         p = np.exp(np.asarray(logp, np.float64))
         assert abs(p.sum() - 1.0) < 1e-5
         # brute force: mass of the continuous conditional p(t | x) ∝ p_t(x) pi(t) on each cell
@@ -89,7 +89,7 @@ def test_kernel_leaves_exact_joint_invariant(mixture_2d, x_move, seed):
     n, sweeps = 4000, 15
     grid, log_w = dmcmc.make_t_grid(0.05, 0.7, 64, lambda t: -3.0 * t)
     kernel = dmcmc.build_kernel(
-        PROC, mixture_2d.score_fn(PROC), grid, log_w, log_prob_fn=mixture_2d.log_prob_fn(PROC),
+        PROC, mixture_2d.score_fn(PROC), grid, log_w, log_prob_fn=mixture_2d.logdensity_fn(PROC),
         x_move=x_move, step_size=0.8 if x_move == "mala" else 0.5, num_x_steps=2,
     )
     key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
@@ -130,7 +130,7 @@ def test_dlg_t_marginal_and_denoised_samples_reach_target(mixture_2d):
     many seeds."""
     n = 4000
     res = dmcmc.dlg(
-        jax.random.PRNGKey(0), PROC, mixture_2d.score_fn(PROC), (2,), log_prob_fn=mixture_2d.log_prob_fn(PROC),
+        jax.random.PRNGKey(0), PROC, mixture_2d.score_fn(PROC), (2,), log_prob_fn=mixture_2d.logdensity_fn(PROC),
         num_chains=n, num_samples=1, burn_in=60, t_min=0.05, t_max=0.6, num_t_grid=64, step_size=0.8,
         num_x_steps=2, denoise_steps=25,
     )
@@ -154,7 +154,7 @@ def test_dlg_t_marginal_and_denoised_samples_reach_target(mixture_2d):
 def test_ula_and_nfe_accounting():
     gm = GaussianMixture(jnp.array([1.0]), jnp.array([[0.5, -0.5]]), jnp.array([[0.4, 0.6]]))
     res = dmcmc.dlg(
-        jax.random.PRNGKey(3), PROC, gm.score_fn(PROC), (2,), log_prob_fn=gm.log_prob_fn(PROC),
+        jax.random.PRNGKey(3), PROC, gm.score_fn(PROC), (2,), log_prob_fn=gm.logdensity_fn(PROC),
         x_move="ula", num_chains=16, num_samples=5, burn_in=10, thin=2, num_x_steps=3, num_t_grid=32,
         integrator="heun", denoise_steps=4, denoise_grid_kind="uniform",
     )
@@ -170,7 +170,7 @@ def test_ula_and_nfe_accounting():
     np.testing.assert_array_equal(np.asarray(res.t), np.asarray(res.t_trace[:, 10 + 1 :: 2]))
     # per-sweep costs of the adjusted moves (one re-initialising value_and_grad at the new t)
     grid, log_w = dmcmc.make_t_grid(0.1, 0.5, 8)
-    kw = dict(log_prob_fn=gm.log_prob_fn(PROC), num_x_steps=3)
+    kw = dict(log_prob_fn=gm.logdensity_fn(PROC), num_x_steps=3)
     assert dmcmc.build_kernel(PROC, gm.score_fn(PROC), grid, log_w, x_move="mala", **kw).nfe_per_step == 4
     k_hmc = dmcmc.build_kernel(PROC, gm.score_fn(PROC), grid, log_w, x_move="hmc", num_integration_steps=4, **kw)
     assert k_hmc.nfe_per_step == 13 and k_hmc.t_evals_per_step == 8 and k_hmc.t_move == "exact"
@@ -197,7 +197,7 @@ def test_noise_estimator_learns_the_conditional(mixture_2d):
     assert est.t_min == pytest.approx(0.05, abs=1e-6) and est.t_max == pytest.approx(0.7, abs=1e-6)
     assert float(fit.losses[-100:].mean()) < float(fit.losses[:20].mean())
     _, x = _exact_joint(jax.random.PRNGKey(2), mixture_2d, est.grid, est.log_weights, 2000)
-    exact = jax.vmap(lambda z: dmcmc.t_conditional_log_probs(mixture_2d.log_prob_fn(PROC), z, est.grid, est.log_weights))(x)
+    exact = jax.vmap(lambda z: dmcmc.t_conditional_log_probs(mixture_2d.logdensity_fn(PROC), z, est.grid, est.log_weights))(x)
     learned = jax.vmap(est.log_probs)(x)
     kl = lambda lp, lq: jnp.mean(jnp.sum(jnp.exp(lp) * (lp - lq), -1))  # noqa: E731
     kl_learned = float(kl(exact, learned))
@@ -220,7 +220,7 @@ def test_noise_estimator_learns_the_conditional(mixture_2d):
 def test_diagnostics_converged_single_gaussian():
     gm = GaussianMixture(jnp.array([1.0]), jnp.array([[0.5, -0.5]]), jnp.array([[0.4, 0.6]]))
     res = dmcmc.dlg(
-        jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), (2,), log_prob_fn=gm.log_prob_fn(PROC), num_chains=4,
+        jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), (2,), log_prob_fn=gm.logdensity_fn(PROC), num_chains=4,
         num_samples=300, burn_in=100, num_t_grid=32, denoise_steps=2,
     )
     idata = res.to_inference_data()
@@ -239,7 +239,7 @@ def test_diagnostics_converged_single_gaussian():
 # ------------------------------------------------------------------------------------------------
 # errors
 def _call(gm, **kw):
-    args = dict(log_prob_fn=gm.log_prob_fn(PROC), num_chains=2, num_samples=1, burn_in=1, num_t_grid=8, denoise_steps=1)
+    args = dict(log_prob_fn=gm.logdensity_fn(PROC), num_chains=2, num_samples=1, burn_in=1, num_t_grid=8, denoise_steps=1)
     args.update(kw)
     return dmcmc.dlg(jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), (2,), **args)
 
@@ -294,7 +294,7 @@ def test_dlg_checkpoint_resume_equals_uninterrupted_bitwise(tmp_path, monkeypatc
     proc = VP()
     gm = GaussianMixture(jnp.array([0.5, 0.5]), jnp.array([[-1.0, 0.0], [1.0, 0.5]]), jnp.full((2, 2), 0.3))
     score = gm.score_fn(proc)
-    kw = dict(log_prob_fn=gm.log_prob_fn(proc), num_chains=4, num_samples=3, burn_in=4, thin=2, denoise_steps=2,
+    kw = dict(log_prob_fn=gm.logdensity_fn(proc), num_chains=4, num_samples=3, burn_in=4, thin=2, denoise_steps=2,
               num_t_grid=8)
     ref = dmcmc.dlg(jax.random.PRNGKey(0), proc, score, (2,), **kw)
     write, calls = _io.write_files, []

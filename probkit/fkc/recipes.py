@@ -39,7 +39,7 @@ x' = x + h v(x, t_k) + η(t_k) √h z and log G = h r(x, t_k), both from the sam
 **Initial particles.** The reference at t = 1 is N(0, v I), v = ``process.prior_scale()²``;
 then q̃_1 ≈ ∏ N(0, v)^{b_i} ∝ N(0, v/B), so particles start from N(0, v/B) with the constant
 log-weight log ∫ q̃_1 = d(1-B)/2 log(2πv) - (d/2) log B (so ``log_evidence`` estimates
-log ∫ q̃_{t_min}). If exact noised log densities ``log_prob_fns`` are given, the start is
+log ∫ q̃_{t_min}). If exact noised log densities ``logdensity_fns`` are given, the start is
 reweighted to the exact q̃_1 instead, and Metropolis-adjusted correctors become available.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, 
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
-LogProbFn = Callable[[Array, Array], Array]
+LogDensityFn = Callable[[Array, Array], Array]
 
 __all__ = ["FKCParticle", "fkc_model", "weight_rate", "default_eta", "anneal", "product", "geometric", "cfg"]
 
@@ -104,7 +104,7 @@ def fkc_model(
     *,
     eta: float | Callable[[Array], Array] | None = 1.0,
     weighted: bool = True,
-    log_prob_fns: Sequence[LogProbFn] | None = None,
+    logdensity_fns: Sequence[LogDensityFn] | None = None,
 ) -> tuple[FeynmanKacModel, MoveTarget]:
     """The Feynman-Kac model of the path ∏ p_t^(i)^{b_i} (see the module docstring) and the
     :class:`~probkit.smc.MoveTarget` of its correctors (pass both to ``run_smc``).
@@ -147,19 +147,19 @@ def fkc_model(
     def log_potential(t, t_next, prev, new):
         return new.log_g
 
-    log_target = None
-    if log_prob_fns is not None:
+    target_logdensity = None
+    if logdensity_fns is not None:
 
-        def log_target(x, t):
-            return combine([fn(x, t) for fn in log_prob_fns])
+        def target_logdensity(x, t):
+            return combine([fn(x, t) for fn in logdensity_fns])
 
     init_log_weight = None
     if weighted:
-        if log_prob_fns is not None:
+        if logdensity_fns is not None:
 
             def init_log_weight(p):
                 log_ref = jnp.sum(jax.scipy.stats.norm.logpdf(p.x, 0.0, jnp.sqrt(var0 / big_b)))
-                return log_target(p.x, jnp.asarray(1.0, dtype)) - log_ref
+                return target_logdensity(p.x, jnp.asarray(1.0, dtype)) - log_ref
 
         else:
             log_z1 = 0.5 * dim * (1.0 - big_b) * jnp.log(2 * jnp.pi * var0) - 0.5 * dim * jnp.log(big_b)
@@ -168,10 +168,10 @@ def fkc_model(
                 return jnp.asarray(log_z1, dtype)
 
     return (FeynmanKacModel(init, transition, log_potential, init_log_weight),
-            MoveTarget(log_target, target_score, lambda p: p.x, lambda p, x, t: p._replace(x=x)))
+            MoveTarget(target_logdensity, target_score, lambda p: p.x, lambda p, x, t: p._replace(x=x)))
 
 
-def _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, log_prob_fns):
+def _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, logdensity_fns):
     if not isinstance(process, Process):
         raise ValueError(f"`process` must be a probkit.diffusion Process, got {type(process).__name__}")
     if len(score_fns) == 0 or not all(callable(f) for f in score_fns):
@@ -193,8 +193,8 @@ def _validate(process, score_fns, exponents, shape, num_particles, num_steps, gr
             eta = _checks.scalar("eta", eta, low=0.0, as_array=True)
         except ValueError:
             raise ValueError(f"`eta` must be a non-negative float (multiple of g) or a callable t -> multiple of g, got {eta!r}") from None
-    if log_prob_fns is not None and len(log_prob_fns) != len(score_fns):
-        raise ValueError(f"`log_prob_fns` must have one entry per score function ({len(score_fns)}), got {len(log_prob_fns)}")
+    if logdensity_fns is not None and len(logdensity_fns) != len(score_fns):
+        raise ValueError(f"`logdensity_fns` must have one entry per score function ({len(score_fns)}), got {len(logdensity_fns)}")
     example = jnp.zeros(shape, jnp.result_type(float))
     for i, fn in enumerate(score_fns):
         try:
@@ -205,8 +205,8 @@ def _validate(process, score_fns, exponents, shape, num_particles, num_steps, gr
 
 
 @eqx.filter_jit
-def _geometric_run(key, process, score_fns, exponents, shape, num_particles, ts, eta, weighted, log_prob_fns, config):
-    model, target = fkc_model(process, score_fns, exponents, shape, eta=eta, weighted=weighted, log_prob_fns=log_prob_fns)
+def _geometric_run(key, process, score_fns, exponents, shape, num_particles, ts, eta, weighted, logdensity_fns, config):
+    model, target = fkc_model(process, score_fns, exponents, shape, eta=eta, weighted=weighted, logdensity_fns=logdensity_fns)
     return run_model(key, model, num_particles, ts, config, nfe_per_step=len(score_fns), target=target)
 
 
@@ -223,7 +223,7 @@ def geometric(
     weighted: bool = True,
     grid: str = "uniform",
     t_min: float | None = None,
-    log_prob_fns: Sequence[LogProbFn] | None = None,
+    logdensity_fns: Sequence[LogDensityFn] | None = None,
     resampling: Any = "hilbert",
     ess_threshold: float = 1.0,
     corrector: Any = None,
@@ -253,7 +253,7 @@ def geometric(
       weighted: ``False`` runs the same proposal without FK weights (the uncorrected baseline;
         it never resamples).
       grid: ``time_grid`` kind; ``t_min``: end time (default ``process.t_min``).
-      log_prob_fns: optional exact noised log densities ``log p_t^(i)(x, t)``: exact initial
+      logdensity_fns: optional exact noised log densities ``log p_t^(i)(x, t)``: exact initial
         weights, and a log density for MALA/HMC correctors.
       resampling: ``"hilbert"`` (default: systematic resampling of the particles sorted along a
         Hilbert curve, :func:`probkit.smc.resampling.ordered`, which keeps the masses of separated
@@ -268,15 +268,15 @@ def geometric(
       ``log_evidence`` ≈ log ∫ ∏ p_{t_min}^(i)^{b_i} dx (meaningless when ``weighted=False``).
     """
     score_fns = tuple(score_fns)
-    log_prob_fns = None if log_prob_fns is None else tuple(log_prob_fns)
-    shape, b, eta = _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, log_prob_fns)
+    logdensity_fns = None if logdensity_fns is None else tuple(logdensity_fns)
+    shape, b, eta = _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, logdensity_fns)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
     if not weighted:  # equal weights: resampling would only duplicate particles
         ess_threshold = 0.0
-    config = make_config(num_particles, ts, log_prob_fns is not None, resampling=resampling, ess_threshold=ess_threshold,
+    config = make_config(num_particles, ts, logdensity_fns is not None, resampling=resampling, ess_threshold=ess_threshold,
                          corrector=corrector, sharding=sharding, progress=progress)
     out, flags = _geometric_run(key, process, score_fns, b, shape, int(num_particles), ts, eta, bool(weighted),
-                                log_prob_fns, config)
+                                logdensity_fns, config)
     return finish(out, flags)
 
 
@@ -288,7 +288,7 @@ def anneal(
     num_particles: int,
     num_steps: int,
     *,
-    log_prob_fn: LogProbFn | None = None,
+    logdensity_fn: LogDensityFn | None = None,
     **kwargs,
 ) -> WeightedParticles:
     """Sample p_0(x)^β / Z (temperature 1/β) from the score of p alone.
@@ -297,8 +297,8 @@ def anneal(
     JAX scalar. Keyword arguments as in :func:`geometric`.
     """
     beta = _checks.scalar("beta", beta, low=0.0, low_open=True, as_array=True)
-    lp = None if log_prob_fn is None else (log_prob_fn,)
-    return geometric(key, process, (score_fn,), jnp.reshape(beta, (1,)), num_particles, num_steps, log_prob_fns=lp,
+    lp = None if logdensity_fn is None else (logdensity_fn,)
+    return geometric(key, process, (score_fn,), jnp.reshape(beta, (1,)), num_particles, num_steps, logdensity_fns=lp,
                      **kwargs)
 
 
@@ -330,7 +330,7 @@ def cfg(
 ) -> WeightedParticles:
     """Classifier-free guidance p_uncond^{1-w} p_cond^w = :func:`geometric` with exponents (1 - w, w).
 
-    Weight rate -(g²/2) w(1 - w) ‖s_cond - s_uncond‖². ``log_prob_fns`` (if given) in the order
+    Weight rate -(g²/2) w(1 - w) ‖s_cond - s_uncond‖². ``logdensity_fns`` (if given) in the order
     (uncond, cond). ``guidance`` may be traced: ``jax.vmap`` over it sweeps guidance weights in
     one program.
     """

@@ -97,7 +97,7 @@ def fkc_variance_model(
     eta: float | Callable[[Array], Array] | None = None,
     rule: str = "euler",
     weight_schedule: Callable[[Array], Array] | None = None,
-    log_prob_fns: Sequence[Callable[[Array, Array], Array]] | None = None,
+    logdensity_fns: Sequence[Callable[[Array, Array], Array]] | None = None,
 ) -> tuple[FeynmanKacModel, MoveTarget]:
     """FKC model (Skreta et al. 2025, arXiv 2503.02819) with cached scores, the trapezoid rule
     for the weight increments and a weight schedule (see the module docstring).
@@ -122,11 +122,11 @@ def fkc_variance_model(
         rate = weight_rate(process, list(scores), b_arr, t, dim)
         return scores, rate.astype(dtype)
 
-    log_target = None
-    if log_prob_fns is not None:
+    target_logdensity = None
+    if logdensity_fns is not None:
 
-        def log_target(x, t):
-            return sum(bi * fn(x, t) for bi, fn in zip(b, log_prob_fns))
+        def target_logdensity(x, t):
+            return sum(bi * fn(x, t) for bi, fn in zip(b, logdensity_fns))
 
     def init(key):
         x = math.sqrt(var0 / big_b) * jax.random.normal(key, shape, dtype)
@@ -134,11 +134,11 @@ def fkc_variance_model(
         zero = jnp.zeros((), dtype)
         return VParticle(x, zero, scores, rate, zero)
 
-    if log_prob_fns is not None:
+    if logdensity_fns is not None:
 
         def init_log_weight(p):
             log_ref = -0.5 * (jnp.sum(p.x**2) * big_b / var0 + dim * math.log(2 * math.pi * var0 / big_b))
-            return log_target(p.x, jnp.asarray(1.0, dtype)) - log_ref
+            return target_logdensity(p.x, jnp.asarray(1.0, dtype)) - log_ref
 
     else:
         log_z1 = 0.5 * dim * (1.0 - big_b) * math.log(2 * math.pi * var0) - 0.5 * dim * math.log(big_b)
@@ -175,7 +175,7 @@ def fkc_variance_model(
         return sum(bi * fn(x, t) for bi, fn in zip(b, score_fns))
 
     return (FeynmanKacModel(init, transition, log_potential, init_log_weight),
-            MoveTarget(log_target, target_score, lambda p: p.x, set_position))
+            MoveTarget(target_logdensity, target_score, lambda p: p.x, set_position))
 
 
 # ----------------------------------------------------------------------------------------------

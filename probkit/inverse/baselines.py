@@ -154,7 +154,7 @@ def tds_model(
     t_end: float,
     *,
     twist_c: float = 1.0,
-    log_prob_fn: Callable[[Array, Array], Array] | None = None,
+    logdensity_fn: Callable[[Array, Array], Array] | None = None,
     t_start: float = 1.0,
 ) -> tuple[FeynmanKacModel, MoveTarget]:
     """The twisted diffusion sampler as a Feynman-Kac model (module docstring) and its
@@ -167,7 +167,7 @@ def tds_model(
         path = gaussian_path(likelihood, process, c=twist_c)
 
         def twist_of_x0(x0, t):  # N(y; A x0, s² + c r_t² AAᵀ) = l_t^{gauss}(α_t x0)
-            return path.log_l(process.alpha(t) * x0, t)
+            return path.loglikelihood_fn(process.alpha(t) * x0, t)
     else:
 
         def twist_of_x0(x0, t):
@@ -204,8 +204,8 @@ def tds_model(
 
     def init_log_weight(p):
         lw = p.log_twist
-        if log_prob_fn is not None:
-            lw = lw + log_prob_fn(p.x, jnp.asarray(t_start, dtype)) - process.prior_log_prob(p.x)
+        if logdensity_fn is not None:
+            lw = lw + logdensity_fn(p.x, jnp.asarray(t_start, dtype)) - process.prior_log_prob(p.x)
         return lw
 
     return FeynmanKacModel(init, transition, log_potential, init_log_weight), MoveTarget(position=lambda p: p.x)
@@ -223,7 +223,7 @@ def twisted_smc(
     vjp_cost: int = 2,
     grid: str = "uniform",
     t_min: float | None = None,
-    log_prob_fn: Callable[[Array, Array], Array] | None = None,
+    logdensity_fn: Callable[[Array, Array], Array] | None = None,
     resampling: str = "systematic",
     ess_threshold: float = 0.5,
     sharding: Any = None,
@@ -231,7 +231,7 @@ def twisted_smc(
 ) -> WeightedParticles:
     """Twisted diffusion sampler (Wu et al. 2023, arXiv 2306.17775) on the Feynman-Kac engine.
 
-    ``twist_c``: variance inflation c of the Gaussian twist (0: l(x̂_0(x))). ``log_prob_fn``:
+    ``twist_c``: variance inflation c of the Gaussian twist (0: l(x̂_0(x))). ``logdensity_fn``:
     optional exact noised prior log density for exact initial weights. NFE per step
     1 + ``vjp_cost`` (plus the same once at the start). Other arguments as in
     :func:`probkit.inverse.ensemble`.
@@ -242,13 +242,13 @@ def twisted_smc(
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
     config = make_config(num_particles, ts, resampling=resampling, ess_threshold=ess_threshold, sharding=sharding,
                          progress=progress)
-    out, flags = _tds_run(key, process, score_fn, likelihood, twist_c, log_prob_fn, int(num_particles), ts, config,
+    out, flags = _tds_run(key, process, score_fn, likelihood, twist_c, logdensity_fn, int(num_particles), ts, config,
                           1 + vjp_cost)
     return finish(out, flags)
 
 
 @eqx.filter_jit
-def _tds_run(key, process, score_fn, likelihood, twist_c, log_prob_fn, num_particles, ts, config, nfe):
+def _tds_run(key, process, score_fn, likelihood, twist_c, logdensity_fn, num_particles, ts, config, nfe):
     with jax.ensure_compile_time_eval():
-        model, target = tds_model(process, score_fn, likelihood, ts[-1], twist_c=twist_c, log_prob_fn=log_prob_fn)
+        model, target = tds_model(process, score_fn, likelihood, ts[-1], twist_c=twist_c, logdensity_fn=logdensity_fn)
     return run_model(key, model, num_particles, ts, config, nfe_per_step=nfe, nfe_init=nfe, target=target)

@@ -56,7 +56,7 @@ log ∫ p_{t_min}(x) l(x) dx ≈ log p(y).
 
 **Start.** For the Gaussian path q̃_1 ∝ N(0, v I) l_1 is Gaussian and sampled exactly
 (v = ``process.prior_scale()²``); otherwise particles start from N(0, v I) with weight l_1. If
-the exact noised prior log density ``log_prob_fn`` is given, the start is reweighted by
+the exact noised prior log density ``logdensity_fn`` is given, the start is reweighted by
 p_1 / N(0, v I) and Metropolis-adjusted correctors (``probkit.smc.mala``/``hmc``) become
 available.
 """
@@ -136,7 +136,7 @@ def ensemble_model(
     eta: float = 1.0,
     eta_ddim: float = 0.0,
     weighted: bool = True,
-    log_prob_fn: Callable[[Array, Array], Array] | None = None,
+    logdensity_fn: Callable[[Array, Array], Array] | None = None,
     t_start: float = 1.0,
     weights: str = "auto",
     proposal: str = "guided",
@@ -161,15 +161,15 @@ def ensemble_model(
     var0 = float(process.prior_scale()) ** 2
     dim = int(np.prod(shape))
     t0 = jnp.asarray(t_start, dtype)
-    grads = jax.value_and_grad(path.log_l, argnums=(0, 1))
+    grads = jax.value_and_grad(path.loglikelihood_fn, argnums=(0, 1))
     if weights not in WEIGHTS:
         raise ValueError(f"`weights` must be one of {WEIGHTS}, got {weights!r}")
     if proposal not in PROPOSALS:
         raise ValueError(f"`proposal` must be one of {PROPOSALS}, got {proposal!r}")
     if twist not in TWISTS:
         raise ValueError(f"`twist` must be one of {TWISTS}, got {twist!r}")
-    if twist == "denoised" and (path.log_l_denoised is None or weights == "rate" or proposal != "guided" or not weighted):
-        raise ValueError("`twist='denoised'` needs a path with `log_l_denoised`, transition weights, the guided proposal and weighted=True")
+    if twist == "denoised" and (path.denoised_loglikelihood_fn is None or weights == "rate" or proposal != "guided" or not weighted):
+        raise ValueError("`twist='denoised'` needs a path with `denoised_loglikelihood_fn`, transition weights, the guided proposal and weighted=True")
     if proposal == "adapted" and path.propose is None:
         raise ValueError(f"`proposal='adapted'` needs a likelihood path with an exact `propose` (the 'gaussian' path); {path.name!r} has none")
     noiseless = (integrator == "euler_maruyama" and eta == 0) or (integrator == "ddim" and eta_ddim == 0)
@@ -194,23 +194,23 @@ def ensemble_model(
         """log l̃_t(x̂_0(x)) (t_eff = 0: the exact likelihood at x) and the proposal's guidance
         ∇_{x0} log l̃ / α_t (∂x̂_0/∂x ≈ I/α_t: no gradient through the score)."""
         x0 = _denoise(x, s, t)
-        lt, g = jax.value_and_grad(path.log_l_denoised)(x0, t)
-        return jnp.where(t_eff == 0, path.log_l(x, t_eff), lt), g / process.alpha(t)
+        lt, g = jax.value_and_grad(path.denoised_loglikelihood_fn)(x0, t)
+        return jnp.where(t_eff == 0, path.loglikelihood_fn(x, t_eff), lt), g / process.alpha(t)
 
     def init(key):
         if twist == "denoised":
             x = math.sqrt(var0) * jax.random.normal(key, shape, dtype)
             s = score_fn(x, t0)
             log_tw, _ = _twist(x, s, t0, t0)
-            log_w = log_tw if log_prob_fn is None else log_tw + log_prob_fn(x, t0) - _log_ref(x)
+            log_w = log_tw if logdensity_fn is None else log_tw + logdensity_fn(x, t0) - _log_ref(x)
             return EnsembleParticle(x, jnp.asarray(log_w, dtype), s.astype(dtype), log_tw.astype(dtype))
         if path.init is not None:
             x, log_w = path.init(key, t0, var0)
         else:
             x = math.sqrt(var0) * jax.random.normal(key, shape, dtype)
-            log_w = path.log_l(x, t0)
-        if log_prob_fn is not None:
-            log_w = log_w + log_prob_fn(x, t0) - _log_ref(x)
+            log_w = path.loglikelihood_fn(x, t0)
+        if logdensity_fn is not None:
+            log_w = log_w + logdensity_fn(x, t0) - _log_ref(x)
         return EnsembleParticle(x.astype(dtype), jnp.asarray(log_w, dtype))
 
     def transition(key, t, t_next, p):
@@ -233,7 +233,7 @@ def ensemble_model(
             return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype), s_new.astype(dtype), log_tw.astype(dtype))
         s = score_fn(x, t)
         if not weighted:
-            u = jax.grad(path.log_l)(x, t)
+            u = jax.grad(path.loglikelihood_fn)(x, t)
             log_g = jnp.zeros((), dtype)
         elif weights == "rate":
             log_l_x, (u, dt_log_l) = grads(x, t)
@@ -243,10 +243,10 @@ def ensemble_model(
             # locally optimal proposal: x' ~ K(x, ·) l_{t'} / Z(x), weight Z(x) / l_t(x)
             b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
             x_new, log_z = path.propose(k_move, b + c * s, var, t_n)
-            log_g = log_z - path.log_l(x, t)
+            log_g = log_z - path.loglikelihood_fn(x, t)
             return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype))
         else:
-            log_l_x, u = jax.value_and_grad(path.log_l)(x, t)
+            log_l_x, u = jax.value_and_grad(path.loglikelihood_fn)(x, t)
         total = s + u
         if integrator == "euler_maruyama":
             g2 = process.diffusion(t) ** 2
@@ -265,9 +265,9 @@ def ensemble_model(
             shift = c * u
             resid = x_new - (b + c * total)
             log_ratio = -(jnp.sum(resid * shift) + 0.5 * jnp.sum(shift**2)) / var
-            log_g = path.log_l(x_new, t_n) - log_l_x + log_ratio
+            log_g = path.loglikelihood_fn(x_new, t_n) - log_l_x + log_ratio
         elif weighted and t_end is not None:
-            log_g = log_g + jnp.where(t_n == 0, path.log_l(x_new, t_n) - path.log_l(x_new, t_next), 0.0)
+            log_g = log_g + jnp.where(t_n == 0, path.loglikelihood_fn(x_new, t_n) - path.loglikelihood_fn(x_new, t_next), 0.0)
         return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype))
 
     def log_potential(t, t_next, prev, new):
@@ -277,13 +277,13 @@ def ensemble_model(
         # the intermediate target's likelihood factor at (x, t) (recomputes the score)
         if twist == "denoised":
             return _twist(x, score_fn(x, t), t, _t_eff(t))[0]
-        return path.log_l(x, _t_eff(t))
+        return path.loglikelihood_fn(x, _t_eff(t))
 
-    log_target = None
-    if log_prob_fn is not None:
+    target_logdensity = None
+    if logdensity_fn is not None:
 
-        def log_target(x, t):
-            return log_prob_fn(x, t) + _log_twist_at(x, t)
+        def target_logdensity(x, t):
+            return logdensity_fn(x, t) + _log_twist_at(x, t)
 
     def target_score(x, t):
         return score_fn(x, t) + jax.grad(_log_twist_at)(x, t)
@@ -296,7 +296,7 @@ def ensemble_model(
         return p._replace(x=x)
 
     return (FeynmanKacModel(init, transition, log_potential, (lambda p: p.log_g) if weighted else None),
-            MoveTarget(log_target, target_score, lambda p: p.x, set_position))
+            MoveTarget(target_logdensity, target_score, lambda p: p.x, set_position))
 
 
 def validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid):
@@ -342,7 +342,7 @@ def ensemble(
     weighted: bool = True,
     grid: str = "uniform",
     t_min: float | None = None,
-    log_prob_fn: Callable[[Array, Array], Array] | None = None,
+    logdensity_fn: Callable[[Array, Array], Array] | None = None,
     resampling: str = "systematic",
     ess_threshold: float = 0.5,
     corrector: Any = None,
@@ -356,7 +356,7 @@ def ensemble(
     ensemble of Chen et al. (2025, arXiv 2506.03979), on the Feynman-Kac engine.
 
     Compiled once per configuration: the observation ``y``, the operator's arrays and the arrays
-    inside ``score_fn`` / ``log_prob_fn`` (``jax.tree_util.Partial``) are traced, so a new
+    inside ``score_fn`` / ``logdensity_fn`` (``jax.tree_util.Partial``) are traced, so a new
     observation of the same shape reuses the compiled program, and ``jax.vmap`` over ``y``
     solves a batch of problems in one program.
 
@@ -375,7 +375,7 @@ def ensemble(
         (``eta_ddim``); the weights are the same for all (the rate is η-independent).
       weighted: ``False`` runs the guided proposal without weights (an ablation).
       grid, t_min: time grid (``probkit.diffusion.time_grid``).
-      log_prob_fn: optional exact noised prior log density ``(x, t) -> log p_t(x)``: exact
+      logdensity_fn: optional exact noised prior log density ``(x, t) -> log p_t(x)``: exact
         start weights and MALA/HMC correctors.
       resampling, ess_threshold, corrector, sharding, progress: as in :func:`probkit.smc.run_smc`.
       twist: ``"denoised"`` (default: the path's likelihood at Tweedie's x̂_0(x), cached score,
@@ -407,9 +407,9 @@ def ensemble(
         twist = "path" if (weights == "rate" or proposal == "adapted" or not weighted or noiseless) else "denoised"
     _checks.choice("twist", twist, TWISTS)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    config = make_config(num_particles, ts, log_prob_fn is not None, resampling=resampling, ess_threshold=ess_threshold,
+    config = make_config(num_particles, ts, logdensity_fn is not None, resampling=resampling, ess_threshold=ess_threshold,
                          corrector=corrector, sharding=sharding, progress=progress)
-    options = dict(integrator=integrator, eta=eta, eta_ddim=eta_ddim, weighted=bool(weighted), log_prob_fn=log_prob_fn,
+    options = dict(integrator=integrator, eta=eta, eta_ddim=eta_ddim, weighted=bool(weighted), logdensity_fn=logdensity_fn,
                    weights=weights, proposal=proposal, twist=twist,
                    t_end=None if (weights == "rate" and twist == "path") else "grid")
     out, flags = _ensemble_run(key, process, score_fn, likelihood, likelihood_path, dict(path_options or {}),

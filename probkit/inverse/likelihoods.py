@@ -26,12 +26,12 @@ l_0 = l — the path only changes the variance of the weights — so we offer tw
   Laplacian is only used by the ensemble sampler's ``weights="rate"``; its default transition
   weights need values of l_t only.
 
-Both paths also give ``log_l_denoised(x0, t)``, the path's likelihood at a denoised estimate x0
+Both paths also give ``denoised_loglikelihood_fn(x0, t)``, the path's likelihood at a denoised estimate x0
 of the clean signal (the ensemble sampler's default ``twist="denoised"``), and the Gaussian path
 gives ``propose`` (exact draws from a Gaussian kernel times l_t, with the normaliser).
 
-A path is a :class:`LikelihoodPath` of pure functions of ONE particle: ``log_l(x, t)`` and
-``laplacian(key, x, t)``; ∇ₓ log l_t and ∂_t log l_t come from autodiff of ``log_l`` (they never
+A path is a :class:`LikelihoodPath` of pure functions of ONE particle: ``loglikelihood_fn(x, t)``
+and ``laplacian(key, x, t)``; ∇ₓ log l_t and ∂_t log l_t come from its autodiff (they never
 touch the score network).
 """
 from __future__ import annotations
@@ -93,7 +93,7 @@ class LikelihoodPath(NamedTuple):
     """A path l_t with l_0 = l, as pure functions of ONE particle.
 
     Attributes:
-      log_l: ``(x, t) -> log l_t(x)``.
+      loglikelihood_fn: ``(x, t) -> log l_t(x)``.
       laplacian: ``(key, x, t) -> Δₓ log l_t(x)`` (exact or an unbiased estimate).
       init: optional exact sampler of q̃_{t0} ∝ N(0, v I) l_{t0}: ``(key, t0, v) -> (x, log Z)``
         with log Z = log ∫ N(x; 0, v I) l_{t0}(x) dx; ``None``: start from N(0, v I) weighted by
@@ -104,19 +104,19 @@ class LikelihoodPath(NamedTuple):
         ``(key, mean, var, t) -> (x, log Z)`` with x ~ N(mean, var I) l_t(x) / Z and
         log Z = log ∫ N(x; mean, var I) l_t(x) dx (``var`` ≥ 0; ``var = 0`` gives x = mean).
         Used by the ensemble sampler's locally optimal ("adapted") proposal.
-      log_l_denoised: optional ``(x0, t) -> log l̃_t`` the path's likelihood as a function of a
+      denoised_loglikelihood_fn: optional ``(x0, t) -> log l̃_t`` the path's likelihood as a function of a
         denoised estimate x0 of the clean signal (Gaussian path: N(y; A x0, s_y² I + c r_t² A Aᵀ);
         tempered path: λ(t) log l(x0)); l̃_0 = l. Used by the ensemble sampler's
         ``twist="denoised"`` (x0 = Tweedie's x̂_0(x) from the cached score).
     """
 
-    log_l: Callable[[Array, Array], Array]
+    loglikelihood_fn: Callable[[Array, Array], Array]
     laplacian: Callable[[Array, Array, Array], Array]
     init: Callable[[Array, Array, float], tuple[Array, Array]] | None
     name: str
     estimated_laplacian: bool = False
     propose: Callable[[Array, Array, Array, Array], tuple[Array, Array]] | None = None
-    log_l_denoised: Callable[[Array, Array], Array] | None = None
+    denoised_loglikelihood_fn: Callable[[Array, Array], Array] | None = None
 
 
 # ----------------------------------------------------------------------------------------------
