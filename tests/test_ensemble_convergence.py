@@ -11,7 +11,8 @@ import pytest
 from probkit import inverse
 from probkit.diagnostics.metrics import sliced_wasserstein
 from probkit.diffusion import VP, time_grid
-from probkit.inverse.ensemble import EnsembleParticle, _kernel_coefs, weight_rate
+from probkit.inverse.ensemble import _kernel_coefs, weight_rate
+from probkit.smc import Particle
 from probkit.models import GaussianMixture
 from probkit.smc import run_smc
 
@@ -107,7 +108,7 @@ def test_transition_weight_is_exact_density_ratio(integrator):
     x = jnp.array([0.3, -1.0, 0.5, 2.0])
     for t, t_next in ((0.8, 0.79), (0.1, 0.095)):
         t, t_next = jnp.asarray(t), jnp.asarray(t_next)
-        new = model.transition(jax.random.PRNGKey(3), t, t_next, EnsembleParticle(x, jnp.zeros(())))
+        new = model.transition(jax.random.PRNGKey(3), t, t_next, Particle(x, jnp.zeros(())))
         s, u = sf(x, t), jax.grad(path.loglikelihood_fn)(x, t)
         if integrator == "euler_maruyama":
             h, g2 = t - t_next, proc.diffusion(t) ** 2

@@ -89,7 +89,7 @@ def _init_plain(x: Array) -> IntegratorState:
 
 def _x0_and_eps(process: Process, score_fn: ScoreFn, x: Array, t: Array) -> tuple[Array, Array]:
     s = score_fn(x, t)
-    return denoise(process, lambda *_: s, x, t), -process.sigma(t) * s  # Tweedie x0; eps = -sigma s
+    return denoise(process, x, s, t), -process.sigma(t) * s  # Tweedie x0; eps = -sigma s
 
 
 def _euler_maruyama(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Integrator:
@@ -138,7 +138,7 @@ def _dpm_solver_2m(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Inte
     def step(key, state, t, t_next):
         x = state.x
         d_prev, h_prev, n = state.aux
-        x0 = denoise(process, score_fn, x, t)
+        x0 = denoise(process, x, score_fn(x, t), t)
         h = 0.5 * (process.log_snr(t_next) - process.log_snr(t))
         r = h_prev / h
         d = jnp.where(n > 0, (1.0 + 0.5 / r) * x0 - (0.5 / r) * d_prev, x0)

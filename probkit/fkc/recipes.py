@@ -44,7 +44,8 @@ reweighted to the exact q̃_1 instead, and Metropolis-adjusted correctors become
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+import math
+from typing import Any, Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -54,20 +55,13 @@ from probkit import _checks
 from probkit.diffusion.schedules import GRIDS, Process, time_grid
 from probkit.diffusion.sde import check_score_output, euler_maruyama_step
 from probkit.smc.correctors import MoveTarget
-from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, make_config, run_model
+from probkit.smc.feynman_kac import FeynmanKacModel, Particle, WeightedParticles, finish, make_config, run_model
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
 LogDensityFn = Callable[[Array, Array], Array]
 
-__all__ = ["FKCParticle", "fkc_model", "weight_rate", "default_eta", "anneal", "product", "geometric", "cfg"]
-
-
-class FKCParticle(NamedTuple):
-    """One particle: position ``x`` and the cached log-potential of the step that produced it."""
-
-    x: Array
-    log_g: Array
+__all__ = ["fkc_model", "weight_rate", "default_eta", "anneal", "product", "geometric", "cfg"]
 
 
 def weight_rate(process: Process, scores: Sequence[Array], exponents: Array, t: Array, dim: int) -> Array:
@@ -111,16 +105,14 @@ def fkc_model(
 
     ``eta``: noise level as a multiple of g(t) (1: reverse SDE, 0: probability-flow ODE), a
     number or a callable ``t -> multiple``, or ``None`` for :func:`default_eta`. ``weighted=False`` drops the FK weights (the
-    plain composed-score SDE, for comparisons). Particles are :class:`FKCParticle`;
+    plain composed-score SDE, for comparisons). Particles are :class:`~probkit.smc.Particle`;
     ``exponents`` may be traced.
     """
     dtype = jnp.result_type(float)
     b = jnp.asarray(exponents, dtype)
     big_b = jnp.sum(b)
     shape = tuple(int(s) for s in shape)
-    dim = 1
-    for s_ in shape:
-        dim *= s_
+    dim = math.prod(shape)
     var0 = process.prior_scale() ** 2
     eta_of_t = _eta_fn(process, eta)
 
@@ -132,7 +124,7 @@ def fkc_model(
 
     def init(key):
         x = jnp.sqrt(var0 / big_b) * jax.random.normal(key, shape, dtype)
-        return FKCParticle(x, jnp.zeros((), dtype))
+        return Particle(x, jnp.zeros((), dtype))
 
     def transition(key, t, t_next, p):
         h = t - t_next
@@ -142,7 +134,7 @@ def fkc_model(
         z = jax.random.normal(key, x.shape, x.dtype)
         x_new = euler_maruyama_step(process, x, total, t, h, z, eta_of_t(t))
         log_g = h * weight_rate(process, scores, b, t, dim) if weighted else jnp.zeros((), dtype)
-        return FKCParticle(x_new.astype(dtype), log_g.astype(dtype))
+        return Particle(x_new.astype(dtype), log_g.astype(dtype))
 
     def log_potential(t, t_next, prev, new):
         return new.log_g
@@ -158,8 +150,7 @@ def fkc_model(
         if logdensity_fns is not None:
 
             def init_log_weight(p):
-                log_ref = jnp.sum(jax.scipy.stats.norm.logpdf(p.x, 0.0, jnp.sqrt(var0 / big_b)))
-                return target_logdensity(p.x, jnp.asarray(1.0, dtype)) - log_ref
+                return target_logdensity(p.x, jnp.asarray(1.0, dtype)) - process.prior_log_prob(p.x, big_b)
 
         else:
             log_z1 = 0.5 * dim * (1.0 - big_b) * jnp.log(2 * jnp.pi * var0) - 0.5 * dim * jnp.log(big_b)

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from probkit.diffusion.schedules import Process
+from probkit.diffusion.sde import euler_maruyama_step
 from probkit.fkc.recipes import _eta_fn, weight_rate
 from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel
@@ -137,8 +138,7 @@ def fkc_variance_model(
     if logdensity_fns is not None:
 
         def init_log_weight(p):
-            log_ref = -0.5 * (jnp.sum(p.x**2) * big_b / var0 + dim * math.log(2 * math.pi * var0 / big_b))
-            return target_logdensity(p.x, jnp.asarray(1.0, dtype)) - log_ref
+            return target_logdensity(p.x, jnp.asarray(1.0, dtype)) - process.prior_log_prob(p.x, big_b)
 
     else:
         log_z1 = 0.5 * dim * (1.0 - big_b) * math.log(2 * math.pi * var0) - 0.5 * dim * math.log(big_b)
@@ -149,11 +149,8 @@ def fkc_variance_model(
     def transition(key, t, t_next, p):
         h = t - t_next
         total = jnp.tensordot(b_arr, p.scores, axes=1)
-        g2 = process.diffusion(t) ** 2
-        eta_t = eta_of_t(t)
-        drift = -process.drift(p.x, t) + 0.5 * (g2 + eta_t**2) * total
         z = jax.random.normal(key, p.x.shape, p.x.dtype)
-        x_new = p.x + h * drift + eta_t * jnp.sqrt(h) * z
+        x_new = euler_maruyama_step(process, p.x, total, t, h, z, eta_of_t(t))
         scores, rate = cache(x_new, t_next)
         inc = h * p.rate if rule == "euler" else 0.5 * h * (p.rate + rate)
         if weight_schedule is None:

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 
 from probkit.diffusion.integrators import IntegratorState, make_integrator
 from probkit.diffusion.schedules import Process, time_grid
-from probkit.diffusion.sde import denoise
+from probkit.diffusion.sde import denoise, euler_maruyama_kernel
 from probkit.inverse.ensemble import validate_problem
 from probkit.inverse.likelihoods import Likelihood, gaussian_path
 from probkit import _checks
@@ -60,7 +60,7 @@ def _denoiser_vjp(process: Process, score_fn: ScoreFn, x: Array, t: Array):
 
     def x0_fn(z):
         s = score_fn(z, t)
-        return denoise(process, lambda *_: s, z, t), s
+        return denoise(process, z, s, t), s
 
     return jax.vjp(x0_fn, x, has_aux=True)
 
@@ -184,10 +184,9 @@ def tds_model(
         s, g, lt = evaluate(x, jnp.asarray(t_start, dtype))
         return TDSParticle(x, s, g, lt)
 
-    def _means(p, t, h):
-        g2 = process.diffusion(t) ** 2
-        base = p.x + h * (-process.drift(p.x, t) + g2 * p.score)
-        return base, base + h * g2 * p.grad_twist, g2 * h
+    def _means(p, t, h):  # the reverse SDE's Euler-Maruyama kernel with the prior / twisted score
+        b, c, std = euler_maruyama_kernel(process, p.x, t, h)
+        return b + c * p.score, b + c * (p.score + p.grad_twist), std**2
 
     def transition(key, t, t_next, p):
         h = t - t_next

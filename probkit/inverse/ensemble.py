@@ -63,37 +63,25 @@ available.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from probkit import _checks
-from probkit.diffusion.integrators import IntegratorState, make_integrator
 from probkit.diffusion.schedules import GRIDS, Process, time_grid
-from probkit.diffusion.sde import check_score_output
+from probkit.diffusion.sde import check_score_output, denoise, euler_maruyama_kernel
 from probkit.inverse.likelihoods import Likelihood, LikelihoodPath, make_path
 from probkit.smc.correctors import MoveTarget
-from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, make_config, run_model
+from probkit.smc.feynman_kac import FeynmanKacModel, Particle, WeightedParticles, finish, make_config, run_model
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
 
-__all__ = ["EnsembleParticle", "weight_rate", "ensemble_model", "ensemble", "ENSEMBLE_INTEGRATORS"]
+__all__ = ["weight_rate", "ensemble_model", "ensemble", "ENSEMBLE_INTEGRATORS"]
 
 ENSEMBLE_INTEGRATORS = ("euler_maruyama", "ddpm", "ddim")
-
-
-class EnsembleParticle(NamedTuple):
-    """Position ``x``, the cached log-potential of the step that produced it and, for
-    ``twist="denoised"``, the cached score and log-twist at (x, t)."""
-
-    x: Array
-    log_g: Array
-    score: Array | None = None
-    log_l: Array | None = None
 
 
 def weight_rate(process: Process, x: Array, t: Array, score: Array, u: Array, dt_log_l: Array, lap: Array) -> Array:
@@ -111,11 +99,9 @@ TWISTS = ("path", "denoised")
 def _kernel_coefs(process: Process, integrator: str, eta: float, eta_ddim: float, x: Array, t: Array, t_next: Array):
     """The prior chain's Gaussian kernel x' ~ N(b + c·score, var I) of one step t -> t_next:
     ``(b, c, var)`` with the mean affine in the score (so the guided mean is b + c (s + u))."""
-    h = t - t_next
     if integrator == "euler_maruyama":
-        g2 = process.diffusion(t) ** 2
-        eta2 = eta**2 * g2
-        return x - h * process.drift(x, t), 0.5 * h * (g2 + eta2), eta2 * h
+        b, c, std = euler_maruyama_kernel(process, x, t, t - t_next, eta * process.diffusion(t))
+        return b, c, std**2
     # DDPM / DDIM (probkit.diffusion.make_integrator): x' = a' x̂0 + sqrt(s'^2 - c2) eps + sqrt(c2) z,
     # x̂0 = (x + σ² s)/α, eps = -σ s
     eta_c = 1.0 if integrator == "ddpm" else eta_ddim
@@ -145,7 +131,7 @@ def ensemble_model(
 ) -> tuple[FeynmanKacModel, MoveTarget]:
     """The Feynman-Kac model of the posterior path p_t l_t (module docstring) and the
     :class:`~probkit.smc.MoveTarget` of its correctors. Particles are
-    :class:`EnsembleParticle`; ``weighted=False`` gives the same guided proposal without weights.
+    :class:`~probkit.smc.Particle`; ``weighted=False`` gives the same guided proposal without weights.
 
     ``weights``: ``"auto"`` (``"transition"`` unless the kernel is noiseless and the proposal
     guided), ``"transition"`` (telescoped log l_t plus the exact log-ratio of the prior
@@ -159,7 +145,6 @@ def ensemble_model(
     shape = tuple(int(s) for s in shape)
     dtype = jnp.result_type(float)
     var0 = float(process.prior_scale()) ** 2
-    dim = int(np.prod(shape))
     t0 = jnp.asarray(t_start, dtype)
     grads = jax.value_and_grad(path.loglikelihood_fn, argnums=(0, 1))
     if weights not in WEIGHTS:
@@ -168,13 +153,13 @@ def ensemble_model(
         raise ValueError(f"`proposal` must be one of {PROPOSALS}, got {proposal!r}")
     if twist not in TWISTS:
         raise ValueError(f"`twist` must be one of {TWISTS}, got {twist!r}")
+    noiseless = (integrator == "euler_maruyama" and eta == 0) or (integrator == "ddim" and eta_ddim == 0)
+    if weights == "auto":
+        weights = "rate" if (noiseless and proposal == "guided") else "transition"
     if twist == "denoised" and (path.denoised_loglikelihood_fn is None or weights == "rate" or proposal != "guided" or not weighted):
         raise ValueError("`twist='denoised'` needs a path with `denoised_loglikelihood_fn`, transition weights, the guided proposal and weighted=True")
     if proposal == "adapted" and path.propose is None:
         raise ValueError(f"`proposal='adapted'` needs a likelihood path with an exact `propose` (the 'gaussian' path); {path.name!r} has none")
-    noiseless = (integrator == "euler_maruyama" and eta == 0) or (integrator == "ddim" and eta_ddim == 0)
-    if weights == "auto":
-        weights = "rate" if (noiseless and proposal == "guided") else "transition"
     if weighted and weights == "transition" and proposal == "guided" and noiseless:
         raise ValueError("`weights='transition'` needs a noisy kernel (eta > 0, or ddim with eta_ddim > 0); use weights='rate' or proposal='adapted'")
 
@@ -184,16 +169,10 @@ def ensemble_model(
             return t_next
         return jnp.where(t_next <= t_end, jnp.zeros_like(t_next), t_next)
 
-    def _log_ref(x):
-        return -0.5 * (jnp.sum(x**2) / var0 + dim * math.log(2 * math.pi * var0))
-
-    def _denoise(x, s, t):
-        return (x + process.sigma(t) ** 2 * s) / process.alpha(t)
-
     def _twist(x, s, t, t_eff):
         """log l̃_t(x̂_0(x)) (t_eff = 0: the exact likelihood at x) and the proposal's guidance
         ∇_{x0} log l̃ / α_t (∂x̂_0/∂x ≈ I/α_t: no gradient through the score)."""
-        x0 = _denoise(x, s, t)
+        x0 = denoise(process, x, s, t)
         lt, g = jax.value_and_grad(path.denoised_loglikelihood_fn)(x0, t)
         return jnp.where(t_eff == 0, path.loglikelihood_fn(x, t_eff), lt), g / process.alpha(t)
 
@@ -202,73 +181,49 @@ def ensemble_model(
             x = math.sqrt(var0) * jax.random.normal(key, shape, dtype)
             s = score_fn(x, t0)
             log_tw, _ = _twist(x, s, t0, t0)
-            log_w = log_tw if logdensity_fn is None else log_tw + logdensity_fn(x, t0) - _log_ref(x)
-            return EnsembleParticle(x, jnp.asarray(log_w, dtype), s.astype(dtype), log_tw.astype(dtype))
+            log_w = log_tw if logdensity_fn is None else log_tw + logdensity_fn(x, t0) - process.prior_log_prob(x)
+            return Particle(x, jnp.asarray(log_w, dtype), s.astype(dtype), log_tw.astype(dtype))
         if path.init is not None:
             x, log_w = path.init(key, t0, var0)
         else:
             x = math.sqrt(var0) * jax.random.normal(key, shape, dtype)
             log_w = path.loglikelihood_fn(x, t0)
         if logdensity_fn is not None:
-            log_w = log_w + logdensity_fn(x, t0) - _log_ref(x)
-        return EnsembleParticle(x.astype(dtype), jnp.asarray(log_w, dtype))
+            log_w = log_w + logdensity_fn(x, t0) - process.prior_log_prob(x)
+        return Particle(x.astype(dtype), jnp.asarray(log_w, dtype))
 
     def transition(key, t, t_next, p):
-        h = t - t_next
         x = p.x
         k_lap, k_move = jax.random.split(key)
         t_n = _t_eff(t_next)
-        if twist == "denoised":
-            # twisted proposal with the cached score; weight l̃_{t'}(x') K / (Q l̃_t(x))
-            s = p.score
-            _, u = _twist(x, s, t, t)
-            b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
-            z = jax.random.normal(k_move, x.shape, x.dtype)
-            shift = c * u
-            x_new = b + c * s + shift + jnp.sqrt(var) * z
-            log_ratio = -(jnp.sum(z * shift) / jnp.sqrt(var) + 0.5 * jnp.sum(shift**2) / var)
+        b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
+        if twist == "denoised":  # twisted proposal with the cached score
+            s, log_l_x, u = p.score, p.log_l, _twist(x, p.score, t, t)[1]
+        else:
+            s = score_fn(x, t)
+            if proposal == "adapted":  # locally optimal proposal x' ~ K(x, ·) l_{t'} / Z(x), weight Z(x) / l_t(x)
+                x_new, log_z = path.propose(k_move, b + c * s, var, t_n)
+                return Particle(x_new.astype(dtype), (log_z - path.loglikelihood_fn(x, t)).astype(dtype))
+            log_l_x, (u, dt_log_l) = grads(x, t)
+        # the prior chain's kernel (Euler-Maruyama, DDPM or DDIM) driven by the guided score s + u
+        z = jax.random.normal(k_move, x.shape, x.dtype)
+        x_new = b + c * (s + u) + jnp.sqrt(var) * z
+        if weighted and weights == "transition":  # log N(x'; m_p, var) - log N(x'; m_q, var), m_q - m_p = c u
+            log_ratio = -(jnp.sum(z * c * u) / jnp.sqrt(var) + 0.5 * jnp.sum((c * u) ** 2) / var)
+        if twist == "denoised":  # weight l̃_{t'}(x') K / (Q l̃_t(x)), caching the score and twist at x'
             s_new = score_fn(x_new, t_next)
             log_tw, _ = _twist(x_new, s_new, t_next, t_n)
-            log_g = log_tw - p.log_l + log_ratio
-            return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype), s_new.astype(dtype), log_tw.astype(dtype))
-        s = score_fn(x, t)
+            return Particle(x_new.astype(dtype), (log_tw - log_l_x + log_ratio).astype(dtype), s_new.astype(dtype),
+                            log_tw.astype(dtype))
         if not weighted:
-            u = jax.grad(path.loglikelihood_fn)(x, t)
             log_g = jnp.zeros((), dtype)
         elif weights == "rate":
-            log_l_x, (u, dt_log_l) = grads(x, t)
-            lap = path.laplacian(k_lap, x, t)
-            log_g = h * weight_rate(process, x, t, s, u, dt_log_l, lap)
-        elif proposal == "adapted":
-            # locally optimal proposal: x' ~ K(x, ·) l_{t'} / Z(x), weight Z(x) / l_t(x)
-            b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
-            x_new, log_z = path.propose(k_move, b + c * s, var, t_n)
-            log_g = log_z - path.loglikelihood_fn(x, t)
-            return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype))
-        else:
-            log_l_x, u = jax.value_and_grad(path.loglikelihood_fn)(x, t)
-        total = s + u
-        if integrator == "euler_maruyama":
-            g2 = process.diffusion(t) ** 2
-            eta_t = eta * process.diffusion(t)
-            drift = -process.drift(x, t) + 0.5 * (g2 + eta_t**2) * total
-            z = jax.random.normal(k_move, x.shape, x.dtype)
-            x_new = x + h * drift + eta_t * jnp.sqrt(h) * z
-        else:
-            # the library's DDPM / DDIM step with the guided score (already evaluated: the
-            # integrator calls its score once, at (x, t), so the network is not called again)
-            integ = make_integrator(integrator, process, lambda x_, t_: total, eta_ddim=eta_ddim)
-            x_new = integ.step(k_move, IntegratorState(x, ()), t, t_next).x
-        if weighted and weights == "transition":
-            # telescoped log l plus log N(x'; m_p, var) - log N(x'; m_q, var), m_q - m_p = c u
-            b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
-            shift = c * u
-            resid = x_new - (b + c * total)
-            log_ratio = -(jnp.sum(resid * shift) + 0.5 * jnp.sum(shift**2)) / var
+            log_g = (t - t_next) * weight_rate(process, x, t, s, u, dt_log_l, path.laplacian(k_lap, x, t))
+            if t_end is not None:
+                log_g = log_g + jnp.where(t_n == 0, path.loglikelihood_fn(x_new, t_n) - path.loglikelihood_fn(x_new, t_next), 0.0)
+        else:  # telescoped log l plus the kernels' log-ratio
             log_g = path.loglikelihood_fn(x_new, t_n) - log_l_x + log_ratio
-        elif weighted and t_end is not None:
-            log_g = log_g + jnp.where(t_n == 0, path.loglikelihood_fn(x_new, t_n) - path.loglikelihood_fn(x_new, t_next), 0.0)
-        return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype))
+        return Particle(x_new.astype(dtype), log_g.astype(dtype))
 
     def log_potential(t, t_next, prev, new):
         return new.log_g

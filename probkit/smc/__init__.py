@@ -7,6 +7,7 @@ from probkit.smc.correctors import Corrector, MoveTarget, from_blackjax, hmc, la
 from probkit.smc.feynman_kac import (
     RESAMPLING,
     FeynmanKacModel,
+    Particle,
     SMCConfig,
     SMCState,
     StepInfo,
@@ -20,7 +21,7 @@ from probkit.smc.feynman_kac import (
 )
 
 __all__ = [
-    "FeynmanKacModel", "MoveTarget", "SMCConfig", "SMCState", "StepInfo", "WeightedParticles", "RESAMPLING",
+    "FeynmanKacModel", "MoveTarget", "Particle", "SMCConfig", "SMCState", "StepInfo", "WeightedParticles", "RESAMPLING",
     "smc_init", "smc_step", "run_smc", "check_history",
     "correctors", "Corrector", "from_blackjax", "mala", "hmc", "langevin", "ula", "run_model", "finish",
 ]

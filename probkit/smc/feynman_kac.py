@@ -96,6 +96,7 @@ PyTree = Any
 
 __all__ = [
     "FeynmanKacModel",
+    "Particle",
     "SMCConfig",
     "SMCState",
     "StepInfo",
@@ -126,6 +127,17 @@ class FeynmanKacModel(NamedTuple):
     transition: Callable[[Array, Array, Array, PyTree], PyTree]
     log_potential: Callable[[Array, Array, PyTree, PyTree], Array]
     init_log_weight: Callable[[PyTree], Array] | None = None
+
+
+class Particle(NamedTuple):
+    """The particle of the diffusion samplers (``probkit.fkc``, ``probkit.inverse``): position
+    ``x``, the cached log-potential ``log_g`` of the step that produced it and, optionally, the
+    cached score and log-twist ``log_l`` at (x, t)."""
+
+    x: Array
+    log_g: Array
+    score: Array | None = None
+    log_l: Array | None = None
 
 
 class SMCConfig(NamedTuple):
