@@ -32,7 +32,7 @@ from jax.typing import ArrayLike
 from probkit.progress import progress_scan
 from probkit import _checks
 from probkit._results import EqualWeights
-from probkit.diffusion.schedules import GRIDS, Process, time_grid
+from probkit.diffusion.schedules import Process, time_grid
 from probkit.diffusion.sde import check_score_output, denoise, euler_maruyama_step, reverse_drift
 
 Array = jax.Array
@@ -204,7 +204,6 @@ def sample(
     num_samples = _checks.positive_int("num_samples", num_samples)
     num_steps = _checks.positive_int("num_steps", num_steps)
     _checks.choice("method", method, INTEGRATORS)
-    _checks.choice("grid", grid, GRIDS)
     shape = _checks.shape("shape", shape)
     ts = time_grid(process, num_steps, grid, t_min=t_min, t_max=t_start)
     key_init, key_run = jax.random.split(key)

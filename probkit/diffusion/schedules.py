@@ -313,4 +313,4 @@ def time_grid(
             lam = -2.0 * jnp.log(r)
         ts = process.t_from_log_snr(lam, 0.0, 1.0)
         return ts.at[0].set(t_max).at[-1].set(t_min)
-    raise ValueError(f"`kind` must be one of {GRIDS}, got {kind!r}")
+    raise ValueError(f"`kind` (the samplers' `grid`) must be one of {GRIDS}, got {kind!r}")

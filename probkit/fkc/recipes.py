@@ -45,14 +45,14 @@ reweighted to the exact q̃_1 instead, and Metropolis-adjusted correctors become
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from probkit import _checks
-from probkit.diffusion.schedules import GRIDS, Process, time_grid
+from probkit.diffusion.schedules import Process, time_grid
 from probkit.diffusion.sde import check_score_output, euler_maruyama_step
 from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel, Particle, WeightedParticles, finish, make_config, run_model
@@ -162,7 +162,7 @@ def fkc_model(
             MoveTarget(target_logdensity, target_score, lambda p: p.x, lambda p, x, t: p._replace(x=x)))
 
 
-def _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, logdensity_fns):
+def _validate(process, score_fns, exponents, shape, num_particles, num_steps, eta, logdensity_fns):
     if not isinstance(process, Process):
         raise ValueError(f"`process` must be a probkit.diffusion Process, got {type(process).__name__}")
     if len(score_fns) == 0 or not all(callable(f) for f in score_fns):
@@ -178,7 +178,6 @@ def _validate(process, score_fns, exponents, shape, num_particles, num_steps, gr
     shape = _checks.shape("shape", shape)
     _checks.positive_int("num_steps", num_steps)
     _checks.positive_int("num_particles", num_particles)
-    _checks.choice("grid", grid, GRIDS)
     if eta is not None and not callable(eta):
         try:
             eta = _checks.scalar("eta", eta, low=0.0, as_array=True)
@@ -215,11 +214,7 @@ def geometric(
     grid: str = "uniform",
     t_min: float | None = None,
     logdensity_fns: Sequence[LogDensityFn] | None = None,
-    resampling: Any = "hilbert",
-    ess_threshold: float = 1.0,
-    corrector: Any = None,
-    sharding: Any = None,
-    progress: bool = False,
+    **options,
 ) -> WeightedParticles:
     """Sample ∏_i p_0^(i)(x)^{b_i} / Z with Feynman-Kac correctors (Skreta et al. 2025, arXiv 2503.02819).
 
@@ -246,13 +241,10 @@ def geometric(
       grid: ``time_grid`` kind; ``t_min``: end time (default ``process.t_min``).
       logdensity_fns: optional exact noised log densities ``log p_t^(i)(x, t)``: exact initial
         weights, and a log density for MALA/HMC correctors.
-      resampling: ``"hilbert"`` (default: systematic resampling of the particles sorted along a
-        Hilbert curve, :func:`probkit.smc.resampling.ordered`, which keeps the masses of separated
-        modes), ``"hilbert-stratified"``, ``"hilbert-ssp"``, or any option of
-        :func:`probkit.smc.run_smc`.
-      ess_threshold: resample when ESS < threshold · N; default 1 (every step).
-      corrector, sharding, progress: as in :func:`probkit.smc.run_smc` (``progress=True``: a
-        progress bar, silent under ``jax.vmap``).
+      **options: the engine's options (:class:`probkit.smc.SMCConfig`: ``resampling``,
+        ``ess_threshold``, ``corrector``, ``sharding``, ``progress``). Defaults here:
+        ``resampling="hilbert"`` (systematic resampling of the particles sorted along a Hilbert
+        curve, which keeps the masses of separated modes) and ``ess_threshold=1`` (every step).
 
     Returns:
       :class:`probkit.smc.WeightedParticles` with ``particles`` of shape ``(N, *shape)`` and
@@ -260,12 +252,12 @@ def geometric(
     """
     score_fns = tuple(score_fns)
     logdensity_fns = None if logdensity_fns is None else tuple(logdensity_fns)
-    shape, b, eta = _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, logdensity_fns)
+    shape, b, eta = _validate(process, score_fns, exponents, shape, num_particles, num_steps, eta, logdensity_fns)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
+    options = {"resampling": "hilbert", "ess_threshold": 1.0, **options}
     if not weighted:  # equal weights: resampling would only duplicate particles
-        ess_threshold = 0.0
-    config = make_config(num_particles, ts, logdensity_fns is not None, resampling=resampling, ess_threshold=ess_threshold,
-                         corrector=corrector, sharding=sharding, progress=progress)
+        options["ess_threshold"] = 0.0
+    config = make_config(num_particles, ts, logdensity_fns is not None, **options)
     out, flags = _geometric_run(key, process, score_fns, b, shape, int(num_particles), ts, eta, bool(weighted),
                                 logdensity_fns, config)
     return finish(out, flags)

@@ -34,7 +34,7 @@ closed-form score (the mixture benchmarks) we count the VJP as one evaluation
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import equinox as eqx
 import jax
@@ -110,22 +110,21 @@ def dps(
     vjp_cost: int = 2,
     grid: str = "uniform",
     t_min: float | None = None,
-    sharding: Any = None,
-    progress: bool = False,
+    **options,
 ) -> WeightedParticles:
     """Diffusion posterior sampling (Chung et al. 2023, arXiv 2209.14687); equally weighted
     independent samples (``log_weights`` uniform, never resampled). DPS has no evidence
     estimate: ``log_evidence`` is NaN (not 0.0), and ``ess`` = N says nothing about accuracy.
 
     ``step_size``: ζ of the normalised DPS step (Chung et al. use 0.1-1 for images).
-    ``vjp_cost``: NFE charged for the VJP through the score (module docstring). ``progress``: a
-    progress bar (as in :func:`probkit.smc.run_smc`).
+    ``vjp_cost``: NFE charged for the VJP through the score (module docstring). ``**options``:
+    the engine's options (:class:`probkit.smc.SMCConfig`, e.g. ``sharding``, ``progress``).
     """
-    validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid)
+    validate_problem(process, score_fn, likelihood, num_particles, num_steps)
     vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
     step_size = _checks.scalar("step_size", step_size, low=0.0, as_array=True)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    config = make_config(num_particles, ts, ess_threshold=0.0, sharding=sharding, progress=progress)
+    config = make_config(num_particles, ts, **{"ess_threshold": 0.0, **options})
     out, flags = _dps_run(key, process, score_fn, likelihood, step_size, int(num_particles), ts, config, 1 + vjp_cost)
     return finish(out, flags)
 
@@ -223,24 +222,20 @@ def twisted_smc(
     grid: str = "uniform",
     t_min: float | None = None,
     logdensity_fn: Callable[[Array, Array], Array] | None = None,
-    resampling: str = "systematic",
-    ess_threshold: float = 0.5,
-    sharding: Any = None,
-    progress: bool = False,
+    **options,
 ) -> WeightedParticles:
     """Twisted diffusion sampler (Wu et al. 2023, arXiv 2306.17775) on the Feynman-Kac engine.
 
     ``twist_c``: variance inflation c of the Gaussian twist (0: l(x̂_0(x))). ``logdensity_fn``:
     optional exact noised prior log density for exact initial weights. NFE per step
-    1 + ``vjp_cost`` (plus the same once at the start). Other arguments as in
-    :func:`probkit.inverse.ensemble`.
+    1 + ``vjp_cost`` (plus the same once at the start). Other arguments (``**options``: the
+    engine's, :class:`probkit.smc.SMCConfig`) as in :func:`probkit.inverse.ensemble`.
     """
-    validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid)
+    validate_problem(process, score_fn, likelihood, num_particles, num_steps)
     vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
     twist_c = _checks.scalar("twist_c", twist_c, low=0.0)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    config = make_config(num_particles, ts, resampling=resampling, ess_threshold=ess_threshold, sharding=sharding,
-                         progress=progress)
+    config = make_config(num_particles, ts, False, **options)
     out, flags = _tds_run(key, process, score_fn, likelihood, twist_c, logdensity_fn, int(num_particles), ts, config,
                           1 + vjp_cost)
     return finish(out, flags)

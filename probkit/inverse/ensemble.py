@@ -63,14 +63,14 @@ available.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from probkit import _checks
-from probkit.diffusion.schedules import GRIDS, Process, time_grid
+from probkit.diffusion.schedules import Process, time_grid
 from probkit.diffusion.sde import check_score_output, denoise, euler_maruyama_kernel
 from probkit.inverse.likelihoods import Likelihood, LikelihoodPath, make_path
 from probkit.smc.correctors import MoveTarget
@@ -254,7 +254,7 @@ def ensemble_model(
             MoveTarget(target_logdensity, target_score, lambda p: p.x, set_position))
 
 
-def validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid):
+def validate_problem(process, score_fn, likelihood, num_particles, num_steps):
     """The argument checks shared by the inverse samplers (ValueError naming the argument)."""
     if not isinstance(process, Process):
         raise ValueError(f"`process` must be a probkit.diffusion Process, got {type(process).__name__}")
@@ -264,7 +264,6 @@ def validate_problem(process, score_fn, likelihood, num_particles, num_steps, gr
         raise ValueError("`likelihood` must be a probkit.inverse Likelihood (inverse.gaussian(...) or inverse.from_numpyro(...))")
     _checks.positive_int("num_particles", num_particles)
     _checks.positive_int("num_steps", num_steps)
-    _checks.choice("grid", grid, GRIDS)
     check_score_output(score_fn, jnp.zeros(likelihood.x_shape, jnp.result_type(float)))
 
 
@@ -298,14 +297,10 @@ def ensemble(
     grid: str = "uniform",
     t_min: float | None = None,
     logdensity_fn: Callable[[Array, Array], Array] | None = None,
-    resampling: str = "systematic",
-    ess_threshold: float = 0.5,
-    corrector: Any = None,
-    sharding: Any = None,
-    progress: bool = False,
     twist: str | None = None,
     weights: str = "auto",
     proposal: str = "guided",
+    **options,
 ) -> WeightedParticles:
     """Posterior samples of x given y with a diffusion prior, by the approximation-free weighted
     ensemble of Chen et al. (2025, arXiv 2506.03979), on the Feynman-Kac engine.
@@ -332,7 +327,6 @@ def ensemble(
       grid, t_min: time grid (``probkit.diffusion.time_grid``).
       logdensity_fn: optional exact noised prior log density ``(x, t) -> log p_t(x)``: exact
         start weights and MALA/HMC correctors.
-      resampling, ess_threshold, corrector, sharding, progress: as in :func:`probkit.smc.run_smc`.
       twist: ``"denoised"`` (default: the path's likelihood at Tweedie's x̂_0(x), cached score,
         telescoped weights; NFE = ``num_steps`` + 1) or ``"path"`` (l_t(x) itself, Chen et
         al.'s path; the default when ``weights="rate"``, ``proposal="adapted"``,
@@ -340,13 +334,15 @@ def ensemble(
       weights: ``"auto"``, ``"transition"`` (exact discrete weights) or ``"rate"`` (Chen et al.'s
         rate × h); see :func:`ensemble_model`.
       proposal: ``"guided"`` or ``"adapted"`` (exact kernel × l_{t'}; Gaussian path only).
+      **options: the engine's options (:class:`probkit.smc.SMCConfig`: ``resampling``,
+        ``ess_threshold``, ``corrector``, ``sharding``, ``progress``).
 
     Returns:
       :class:`probkit.smc.WeightedParticles` with ``particles`` of shape ``(N, *x_shape)``,
       ``nfe`` = score evaluations per particle, ``log_evidence`` ≈ log ∫ p_{t_min}(x) l(x) dx
       (≈ log p(y); with ``weights="rate"`` and ``twist="path"``: log ∫ p_{t_min} l_{t_min}).
     """
-    validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid)
+    validate_problem(process, score_fn, likelihood, num_particles, num_steps)
     _checks.choice("integrator", integrator, ENSEMBLE_INTEGRATORS)
     try:
         eta = _checks.scalar("eta", eta, low=0.0)
@@ -362,8 +358,7 @@ def ensemble(
         twist = "path" if (weights == "rate" or proposal == "adapted" or not weighted or noiseless) else "denoised"
     _checks.choice("twist", twist, TWISTS)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    config = make_config(num_particles, ts, logdensity_fn is not None, resampling=resampling, ess_threshold=ess_threshold,
-                         corrector=corrector, sharding=sharding, progress=progress)
+    config = make_config(num_particles, ts, logdensity_fn is not None, **options)
     options = dict(integrator=integrator, eta=eta, eta_ddim=eta_ddim, weighted=bool(weighted), logdensity_fn=logdensity_fn,
                    weights=weights, proposal=proposal, twist=twist,
                    t_end=None if (weights == "rate" and twist == "path") else "grid")
