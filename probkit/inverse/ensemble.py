@@ -79,7 +79,7 @@ from probkit.smc.feynman_kac import FeynmanKacModel, Particle, WeightedParticles
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
 
-__all__ = ["weight_rate", "ensemble_model", "ensemble", "ENSEMBLE_INTEGRATORS"]
+__all__ = ["ensemble_model", "ensemble", "ENSEMBLE_INTEGRATORS"]
 
 ENSEMBLE_INTEGRATORS = ("euler_maruyama", "ddpm", "ddim")
 
@@ -147,12 +147,9 @@ def ensemble_model(
     var0 = float(process.prior_scale()) ** 2
     t0 = jnp.asarray(t_start, dtype)
     grads = jax.value_and_grad(path.loglikelihood_fn, argnums=(0, 1))
-    if weights not in WEIGHTS:
-        raise ValueError(f"`weights` must be one of {WEIGHTS}, got {weights!r}")
-    if proposal not in PROPOSALS:
-        raise ValueError(f"`proposal` must be one of {PROPOSALS}, got {proposal!r}")
-    if twist not in TWISTS:
-        raise ValueError(f"`twist` must be one of {TWISTS}, got {twist!r}")
+    _checks.choice("weights", weights, WEIGHTS)
+    _checks.choice("proposal", proposal, PROPOSALS)
+    _checks.choice("twist", twist, TWISTS)
     noiseless = (integrator == "euler_maruyama" and eta == 0) or (integrator == "ddim" and eta_ddim == 0)
     if weights == "auto":
         weights = "rate" if (noiseless and proposal == "guided") else "transition"
@@ -359,9 +356,9 @@ def ensemble(
     _checks.choice("twist", twist, TWISTS)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
     config = make_config(num_particles, ts, logdensity_fn is not None, **options)
-    options = dict(integrator=integrator, eta=eta, eta_ddim=eta_ddim, weighted=bool(weighted), logdensity_fn=logdensity_fn,
-                   weights=weights, proposal=proposal, twist=twist,
-                   t_end=None if (weights == "rate" and twist == "path") else "grid")
+    model_options = dict(integrator=integrator, eta=eta, eta_ddim=eta_ddim, weighted=bool(weighted),
+                         logdensity_fn=logdensity_fn, weights=weights, proposal=proposal, twist=twist,
+                         t_end=None if (weights == "rate" and twist == "path") else "grid")
     out, flags = _ensemble_run(key, process, score_fn, likelihood, likelihood_path, dict(path_options or {}),
-                               int(num_particles), ts, config, options)
+                               int(num_particles), ts, config, model_options)
     return finish(out, flags)

@@ -31,9 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from probkit import _io
+from probkit import _checks, _io
 from probkit.smc.correctors import MoveTarget
-from probkit.smc.feynman_kac import FeynmanKacModel, SMCState, make_config, smc_init, smc_step
+from probkit.smc.feynman_kac import FeynmanKacModel, SMCState, check_history, make_config, smc_init, smc_step
 
 Array = jax.Array
 PyTree = Any
@@ -88,21 +88,6 @@ _run_chunk_jit = jax.jit(_run_chunk, static_argnums=(4, 5, 6))
 _init_jit = jax.jit(smc_init, static_argnums=(1, 2, 3))
 
 
-def _check_flags(info, ts: np.ndarray, start: int) -> None:
-    nonfinite = np.asarray(info.nonfinite)
-    all_zero = np.asarray(info.all_zero)
-    bad = np.flatnonzero(nonfinite | all_zero)
-    if bad.size == 0:
-        return
-    j = int(bad[0])
-    k = start + j
-    where = f"step {k} (t = {ts[k]:.6g} -> {ts[k + 1]:.6g})"
-    if nonfinite[j]:
-        raise ValueError(f"non-finite values at {where}: a particle coordinate is NaN/inf or a log-potential is "
-                         "NaN/+inf (check model.transition / model.log_potential and the step sizes)")
-    raise ValueError(f"all particles have zero weight at {where}: every log-potential is -inf")
-
-
 def _stack_template(info_spec, n: int):
     return jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct((n, *s.shape), s.dtype), info_spec)
 
@@ -148,21 +133,14 @@ def run_smc_checkpointed(
         settings or initial particle system differ: the first difference is named); a corrupt
         checkpoint file (named); non-finite values or all-zero weights (the step is named).
     """
-    if isinstance(num_particles, bool) or not isinstance(num_particles, (int, np.integer)) or num_particles < 1:
-        raise ValueError(f"`num_particles` must be a positive integer, got {num_particles!r}")
-    num_particles = int(num_particles)
+    num_particles = _checks.positive_int("num_particles", num_particles)
+    every = _checks.positive_int("checkpoint_every", checkpoint_every)
     if not isinstance(model, FeynmanKacModel):
         raise ValueError(f"`model` must be a probkit.smc.FeynmanKacModel, got {type(model).__name__}")
     try:
         ts_np = np.asarray(ts, dtype=np.dtype(jnp.result_type(float)))
     except (TypeError, ValueError):
         raise ValueError("`ts` must be a 1-D array of times") from None
-    if ts_np.ndim != 1 or ts_np.shape[0] < 2:
-        raise ValueError(f"`ts` must be a 1-D grid with at least 2 times, got shape {ts_np.shape}")
-    if not np.all(np.isfinite(ts_np)) or not np.all(np.diff(ts_np) < 0):
-        raise ValueError("`ts` must be finite and strictly decreasing (generative time runs 1 -> 0)")
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
-        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}")
     resampling = options.get("resampling", "systematic")
     if not isinstance(resampling, str):
         raise ValueError(f"`resampling` must be a name (a checkpoint records it), got {resampling!r}")
@@ -174,7 +152,6 @@ def run_smc_checkpointed(
         raise ValueError("`callback` must be callable")
     key_record = _io.key_to_json(key)
     base = _io.base_path(checkpoint)
-    every = int(checkpoint_every)
 
     num_steps = ts_np.shape[0] - 1
     ts_j = jnp.asarray(ts_np)
@@ -213,7 +190,7 @@ def run_smc_checkpointed(
         n = min(every, num_steps - done)
         new_state, info = _run_chunk_jit(state, keys[done : done + n], ts_j[done : done + n],
                                          ts_j[done + 1 : done + n + 1], model, config, target)
-        _check_flags(info, ts_np, done)
+        check_history(info, ts_np, done)
         state = new_state
         chunks.append(info)
         done += n

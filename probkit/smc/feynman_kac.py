@@ -291,10 +291,6 @@ def _positions_finite(particles: PyTree, target: MoveTarget) -> Array:
     return _all_finite(jax.vmap(target.get)(particles))
 
 
-def _num_particles(particles: PyTree) -> int:
-    return int(jax.tree.leaves(particles)[0].shape[0])
-
-
 def smc_init(key: Array, model: FeynmanKacModel, num_particles: int, config: SMCConfig = SMCConfig()) -> SMCState:
     """Draw N particles from M_0, weight them by G_0; log Z_0 = log mean G_0."""
     keys = jax.random.split(key, num_particles)
@@ -370,17 +366,18 @@ def smc_step(
     return SMCState(new, lw, state.log_evidence + log_norm), info
 
 
-def check_history(info: StepInfo, times: Array) -> None:
-    """Raise ``ValueError`` for the first step flagged ``all_zero`` or ``nonfinite``."""
+def check_history(info: StepInfo, times: Array, start: int = 0) -> None:
+    """Raise ``ValueError`` for the first step flagged ``all_zero`` or ``nonfinite`` (``info``
+    holds the steps from ``start`` on of the grid ``times``)."""
     all_zero = np.asarray(info.all_zero)
     nonfinite = np.asarray(info.nonfinite)
     ts = np.asarray(times)
     bad = np.flatnonzero(all_zero | nonfinite)
     if bad.size == 0:
         return
-    k = int(bad[0])
+    k = start + int(bad[0])
     where = f"step {k} (t = {ts[k]:.6g} -> {ts[k + 1]:.6g})"
-    if nonfinite[k]:
+    if nonfinite[k - start]:
         raise ValueError(
             f"non-finite values at {where}: a particle coordinate is NaN/inf or a log-potential is "
             "NaN/+inf (check the score / potential functions and the step sizes)"
