@@ -46,7 +46,8 @@ from jax.tree_util import Partial
 from jax.typing import ArrayLike
 
 from probkit.diffusion.schedules import Process
-from probkit.inverse.operators import LinearOperator, _check_shape, as_operator
+from probkit import _checks
+from probkit.inverse.operators import LinearOperator, as_operator
 
 Array = jax.Array
 
@@ -128,16 +129,6 @@ def _check_finite_array(name: str, value: ArrayLike) -> Array:
     return arr
 
 
-def _check_noise(noise_std: Any) -> float:
-    try:
-        ns = np.asarray(noise_std, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"`noise_std` must be a positive scalar, got {noise_std!r}") from None
-    if ns.ndim != 0 or not np.isfinite(ns) or ns <= 0:
-        raise ValueError(f"`noise_std` must be a positive finite scalar, got {noise_std!r}")
-    return float(ns)
-
-
 def gaussian(operator: LinearOperator | ArrayLike, y: ArrayLike, noise_std: float,
              in_shape: Sequence[int] | None = None) -> Likelihood:
     """Linear-Gaussian likelihood y = A x + N(0, noise_std² I).
@@ -150,7 +141,7 @@ def gaussian(operator: LinearOperator | ArrayLike, y: ArrayLike, noise_std: floa
     if tuple(y_arr.shape) != tuple(op.out_shape):
         raise ValueError(f"`y` must have the operator's output shape {op.out_shape}, got {tuple(y_arr.shape)}")
     y_arr = _check_finite_array("y", y_arr)
-    s = _check_noise(noise_std)
+    s = _checks.scalar("noise_std", noise_std, low=0.0, low_open=True)
     m = int(np.prod(op.out_shape))
     const = -0.5 * m * (_LOG_2PI + 2 * math.log(s))
 
@@ -175,7 +166,7 @@ def from_numpyro(dist_fn: Callable[[Array], Any], y: ArrayLike, x_shape: Sequenc
     """
     if not callable(dist_fn):
         raise ValueError("`dist_fn` must be a callable x -> numpyro distribution")
-    x_shape = _check_shape("x_shape", x_shape)
+    x_shape = _checks.shape("x_shape", x_shape)
     y_arr = jnp.asarray(y)
     if jnp.issubdtype(y_arr.dtype, jnp.floating):
         y_arr = _check_finite_array("y", y_arr)

@@ -208,7 +208,7 @@ class WeightedParticles(ResultsCore):
     result whose arrays carry a leading batch axis).
 
     Attributes:
-      particles: pytree with leading axis N, the positions (``model.position`` of each
+      particles: pytree with leading axis N, the positions (``target.position`` of each
         particle); for probkit.fkc / probkit.inverse an array ``(N, *event_shape)``.
       log_weights: ``(N,)`` normalised log-weights (logsumexp = 0).
       ess: ``(K,)`` effective sample size after each step's reweighting.
