@@ -176,8 +176,7 @@ def _validate(process, score_fns, exponents, shape, num_particles, num_steps, et
         if not float(jnp.sum(b)) > 0:
             raise ValueError(f"the `exponents` must have a positive sum (the path ∏ p^b_i must be normalisable), got sum {float(jnp.sum(b))}")
     shape = _checks.shape("shape", shape)
-    _checks.positive_int("num_steps", num_steps)
-    _checks.positive_int("num_particles", num_particles)
+    _checks.positive_int("num_steps", num_steps)  # num_particles: make_config
     if eta is not None and not callable(eta):
         try:
             eta = _checks.scalar("eta", eta, low=0.0, as_array=True)

@@ -120,7 +120,7 @@ def dps(
     ``vjp_cost``: NFE charged for the VJP through the score (module docstring). ``**options``:
     the engine's options (:class:`probkit.smc.SMCConfig`, e.g. ``sharding``, ``progress``).
     """
-    validate_problem(process, score_fn, likelihood, num_particles, num_steps)
+    validate_problem(process, score_fn, likelihood, num_steps)
     vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
     step_size = _checks.scalar("step_size", step_size, low=0.0, as_array=True)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
@@ -231,7 +231,7 @@ def twisted_smc(
     1 + ``vjp_cost`` (plus the same once at the start). Other arguments (``**options``: the
     engine's, :class:`probkit.smc.SMCConfig`) as in :func:`probkit.inverse.ensemble`.
     """
-    validate_problem(process, score_fn, likelihood, num_particles, num_steps)
+    validate_problem(process, score_fn, likelihood, num_steps)
     vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
     twist_c = _checks.scalar("twist_c", twist_c, low=0.0)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)

@@ -251,7 +251,7 @@ def ensemble_model(
             MoveTarget(target_logdensity, target_score, lambda p: p.x, set_position))
 
 
-def validate_problem(process, score_fn, likelihood, num_particles, num_steps):
+def validate_problem(process, score_fn, likelihood, num_steps):
     """The argument checks shared by the inverse samplers (ValueError naming the argument)."""
     if not isinstance(process, Process):
         raise ValueError(f"`process` must be a probkit.diffusion Process, got {type(process).__name__}")
@@ -259,8 +259,7 @@ def validate_problem(process, score_fn, likelihood, num_particles, num_steps):
         raise ValueError("`score_fn` must be a callable score_fn(x, t) for ONE particle")
     if not isinstance(likelihood, Likelihood):
         raise ValueError("`likelihood` must be a probkit.inverse Likelihood (inverse.gaussian(...) or inverse.from_numpyro(...))")
-    _checks.positive_int("num_particles", num_particles)
-    _checks.positive_int("num_steps", num_steps)
+    _checks.positive_int("num_steps", num_steps)  # num_particles: make_config
     check_score_output(score_fn, jnp.zeros(likelihood.x_shape, jnp.result_type(float)))
 
 
@@ -339,12 +338,9 @@ def ensemble(
       ``nfe`` = score evaluations per particle, ``log_evidence`` ≈ log ∫ p_{t_min}(x) l(x) dx
       (≈ log p(y); with ``weights="rate"`` and ``twist="path"``: log ∫ p_{t_min} l_{t_min}).
     """
-    validate_problem(process, score_fn, likelihood, num_particles, num_steps)
+    validate_problem(process, score_fn, likelihood, num_steps)
     _checks.choice("integrator", integrator, ENSEMBLE_INTEGRATORS)
-    try:
-        eta = _checks.scalar("eta", eta, low=0.0)
-    except ValueError:
-        raise ValueError(f"`eta` must be a non-negative number (multiple of g), got {eta!r}") from None
+    eta = _checks.scalar("eta", eta, low=0.0)
     eta_ddim = _checks.scalar("eta_ddim", eta_ddim, low=0.0, high=1.0)
     if not isinstance(likelihood_path, LikelihoodPath):
         _checks.choice("likelihood_path", likelihood_path, ("gaussian", "tempered"))

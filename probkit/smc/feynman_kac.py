@@ -266,13 +266,10 @@ def _constrain(tree: PyTree, sharding) -> PyTree:
 
 
 def _replicated(sharding):
-    """The fully replicated sharding on the mesh of ``sharding`` (None stays None)."""
-    if sharding is None:
-        return None
+    """The fully replicated sharding on the mesh of ``sharding`` (None without a sharding or a
+    mesh: the partitioner decides)."""
     mesh = getattr(sharding, "mesh", None)
-    if mesh is None:  # not a NamedSharding: let the partitioner decide
-        return None
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
 
 def _all_finite(tree: PyTree) -> Array:
@@ -399,11 +396,9 @@ def _check_run_args(num_particles, ts, resampling, ess_threshold, sharding):
         if not np.all(np.diff(ts_np) < 0):
             raise ValueError("`ts` must be strictly decreasing (generative time runs 1 -> 0)")
     if not callable(resampling):
-        _checks.choice("resampling", resampling, RESAMPLING + ("hilbert",) + tuple(f"hilbert-{s}" for s in ORDERED_RESAMPLING))
-    try:
-        _checks.scalar("ess_threshold", ess_threshold, low=0.0, high=1.0)
-    except ValueError:
-        raise ValueError(f"`ess_threshold` must lie in [0, 1], got {ess_threshold!r}") from None
+        hilbert = ("hilbert",) + tuple(f"hilbert-{s}" for s in ORDERED_RESAMPLING)
+        _checks.choice("resampling", resampling, RESAMPLING + hilbert)
+    _checks.scalar("ess_threshold", ess_threshold, low=0.0, high=1.0)
     if sharding is not None:
         n_dev = len(sharding.device_set)
         if num_particles % n_dev:
@@ -436,8 +431,8 @@ def run_model(
     if config.corrector is not None:
         nfe += num_steps * int(config.corrector.nfe)
         name = config.corrector.name
-    out = WeightedParticles(jax.vmap(target.get)(state.particles), state.log_weights, info.ess, info.resampled, state.log_evidence,
-                            info.log_weight_spread, nfe, ts, info.acceptance, name)
+    out = WeightedParticles(jax.vmap(target.get)(state.particles), state.log_weights, info.ess, info.resampled,
+                            state.log_evidence, info.log_weight_spread, nfe, ts, info.acceptance, name)
     return out, (info.all_zero, info.nonfinite, init_bad)
 
 
