@@ -39,7 +39,7 @@ over the global particle set, so results equal single-device results up to float
 Example — a tempered-likelihood SMC sampler written by a user, on the same engine::
 
     import jax, jax.numpy as jnp, blackjax
-    from probkit.smc import FeynmanKacModel, MoveTarget, mala, run_smc
+    from probkit.smc import FeynmanKacModel, MoveTarget, from_blackjax, run_smc
 
     # prior N(0, I_2), likelihood y ~ N(x, 0.5^2 I); temperature lambda = 1 - t (t: 1 -> 0)
     y = jnp.array([1.0, -0.5])
@@ -50,10 +50,10 @@ Example — a tempered-likelihood SMC sampler written by a user, on the same eng
         return log_prior(x) + (1.0 - t) * log_lik(x)
 
     def transition(key, t, t_next, x):         # a few MALA moves leaving gamma_{t_next} invariant
-        mala = blackjax.mala(lambda z: log_target(z, t_next), step_size=0.1)
+        kernel = blackjax.mala(lambda z: log_target(z, t_next), step_size=0.1)
         def body(state, k):
-            return mala.step(k, state)[0], None
-        state, _ = jax.lax.scan(body, mala.init(x), jax.random.split(key, 5))
+            return kernel.step(k, state)[0], None
+        state, _ = jax.lax.scan(body, kernel.init(x), jax.random.split(key, 5))
         return state.position
 
     def log_potential(t, t_next, x_prev, x_new): # incremental weight gamma_{t_next}/gamma_t at x_prev
@@ -62,9 +62,10 @@ Example — a tempered-likelihood SMC sampler written by a user, on the same eng
     model = FeynmanKacModel(init=lambda key: jax.random.normal(key, (2,)),
                             transition=transition, log_potential=log_potential)
     out = run_smc(jax.random.PRNGKey(0), model, 4096, jnp.linspace(1.0, 0.0, 21))
-    # optional resample-move: any BlackJAX kernel on the intermediate targets
+    # optional resample-move: any BlackJAX kernel on the intermediate targets gamma_t
+    nuts = from_blackjax(blackjax.nuts, step_size=0.3, inverse_mass_matrix=jnp.ones(2), nfe=8)
     out = run_smc(jax.random.PRNGKey(0), model, 4096, jnp.linspace(1.0, 0.0, 21),
-                  target=MoveTarget(log_target), corrector=mala(0.1))
+                  target=MoveTarget(log_target), corrector=nuts)
     out.particles                  # (4096, 2) weighted draws from the posterior
     out.log_evidence               # estimates log ∫ N(x; 0, I) exp(log_lik(x)) dx
     draws = out.resample(jax.random.PRNGKey(1), 1000)
@@ -521,6 +522,8 @@ def run_smc(
     _checks.prng_key(key)
     _checks.positive_int("nfe_per_step", nfe_per_step, minimum=0)
     target = MoveTarget() if target is None else target
+    if options.get("corrector") is not None and target.logdensity_fn is None and target.score_fn is None:
+        raise ValueError("a `corrector` needs `target=MoveTarget(logdensity_fn)` (or a score_fn for langevin)")
     config = make_config(num_particles, ts, target.logdensity_fn is not None, **options)
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
     out, flags = _scan_jit(key, model, int(num_particles), ts, config, int(nfe_per_step), int(nfe_init), target)
