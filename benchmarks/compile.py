@@ -142,6 +142,8 @@ def main() -> None:
     ap.add_argument("--legacy-d800", action="store_true", help="only the d = 800 inverse first/second call")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, no sweep (tests the script)")
     ap.add_argument("--cache", default=None, help="persistent compilation cache directory")
+    ap.add_argument("--sizes", type=int, nargs=3, default=None, metavar=("D", "N", "K"),
+                    help="entry-point table at these sizes, and no size sweep")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     if a.cache:
@@ -158,11 +160,11 @@ def main() -> None:
         with open(out, "w") as fh:
             json.dump(result, fh, indent=1)
 
-    if a.legacy_d800 or a.gpu:
+    if (a.legacy_d800 or a.gpu) and a.sizes is None:
         result["d800"] = d800(legacy=a.legacy_d800)
         save()
     if not a.legacy_d800:
-        d, n, k = (64, 4096, 100) if a.gpu else ((2, 16, 3) if a.smoke else (4, 256, 20))
+        d, n, k = a.sizes or ((64, 4096, 100) if a.gpu else ((2, 16, 3) if a.smoke else (4, 256, 20)))
         fns, args = entry_points(d, n, k)
         rows = {}
         for name, fn in fns.items():
@@ -172,6 +174,8 @@ def main() -> None:
         table(rows, f"first vs second call (new arrays, same shapes), d={d}, N={n}, K={k}, {result['device']}")
         sweep = []
         dims, ns = ([8, 80, 800], [1024, 16384]) if a.gpu else (([], []) if a.smoke else ([2, 16, 64], [64, 1024]))
+        if a.sizes:
+            dims, ns = [], []
         for name in ("ensemble",) if a.gpu else ("ensemble", "anneal"):
             for dd in dims:
                 for nn in ns:

@@ -1,7 +1,8 @@
 """Pickle-free files for models and checkpoints: a ``.npz`` of named arrays beside a ``.json``.
 
-Private helpers shared by :mod:`probkit.models.serialization` (score networks),
-:mod:`probkit.models.training` (training checkpoints) and :mod:`probkit.smc.checkpoint`.
+Private helpers shared by every model file (score networks, conditional networks, classifiers,
+Boltzmann-system networks: :func:`save_params` / :func:`load_params`, configs through
+:class:`JsonConfig`) and every checkpoint (training, SMC, DLG).
 
 * Arrays are stored by their pytree path (``"blocks/w1"``) and restored against a *template*
   pytree, checking names, shapes and dtypes; nothing is ever unpickled.
@@ -14,6 +15,7 @@ Private helpers shared by :mod:`probkit.models.serialization` (score networks),
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -65,48 +67,39 @@ def tree_to_arrays(tree: PyTree, prefix: str) -> dict[str, np.ndarray]:
     return out
 
 
-def arrays_to_tree(template: PyTree, arrays: dict[str, np.ndarray], prefix: str, where: str) -> PyTree:
+def arrays_to_tree(template: PyTree, arrays: dict[str, np.ndarray], prefix: str, where: str, *,
+                   params: bool = False) -> PyTree:
     """Rebuild a pytree shaped like ``template`` from ``arrays[prefix/<path>]``.
 
-    Shapes and dtypes must match the template exactly (a checkpoint is restored bitwise).
+    Shapes and dtypes must match the template exactly (a checkpoint is restored bitwise). With
+    ``params=True`` (network parameters) the names must match exactly, the shapes too, and the
+    values be finite floating point, returned as float32.
     """
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    expected = named_leaves(template, prefix)
+    if params:
+        missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+        if missing or extra:
+            raise ValueError(f"{where}: arrays do not match the config (missing {missing}, unexpected {extra})")
     out = []
-    for path, spec in leaves:
-        name = key_name(path)
-        name = f"{prefix}/{name}" if prefix and name else (prefix or name)
+    for name, spec in expected.items():
         if name not in arrays:
             raise ValueError(f"{where}: array {name!r} is missing")
-        arr = arrays[name]
-        dtype = np.dtype(spec.dtype)
-        if arr.shape != tuple(spec.shape) or arr.dtype != dtype:
+        arr, dtype = arrays[name], np.dtype(spec.dtype)
+        if params:
+            if arr.shape != spec.shape:
+                raise ValueError(f"{where}: array {name!r} has shape {arr.shape}, config implies {spec.shape}")
+            if not np.issubdtype(arr.dtype, np.floating):
+                raise ValueError(f"{where}: array {name!r} has dtype {arr.dtype}, expected floating point")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{where}: array {name!r} contains non-finite values")
+            arr = arr.astype(np.float32)
+        elif arr.shape != tuple(spec.shape) or arr.dtype != dtype:
             raise ValueError(
                 f"{where}: array {name!r} has shape {arr.shape} and dtype {arr.dtype}, "
                 f"expected {tuple(spec.shape)} and {dtype}"
             )
         out.append(jnp.asarray(arr))
-    return jax.tree_util.tree_unflatten(treedef, out)
-
-
-def arrays_to_params(arrays: dict[str, np.ndarray], template: PyTree, where: str) -> PyTree:
-    """Network parameters shaped like ``template`` from ``arrays[<path>]`` (float32): the names
-    must match exactly, the shapes too, and the values be finite floating point."""
-    expected = named_leaves(template)
-    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
-    if missing or extra:
-        raise ValueError(f"{where}: arrays do not match the config (missing {missing}, unexpected {extra})")
-    loaded = {}
-    for name, spec in expected.items():
-        arr = arrays[name]
-        if arr.shape != spec.shape:
-            raise ValueError(f"{where}: array {name!r} has shape {arr.shape}, config implies {spec.shape}")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"{where}: array {name!r} has dtype {arr.dtype}, expected floating point")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{where}: array {name!r} contains non-finite values")
-        loaded[name] = jnp.asarray(arr, dtype=jnp.float32)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
-    return jax.tree_util.tree_unflatten(treedef, [loaded[key_name(p)] for p, _ in leaves])
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), out)
 
 
 def check_recipe(meta: dict[str, Any], recipe: dict[str, Any], used: str, initial_state: str) -> None:
@@ -117,9 +110,95 @@ def check_recipe(meta: dict[str, Any], recipe: dict[str, Any], used: str, initia
         raise ValueError(f"`checkpoint` {used}.json lacks the field 'recipe'")
     for name, value in recipe.items():
         if saved.get(name) != value:
-            what = initial_state if name == "initial_state" else f"`{name}`"
-            raise ValueError(f"{what} differs from the one recorded in the checkpoint {used}.json; resume with "
-                             "the arguments of the original run, or pass resume=False to start again")
+            what, values = (initial_state, "") if name == "initial_state" else (
+                f"`{name}`", f" (saved {str(saved.get(name))[:80]}, now {str(value)[:80]})")
+            raise ValueError(f"{what} differs from the one recorded in the checkpoint {used}.json{values}; resume "
+                             "with the arguments of the original run, or pass resume=False to start again")
+
+
+class JsonConfig:
+    """Mixin of the frozen-dataclass network configs: ``to_dict`` (tuples as lists, nested
+    configs as objects) and a checked ``from_dict`` (ValueError naming ``config``) that converts
+    the fields annotated in ``_from_json`` and calls ``_validate``."""
+
+    _from_json: dict[str, Any] = {}  # field -> converter of its JSON value
+
+    def _validate(self) -> None:
+        pass
+
+    def to_dict(self) -> dict[str, Any]:
+        def conv(v: Any) -> Any:
+            return v.to_dict() if isinstance(v, JsonConfig) else list(v) if isinstance(v, tuple) else v
+
+        return {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Any):
+        if not isinstance(d, dict):
+            raise ValueError(f"`config` must be a JSON object, got {type(d).__name__}")
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"`config` has unknown fields {sorted(unknown)}")
+        try:
+            cfg = cls(**{k: cls._from_json[k](v) if k in cls._from_json else v for k, v in d.items()})
+        except TypeError as e:
+            raise ValueError(f"bad `config`: {e}") from None
+        cfg._validate()
+        return cfg
+
+
+def to_record(obj: Any, classes: dict[str, type], field: str) -> dict[str, Any]:
+    """``{"name": ..., "params": {...}}`` of a dataclass instance of one of ``classes``."""
+    name = type(obj).__name__
+    if classes.get(name) is not type(obj) or not dataclasses.is_dataclass(obj):
+        raise ValueError(f"`{field}` must be one of {tuple(classes)}, got {name}")
+    return {"name": name, "params": dataclasses.asdict(obj)}
+
+
+def from_record(d: Any, classes: dict[str, type], field: str) -> Any:
+    """Inverse of :func:`to_record` (ValueError naming the metadata ``field`` on anything else)."""
+    if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not isinstance(d.get("params"), dict):
+        raise ValueError(f"metadata field '{field}' must be an object with a 'name' and a 'params' object")
+    if d["name"] not in classes:
+        raise ValueError(f"unknown {field} {d['name']!r}; expected one of {tuple(classes)}")
+    try:
+        return classes[d["name"]](**d["params"])
+    except (TypeError, ValueError, ArithmeticError) as e:
+        raise ValueError(f"bad parameters for {field} {d['name']}: {e}") from None
+
+
+def save_params(path: str | os.PathLike, format_name: str, version: int, params: PyTree, template: PyTree,
+                meta: dict[str, Any], dtype: str = "float32") -> tuple[str, str]:
+    """Write network ``params`` (checked against ``template``; stored as ``dtype``, float32 or
+    float16) as ``<path>.npz`` and ``meta`` plus the format, version and array shapes as
+    ``<path>.json`` (atomic, with the ``.npz``'s SHA-256). Returns the two file names."""
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"`dtype` must be 'float32' or 'float16', got {dtype!r}")
+    if not isinstance(meta.get("metadata", {}), dict):
+        raise ValueError(f"`metadata` must be a dict, got {type(meta['metadata']).__name__}")
+    base = base_path(path)
+    arrays = {k: np.asarray(v) for k, v in named_leaves(params).items()}
+    expected = named_leaves(template)
+    if set(arrays) != set(expected) or any(arrays[k].shape != expected[k].shape for k in arrays):
+        raise ValueError("`params` do not match `config` (different array names or shapes)")
+    arrays = {k: v.astype(dtype) for k, v in arrays.items()}
+    meta = {"format": format_name, "version": version, **meta,
+            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()}}
+    try:
+        return write_files(base, arrays, meta)
+    except (TypeError, ValueError) as e:  # metadata not JSON-serialisable (or NaN in it)
+        raise ValueError(f"`metadata` must be JSON-serialisable with finite numbers ({e})") from None
+
+
+def load_params(path: str | os.PathLike, meta: dict[str, Any], template: PyTree) -> PyTree:
+    """The parameters of a file written by :func:`save_params` whose JSON ``meta`` was read
+    (float32, checked against ``template``; the SHA-256, when recorded, must match)."""
+    base = base_path(path)
+    sha = meta.get("npz_sha256")
+    if sha is not None and not isinstance(sha, str):
+        raise ValueError(f"`path` {base}.json: field 'npz_sha256' must be a string")
+    # files from before the digest was recorded have none
+    return arrays_to_tree(template, read_npz(base, sha), "", f"`path` {base}.npz", params=True)
 
 
 def key_to_json(key: Any, name: str = "key") -> dict[str, Any]:
@@ -204,11 +283,15 @@ def write_files(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: di
     return npz, js
 
 
-def read_json(path: str | os.PathLike, format_name: str, version: int) -> dict[str, Any]:
-    """Parse ``<base>.json`` and check its format name and version."""
-    js = base_path(path) + ".json"
-    if not os.path.isfile(js):
-        raise ValueError(f"`path`: {js} {'is not a file' if os.path.exists(js) else 'does not exist'}")
+def _existing(file: str) -> str:
+    if not os.path.isfile(file):
+        raise ValueError(f"`path`: {file} {'is not a file' if os.path.exists(file) else 'does not exist'}")
+    return file
+
+
+def read_json(path: str | os.PathLike, format_name: str | tuple[str, ...], version: int) -> dict[str, Any]:
+    """Parse ``<base>.json`` and check its format name (one of them, given several) and version."""
+    js = _existing(base_path(path) + ".json")
     try:
         with open(js, "rb") as f:
             meta = json.loads(f.read().decode("utf-8"))
@@ -216,8 +299,9 @@ def read_json(path: str | os.PathLike, format_name: str, version: int) -> dict[s
         raise ValueError(f"`path`: cannot read {js} ({e.strerror or e})") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as e:  # JSONDecodeError is a ValueError
         raise ValueError(f"`path`: {js} is not valid JSON ({type(e).__name__}: {str(e)[:120]})") from None
-    if not isinstance(meta, dict) or meta.get("format") != format_name:
-        raise ValueError(f"`path`: {js} is not a {format_name} file")
+    names = (format_name,) if isinstance(format_name, str) else format_name
+    if not isinstance(meta, dict) or meta.get("format") not in names:
+        raise ValueError(f"`path`: {js} is not a {' or '.join(names)} file")
     if meta.get("version") != version:
         raise ValueError(f"`path`: {js} has unsupported format version {meta.get('version')!r} (expected {version})")
     return meta
@@ -229,9 +313,7 @@ def read_npz(path: str | os.PathLike, sha256: str | None = None) -> dict[str, np
     ``sha256``: the digest recorded in the JSON side-car; a mismatch means the file was
     corrupted or comes from another save.
     """
-    npz_path = base_path(path) + ".npz"
-    if not os.path.isfile(npz_path):
-        raise ValueError(f"`path`: {npz_path} {'is not a file' if os.path.exists(npz_path) else 'does not exist'}")
+    npz_path = _existing(base_path(path) + ".npz")
     try:
         with open(npz_path, "rb") as f:
             head = f.read(4)
@@ -284,19 +366,20 @@ def read_checkpoint(path: str | os.PathLike, format_name: str, version: int) -> 
     """
     import warnings
 
-    base = base_path(path)
-    try:
+    def read_pair(base: str) -> tuple[dict, dict]:
         meta = read_json(base, format_name, version)
         sha = meta.get("npz_sha256")
-        return meta, read_npz(base, sha if isinstance(sha, str) else "missing"), base
+        return meta, read_npz(base, sha if isinstance(sha, str) else "missing")
+
+    base = base_path(path)
+    try:
+        return (*read_pair(base), base)
     except ValueError as first:
         prev = base + ".prev"
         if not os.path.exists(prev + ".json"):
             raise
         try:
-            meta = read_json(prev, format_name, version)
-            sha = meta.get("npz_sha256")
-            arrays = read_npz(prev, sha if isinstance(sha, str) else "missing")
+            meta, arrays = read_pair(prev)
         except ValueError:
             raise first from None
         warnings.warn(f"checkpoint {base}.* is unusable ({first}); resuming from the previous one, {prev}.*",

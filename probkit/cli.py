@@ -82,16 +82,21 @@ def _fail(message: str, code: int, debug: bool, hint: str = "") -> int:
     return code
 
 
+def make_parent_folder(path: str, option: str) -> str:
+    """Create the missing folders of the output file ``path`` (given by ``option``); returns it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option} {path}: cannot create its folder {folder} ({e.strerror or e})") from None
+    return path
+
+
 def _make_output_folders(args: argparse.Namespace) -> None:
     for name in OUTPUT_FILE_OPTIONS:
         value = getattr(args, name, None)
         if isinstance(value, str) and value:
-            folder = os.path.dirname(os.path.abspath(value))
-            try:
-                os.makedirs(folder, exist_ok=True)
-            except OSError as e:
-                raise UsageError(f"--{name.replace('_', '-')} {value}: cannot create its folder {folder} "
-                                 f"({e.strerror or e})") from None
+            make_parent_folder(value, f"--{name.replace('_', '-')}")
 
 
 def main(argv: list[str] | None = None) -> int:

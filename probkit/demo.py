@@ -162,9 +162,24 @@ def _grid_log_z(log_dens: np.ndarray) -> float:
     return float(m + np.log(np.sum(np.exp(log_dens - m)) * h * h))
 
 
-def _floor(sampler: Callable[[jax.Array], jax.Array], reference: jax.Array, key: jax.Array, reps: int = 3) -> float:
-    """Mean SW2 between the reference and independent exact draws of the same size."""
-    return float(np.mean([_sw(sampler(k), reference, key) for k in jax.random.split(jax.random.fold_in(key, 7), reps)]))
+def _exact_and_floor(sampler: Callable[[jax.Array], jax.Array], k_exact: jax.Array, k_sw: jax.Array,
+                     reps: int = 3) -> tuple[jax.Array, float]:
+    """Exact reference draws, and the mean SW2 between them and independent exact draws of the
+    same size (the Monte Carlo floor of the metric)."""
+    ref = sampler(k_exact)
+    return ref, float(np.mean([_sw(sampler(k), ref, k_sw) for k in jax.random.split(jax.random.fold_in(k_sw, 7), reps)]))
+
+
+def _finish_axes(ax, title: str, floor: float | None = None, xlabel: str | None = None,
+                 ylabel: str = "sliced W2 to exact", fontsize: int = 8) -> None:
+    """The metric panels' common dressing: the exact-vs-exact floor, labels, legend and title."""
+    if floor is not None:
+        ax.axhline(floor, ls="--", color="0.5", lw=1, label="exact vs exact")
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=fontsize, frameon=False)
+    ax.set_title(title, fontsize=9)
 
 
 def _check(name: str, value: float, bound: float, op: str = "<=") -> dict[str, Any]:
@@ -221,21 +236,19 @@ def panel_fkc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
     draw: dict[str, Any] = {}
     k_run, k_ex, k_sw, k_rs = jax.random.split(key, 4)
     for name, c in cases.items():
-        exact = _grid_samples(k_ex, c["log_dens"], n)
         fk = c["run"](k_run, True)
         plain = c["run"](k_run, False)
         x_fk = fk.resample(k_rs, n)
         log_z = c.get("exact_log_z", _grid_log_z(c["log_dens"]))
-        floor = _floor(lambda k: _grid_samples(k, c["log_dens"], n), exact, k_sw)
+        exact, floor = _exact_and_floor(lambda k, c=c: _grid_samples(k, c["log_dens"], n), k_ex, k_sw)
         res = {
             "sw2_fkc": _sw(x_fk, exact, k_sw), "sw2_unweighted": _sw(plain.particles, exact, k_sw), "sw2_floor": floor,
             "log_z_hat": float(fk.log_evidence), "log_z_exact": log_z, "nfe": int(fk.nfe),
             "resampling_events": int(np.sum(np.asarray(fk.resampled))), "final_ess": float(fk.ess[-1]),
         }
         out["cases"][name] = res
-        out["checks"] += [
-            _check(f"{name}: SW2 FKC <= {tol['sw_factor']} x floor", res["sw2_fkc"], tol["sw_factor"] * floor),
-        ]
+        out["checks"].append(_check(f"{name}: SW2 FKC <= {tol['sw_factor']} x floor", res["sw2_fkc"],
+                                    tol["sw_factor"] * floor))
         if name == "anneal":
             out["checks"].append(_check(f"{name}: SW2 FKC <= SW2 unweighted", res["sw2_fkc"], res["sw2_unweighted"]))
         draw[name] = (c, np.asarray(plain.particles), np.asarray(x_fk), fk, res)
@@ -253,9 +266,7 @@ def panel_fkc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
                                               ("exact vs exact", "sw2_floor", "0.6"))):
             ax.bar(xs + (j - 1) * 0.27, [draw[m][4][key_] for m in names], 0.27, label=lab, color=col)
         ax.set_xticks(xs, names, fontsize=8)
-        ax.set_ylabel("sliced W2 to exact")
-        ax.legend(fontsize=8, frameon=False)
-        ax.set_title("metric: sliced W2 (lower is better)", fontsize=9)
+        _finish_axes(ax, "metric: sliced W2 (lower is better)")
 
     return out, plot
 
@@ -275,8 +286,7 @@ def panel_inverse(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable
     lik = inverse.gaussian(inverse.dense(A), y, noise)
     score, log_prob = prior.score_fn(proc), prior.logdensity_fn(proc)
     k_run, k_ex, k_sw, k_rs = jax.random.split(key, 4)
-    exact = post.sample(k_ex, n)
-    floor = _floor(lambda k: post.sample(k, n), exact, k_sw)
+    exact, floor = _exact_and_floor(lambda k: post.sample(k, n), k_ex, k_sw)
     runs = {
         "ensemble": inverse.ensemble(k_run, proc, score, lik, n, steps, logdensity_fn=log_prob, integrator="ddpm"),
         "twisted SMC": inverse.twisted_smc(k_run, proc, score, lik, n, steps, logdensity_fn=log_prob),
@@ -317,11 +327,9 @@ def panel_inverse(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable
         ax = axes[4]
         names = list(runs)
         ax.bar(np.arange(3), [out["methods"][m]["sw2"] for m in names], color=["C0", "C1", "C4"])
-        ax.axhline(floor, ls="--", color="0.5", lw=1, label="exact vs exact")
         ax.set_xticks(np.arange(3), names, fontsize=8)
-        ax.set_ylabel("sliced W2 to exact posterior")
-        ax.legend(fontsize=8, frameon=False)
-        ax.set_title(f"metric: sliced W2; exact log p(y) = {exact_log_py:.2f}", fontsize=9)
+        _finish_axes(ax, f"metric: sliced W2; exact log p(y) = {exact_log_py:.2f}", floor,
+                     ylabel="sliced W2 to exact posterior")
 
     return out, plot
 
@@ -344,8 +352,7 @@ def panel_dmcmc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
     n = size["dlg_n"]
     spc = 8
     k_run, k_ex, k_sw = jax.random.split(key, 3)
-    exact = target.noised(proc, proc.t_min).sample(k_ex, n)
-    floor = _floor(lambda k: target.noised(proc, proc.t_min).sample(k, n), exact, k_sw)
+    exact, floor = _exact_and_floor(lambda k: target.noised(proc, proc.t_min).sample(k, n), k_ex, k_sw)
     out: dict[str, Any] = {"metric": "sliced W2 to exact draws at equal NFE per sample (lower is better)",
                            "integrator": "euler_maruyama", "num_samples": n, "sw2_floor": floor, "budgets": {}, "checks": []}
     keep = {}
@@ -373,12 +380,8 @@ def panel_dmcmc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
         bs = sorted(keep)
         ax.plot(bs, [out["budgets"][str(b)]["sw2_plain"] for b in bs], "o-", color="C3", label="Euler-Maruyama from noise")
         ax.plot(bs, [out["budgets"][str(b)]["sw2_dlg"] for b in bs], "s-", color="C0", label="DLG + Euler-Maruyama")
-        ax.axhline(floor, ls="--", color="0.5", lw=1, label="exact vs exact")
-        ax.set_xlabel("NFE per sample")
-        ax.set_ylabel("sliced W2 to exact")
         ax.set_ylim(bottom=0)
-        ax.legend(fontsize=8, frameon=False)
-        ax.set_title("metric: sliced W2 at equal NFE", fontsize=9)
+        _finish_axes(ax, "metric: sliced W2 at equal NFE", floor, "NFE per sample")
         ax = axes[3]
         t_trace = np.asarray(res.t_trace)
         for c in range(min(6, t_trace.shape[0])):
@@ -446,8 +449,7 @@ def panel_integrators(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Call
     n, steps = size["int_n"], tuple(size["int_steps"])
     k_ref, k_sw, k_run = jax.random.split(key, 3)
     end = target.noised(proc, proc.t_min)  # the samplers stop at t_min
-    exact = end.sample(k_ref, n)
-    floor = _floor(lambda k: end.sample(k, n), exact, k_sw)
+    exact, floor = _exact_and_floor(lambda k: end.sample(k, n), k_ref, k_sw)
     score = target.score_fn(proc)
     methods = tuple(size["int_methods"])
     results: dict[str, dict[str, Any]] = {m: {} for m in methods}
@@ -470,12 +472,8 @@ def panel_integrators(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Call
         for i, m in enumerate(methods):
             ax.plot([results[m][str(s)]["nfe"] for s in steps], [results[m][str(s)]["sliced_wasserstein"] for s in steps],
                     "o-", color=f"C{i}", label=m, ms=3)
-        ax.axhline(floor, ls="--", color="0.5", lw=1, label="exact vs exact")
         ax.set_xscale("log")
-        ax.set_xlabel("NFE per sample")
-        ax.set_ylabel("sliced W2 to exact")
-        ax.legend(fontsize=7, frameon=False)
-        ax.set_title("metric: sliced W2 vs NFE", fontsize=9)
+        _finish_axes(ax, "metric: sliced W2 vs NFE", floor, "NFE per sample", fontsize=7)
         for ax in axes[1 + len(methods):]:
             ax.axis("off")
         for ax, m in zip(axes[1:], methods):
@@ -485,16 +483,14 @@ def panel_integrators(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Call
     return out, plot
 
 
-_PANEL_FNS = {"fkc": panel_fkc, "inverse": panel_inverse, "dmcmc": panel_dmcmc, "privacy": panel_privacy,
-              "integrators": panel_integrators}
-_TITLES = {
-    "fkc": "(a) Feynman-Kac correctors: annealing and product of experts, weighted vs unweighted vs exact",
-    "inverse": "(b) Inverse problem y = A x + noise: ensemble, twisted SMC and DPS vs the exact posterior",
-    "dmcmc": "(c) Denoising Langevin Gibbs vs a plain integrator at equal NFE",
-    "privacy": "(d) Bayesian epsilon posterior vs the Clopper-Pearson interval",
-    "integrators": "(e) Reverse-diffusion integrators on the 8-mode ring",
+# name -> (panel function, number of axes, figure title)
+_PANEL_SPECS: dict[str, tuple[Callable, int, str]] = {
+    "fkc": (panel_fkc, 5, "(a) Feynman-Kac correctors: annealing and product of experts, weighted vs unweighted vs exact"),
+    "inverse": (panel_inverse, 5, "(b) Inverse problem y = A x + noise: ensemble, twisted SMC and DPS vs the exact posterior"),
+    "dmcmc": (panel_dmcmc, 4, "(c) Denoising Langevin Gibbs vs a plain integrator at equal NFE"),
+    "privacy": (panel_privacy, 2, "(d) Bayesian epsilon posterior vs the Clopper-Pearson interval"),
+    "integrators": (panel_integrators, 6, "(e) Reverse-diffusion integrators on the 8-mode ring"),
 }
-_NUM_AXES = {"fkc": 5, "inverse": 5, "dmcmc": 4, "privacy": 2, "integrators": 6}
 
 
 def _figure(path: Path, plots: dict[str, Callable], summary: dict) -> None:
@@ -508,15 +504,11 @@ def _figure(path: Path, plots: dict[str, Callable], summary: dict) -> None:
     fig = plt.figure(figsize=(19, 4.1 * len(names)), layout="constrained")
     subs = np.atleast_1d(fig.subfigures(len(names), 1))
     for sf, name in zip(subs, names):
-        k = _NUM_AXES[name]
-        if name == "privacy":
-            axes = sf.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
-        else:
-            axes = sf.subplots(1, k)
+        _, k, title = _PANEL_SPECS[name]
+        axes = sf.subplots(1, k, gridspec_kw={"width_ratios": [3, 1]} if name == "privacy" else None)
         checks = summary["panels"][name]["checks"]
         ok = sum(c["passed"] for c in checks)
-        sf.suptitle(f"{_TITLES[name]}  [{ok}/{len(checks)} checks pass]", fontsize=11, fontweight="bold", x=0.01,
-                    ha="left")
+        sf.suptitle(f"{title}  [{ok}/{len(checks)} checks pass]", fontsize=11, fontweight="bold", x=0.01, ha="left")
         plots[name](np.atleast_1d(axes))
     fig.savefig(path, dpi=72)
     plt.close(fig)
@@ -541,34 +533,28 @@ def run_demo(
     cfg = SIZES[size]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(panels), desc="probkit demo", disable=not progress, file=sys.stderr)
-    except ImportError:  # pragma: no cover
-        bar = None
+    bar = tqdm(total=len(panels), desc="probkit demo", disable=not progress, file=sys.stderr)
     t_all, c_all = time.perf_counter(), time.process_time()
     summary: dict[str, Any] = {"size": size, "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
                                "seed": seed, "panels": {}}
     plots = {}
     for i, name in enumerate(panels):
-        if bar is not None:
-            bar.set_postfix_str(name)
+        bar.set_postfix_str(name)
         tol = dict(TOLERANCES[name])
         if size == "tiny":
             tol = {k: v * _TINY_SCALE.get(k, 1.0) for k, v in tol.items()}
         t0, c0 = time.perf_counter(), time.process_time()
-        res, plot = _PANEL_FNS[name](jax.random.PRNGKey(seed * 100 + PANELS.index(name)), cfg, tol)
+        res, plot = _PANEL_SPECS[name][0](jax.random.PRNGKey(seed * 100 + PANELS.index(name)), cfg, tol)
         res["tolerances"] = tol
         res["seconds"] = time.perf_counter() - t0
         res["cpu_seconds"] = time.process_time() - c0
         res["passed"] = all(c["passed"] for c in res["checks"])
         summary["panels"][name] = res
         plots[name] = plot
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
+        bar.update()
+    bar.close()
     t_fig = time.perf_counter()
     _figure(out / "tour.png", plots, summary)
     summary["figure_seconds"] = time.perf_counter() - t_fig
@@ -583,7 +569,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     """One line per check, grouped by panel."""
     lines = []
     for name, res in summary["panels"].items():
-        lines.append(f"{_TITLES[name]} ({res['seconds']:.1f} s)\n  metric: {res['metric']}")
+        lines.append(f"{_PANEL_SPECS[name][2]} ({res['seconds']:.1f} s)\n  metric: {res['metric']}")
         for c in res["checks"]:
             lines.append(f"  [{'ok' if c['passed'] else 'FAIL'}] {c['name']}: {c['value']:.3g} (bound {c['bound']:.3g})")
     return "\n".join(lines)

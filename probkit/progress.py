@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit import _checks
+
 __all__ = ["progress_scan", "report_steps"]
 
 OnUpdate = Callable[[int, int], None]
@@ -45,9 +47,7 @@ def report_steps(length: int, every: int | None = None) -> list[int]:
 def _every(length: int, every: int | None) -> int:
     if every is None:
         return max(1, math.ceil(length / 20))
-    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-        raise ValueError(f"`every` must be a positive integer, got {every!r}")
-    return int(every)
+    return _checks.positive_int("every", every)
 
 
 def _scan_length(xs: Any, length: int | None) -> int:
@@ -58,8 +58,7 @@ def _scan_length(xs: Any, length: int | None) -> int:
     if len(sizes) > 1:
         raise ValueError(f"`xs` leaves must share one leading axis length, got {sorted(sizes)}")
     if length is not None:
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
-            raise ValueError(f"`length` must be a non-negative integer, got {length!r}")
+        _checks.positive_int("length", length, minimum=0)
         if sizes and sizes != {int(length)}:
             raise ValueError(f"`length` ({length}) does not match the leading axis of `xs` ({sizes.pop()})")
         return int(length)

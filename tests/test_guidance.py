@@ -13,6 +13,7 @@ seeds and allows 4 standard errors (0.2, 0.45, 0.05 for these three statistics).
 same proposal without weights) gives mass(A) = 0.81 and mean(x_0) = -1.9 against the exact 0.673
 and -1.204: errors of 3x and 3.5x those tolerances, and the test asserts they exceed them.
 """
+import json
 import os
 
 import jax
@@ -108,6 +109,11 @@ def test_conditional_network_save_load_round_trip(tmp_path):
     with pytest.raises(ValueError, match="path"):
         C.load_classifier(tmp_path / "m")
     np.savez(tmp_path / "m.npz", **{"class_emb": np.zeros((4, 8), np.float32)})
+    with pytest.raises(ValueError, match="SHA-256"):  # the .json records the digest of its .npz
+        C.load_conditional_score_model(tmp_path / "m")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    del meta["npz_sha256"]  # a file from before digests were recorded: the arrays are still checked
+    (tmp_path / "m.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="missing"):
         C.load_conditional_score_model(tmp_path / "m")
 

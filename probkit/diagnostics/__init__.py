@@ -11,13 +11,6 @@ from probkit.diagnostics.arviz import WeightedSummary, kish_ess, to_inference_da
 from probkit.diagnostics.metrics import energy_distance, median_heuristic, mmd, sliced_wasserstein, wasserstein_1d
 
 __all__ = [
-    "sliced_wasserstein",
-    "wasserstein_1d",
-    "mmd",
-    "median_heuristic",
-    "energy_distance",
-    "to_inference_data",
-    "weighted_summary",
-    "WeightedSummary",
-    "kish_ess",
+    "sliced_wasserstein", "wasserstein_1d", "mmd", "median_heuristic", "energy_distance", "to_inference_data",
+    "weighted_summary", "WeightedSummary", "kish_ess",
 ]

@@ -62,22 +62,30 @@ class WeightedSummary(NamedTuple):
         return "\n".join([head, *rows, f"ESS (Kish) = {self.ess:.1f} of N = {self.num_particles}"])
 
 
-def _normalised_weights(n: int, log_weights: Any, weights: Any) -> np.ndarray:
+def normalised_weights(n: int, log_weights: Any, weights: Any, prefix: str = "", rows: str = "particle"):
+    """Probability weights (float64) from ``log_weights`` or non-negative ``weights`` (uniform when
+    both are None), checked with errors naming ``{prefix}weights`` / ``{prefix}log_weights``.
+    A traced (jitted) argument gets its shape checked only, and ``None`` is returned."""
+    from probkit._checks import is_traced
+
     if log_weights is not None and weights is not None:
-        raise ValueError("give either `log_weights` or `weights`, not both")
+        raise ValueError(f"give either `{prefix}weights` or `{prefix}log_weights`, not both")
     if log_weights is None and weights is None:
         return np.full(n, 1.0 / n)
-    name = "log_weights" if log_weights is not None else "weights"
-    a = np.asarray(log_weights if log_weights is not None else weights, dtype=np.float64)
-    if a.shape != (n,):
-        raise ValueError(f"`{name}` must have shape ({n},) (one per particle), got {a.shape}")
+    name = f"{prefix}log_weights" if log_weights is not None else f"{prefix}weights"
+    raw = log_weights if log_weights is not None else weights
+    if np.shape(raw) != (n,):
+        raise ValueError(f"`{name}` must have shape ({n},) (one per {rows}), got {np.shape(raw)}")
+    if is_traced(raw):
+        return None
+    a = np.asarray(raw, dtype=np.float64)
     if log_weights is not None:
         if np.any(np.isnan(a)) or np.any(a == np.inf) or not np.any(np.isfinite(a)):
-            raise ValueError("`log_weights` must not contain NaN or +inf, and not all be -inf")
+            raise ValueError(f"`{name}` must not contain NaN or +inf, and not all be -inf")
         w = np.exp(a - a.max())
     else:
         if not np.all(np.isfinite(a)) or np.any(a < 0) or a.sum() <= 0:
-            raise ValueError("`weights` must be finite, non-negative and not all zero")
+            raise ValueError(f"`{name}` must be finite, non-negative and not all zero")
         w = a
     return w / w.sum()
 
@@ -87,7 +95,7 @@ def kish_ess(log_weights: Any) -> float:
     lw = np.asarray(log_weights, dtype=np.float64)
     if lw.ndim != 1 or lw.shape[0] < 1:
         raise ValueError(f"`log_weights` must be a non-empty 1-D array, got shape {lw.shape}")
-    w = _normalised_weights(lw.shape[0], lw, None)
+    w = normalised_weights(lw.shape[0], lw, None)
     return float(1.0 / np.sum(w**2))
 
 
@@ -129,7 +137,7 @@ def weighted_summary(
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
     if p.size == 0 or np.any((p < 0) | (p > 1)):
         raise ValueError(f"`probs` must be levels in [0, 1], got {probs!r}")
-    w = _normalised_weights(x.shape[0], log_weights, weights)
+    w = normalised_weights(x.shape[0], log_weights, weights)
     wb = w.reshape((-1,) + (1,) * (x.ndim - 1))
     mean = np.sum(wb * x, axis=0)
     std = np.sqrt(np.sum(wb * (x - mean) ** 2, axis=0))
@@ -169,6 +177,16 @@ def chains_to_inference_data(chains: Any, var_name: str = "x", sample_stats: Map
     return az.from_dict(posterior=posterior, sample_stats=stats)
 
 
+def step_times(result: Any, k: int) -> np.ndarray | None:
+    """The time at the end of each of the ``k`` steps of ``result.times`` (a grid
+    ``t_0 > ... > t_K``: step j ends at ``t_{j+1}``), or None."""
+    times = getattr(result, "times", None)
+    if times is None:
+        return None
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    return t[1:] if t.shape[0] == k + 1 else (t if t.shape[0] == k else None)
+
+
 def _posterior_dict(particles: Any, var_name: str) -> dict[str, np.ndarray]:
     """Leaves of a particle pytree as ``{name: (1, N, ...)}`` (names like ``x_key``)."""
     import jax
@@ -197,7 +215,7 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
     lw = np.asarray(result.log_weights, dtype=np.float64)
     if lw.shape != (n,):
         raise ValueError(f"`result.log_weights` must have shape ({n},) (one per particle), got {lw.shape}")
-    w = _normalised_weights(n, lw, None)
+    w = normalised_weights(n, lw, None)
     final_ess = float(1.0 / np.sum(w**2))
     resampled_for_export = key is not None
     if resampled_for_export:
@@ -205,13 +223,11 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
 
         from blackjax.smc import resampling as bj_resampling
 
-        schemes = ("systematic", "multinomial", "stratified", "residual")
-        if resampling not in schemes:
-            raise ValueError(f"`resampling` must be one of {schemes}, got {resampling!r}")
-        resample_fn = getattr(bj_resampling, resampling)
-        num_draws = n if num_draws is None else num_draws
-        if isinstance(num_draws, bool) or not isinstance(num_draws, (int, np.integer)) or num_draws < 1:
-            raise ValueError(f"`num_draws` must be a positive integer, got {num_draws!r}")
+        from probkit import _checks
+
+        resample_fn = getattr(bj_resampling, _checks.choice(
+            "resampling", resampling, ("systematic", "multinomial", "stratified", "residual")))
+        num_draws = _checks.positive_int("num_draws", n if num_draws is None else num_draws)
         idx = np.asarray(resample_fn(key, jnp.asarray(w, jnp.float32), int(num_draws)))
         posterior = {k: v[:, idx] for k, v in posterior.items()}
         lw_out = np.full(int(num_draws), -np.log(num_draws))
@@ -237,13 +253,9 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
             val = getattr(result, field, None)
             if val is not None and np.shape(val) == (k,):
                 hist[field] = ("step", np.asarray(val))
-        times = getattr(result, "times", None)
+        times = step_times(result, k)
         if times is not None:
-            times = np.asarray(times).reshape(-1)
-            if times.shape[0] == k + 1:  # a grid t_0 > ... > t_K: step j ends at t_{j+1}
-                hist["t"] = ("step", times[1:])
-            elif times.shape[0] == k:
-                hist["t"] = ("step", times)
+            hist["t"] = ("step", times)
         idata.add_groups({"smc_history": xr.Dataset(hist)})
     idata.sample_stats.attrs.update(attrs)
     return idata

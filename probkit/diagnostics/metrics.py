@@ -31,6 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from probkit import _checks
+from probkit.diagnostics.arviz import normalised_weights
+
 Array = jax.Array
 
 __all__ = ["sliced_wasserstein", "wasserstein_1d", "mmd", "energy_distance", "median_heuristic"]
@@ -54,27 +57,13 @@ def _as_2d(name: str, x: ArrayLike) -> Array:
 
 
 def _weights(name: str, n: int, weights: ArrayLike | None, log_weights: ArrayLike | None, dtype) -> Array:
-    """Normalised probability weights from weights or log-weights (uniform when both are None)."""
-    if weights is not None and log_weights is not None:
-        raise ValueError(f"give either `{name}_weights` or `{name}_log_weights`, not both")
+    """Normalised probability weights from weights or log-weights (uniform when both are None),
+    checked by :func:`probkit.diagnostics.arviz.normalised_weights` (values only when concrete)."""
     if weights is None and log_weights is None:
         return jnp.full((n,), 1.0 / n, dtype)
-    arg = f"{name}_weights" if weights is not None else f"{name}_log_weights"
+    normalised_weights(n, log_weights, weights, f"{name}_", f"row of `{name}`")
     w = jnp.asarray(weights if weights is not None else log_weights).astype(dtype)
-    if w.shape != (n,):
-        raise ValueError(f"`{arg}` must have shape ({n},) (one per row of `{name}`), got {w.shape}")
-    concrete = not isinstance(w, jax.core.Tracer)
-    if weights is not None:
-        if concrete:
-            wn = np.asarray(w)
-            if not np.all(np.isfinite(wn)) or np.any(wn < 0) or wn.sum() <= 0:
-                raise ValueError(f"`{arg}` must be finite, non-negative and not all zero")
-        return w / jnp.sum(w)
-    if concrete:
-        lw = np.asarray(w)
-        if np.any(np.isnan(lw)) or np.any(lw == np.inf) or not np.any(np.isfinite(lw)):
-            raise ValueError(f"`{arg}` must not contain NaN or +inf, and not all be -inf")
-    return jax.nn.softmax(w)
+    return w / jnp.sum(w) if weights is not None else jax.nn.softmax(w)
 
 
 def _check_pair(x: ArrayLike, y: ArrayLike) -> tuple[Array, Array]:
@@ -83,12 +72,6 @@ def _check_pair(x: ArrayLike, y: ArrayLike) -> tuple[Array, Array]:
         raise ValueError(f"`x` and `y` must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
     dtype = jnp.promote_types(x.dtype, y.dtype)
     return x.astype(dtype), y.astype(dtype)
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-    return int(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +137,7 @@ def sliced_wasserstein(
       A scalar, >= 0.
     """
     x, y = _check_pair(x, y)
-    num_projections = _check_positive_int("num_projections", num_projections)
+    num_projections = _checks.positive_int("num_projections", num_projections)
     if not isinstance(p, (int, float)) or not p >= 1:
         raise ValueError(f"`p` must be a number >= 1, got {p!r}")
     # uniform weights stay None so that the CDF levels are exact (see _cumulative)
@@ -195,7 +178,7 @@ def median_heuristic(x: ArrayLike, y: ArrayLike, max_points: int = 1000) -> Arra
     """Median pairwise Euclidean distance of the pooled sample (at most ``max_points`` evenly
     strided points from each of ``x`` and ``y``; weights are ignored)."""
     x, y = _check_pair(x, y)
-    max_points = _check_positive_int("max_points", max_points)
+    max_points = _checks.positive_int("max_points", max_points)
     z = jnp.concatenate([x[:: max(1, -(-x.shape[0] // max_points))], y[:: max(1, -(-y.shape[0] // max_points))]])
     return _median_distance(z)
 
@@ -234,7 +217,7 @@ def mmd(
     Returns ``MMD^2`` when ``squared=True``, else ``sqrt(max(MMD^2, 0))``.
     """
     x, y = _check_pair(x, y)
-    block_size = _check_positive_int("block_size", block_size)
+    block_size = _checks.positive_int("block_size", block_size)
     wx = _weights("x", x.shape[0], x_weights, x_log_weights, x.dtype)
     wy = _weights("y", y.shape[0], y_weights, y_log_weights, y.dtype)
     if unbiased:
@@ -293,7 +276,7 @@ def energy_distance(
     In 1-D it equals ``scipy.stats.energy_distance(u, v, u_weights, v_weights)``.
     """
     x, y = _check_pair(x, y)
-    block_size = _check_positive_int("block_size", block_size)
+    block_size = _checks.positive_int("block_size", block_size)
     wx = _weights("x", x.shape[0], x_weights, x_log_weights, x.dtype)
     wy = _weights("y", y.shape[0], y_weights, y_log_weights, y.dtype)
     return _energy(x, y, wx, wy, block_size)

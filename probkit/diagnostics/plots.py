@@ -22,6 +22,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from probkit import _checks
+
 __all__ = [
     "plot_samples_on_density", "plot_hist_1d", "plot_ess_trace", "density_grid",
     "plot_smc_history", "plot_marginals", "plot_chains", "plot_diagnostics",
@@ -29,11 +31,11 @@ __all__ = [
 
 
 def _weights_or_none(n: int, weights: Any, log_weights: Any) -> np.ndarray | None:
-    from probkit.diagnostics.arviz import _normalised_weights
+    from probkit.diagnostics.arviz import normalised_weights
 
     if weights is None and log_weights is None:
         return None
-    return _normalised_weights(n, log_weights, weights)
+    return normalised_weights(n, log_weights, weights)
 
 
 def _bounds_from(samples: np.ndarray, pad: float = 0.15) -> tuple[float, float, float, float]:
@@ -60,8 +62,7 @@ def density_grid(
     """
     if len(bounds) != 4 or not (bounds[0] < bounds[1] and bounds[2] < bounds[3]):
         raise ValueError(f"`bounds` must be (xmin, xmax, ymin, ymax) with min < max, got {bounds!r}")
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 2:
-        raise ValueError(f"`resolution` must be an integer >= 2, got {resolution!r}")
+    _checks.positive_int("resolution", resolution, minimum=2)
     xs = np.linspace(bounds[0], bounds[1], resolution)
     ys = np.linspace(bounds[2], bounds[3], resolution)
     X, Y = np.meshgrid(xs, ys)
@@ -209,9 +210,7 @@ def plot_ess_trace(
     if xs.shape != (k,):
         raise ValueError(f"`times` must have shape ({k},) like `ess`, got {xs.shape}")
     if num_particles is not None:
-        if isinstance(num_particles, bool) or not isinstance(num_particles, (int, np.integer)) or num_particles < 1:
-            raise ValueError(f"`num_particles` must be a positive integer, got {num_particles!r}")
-        e = e / num_particles
+        e = e / _checks.positive_int("num_particles", num_particles)
     ax.plot(xs, e, color=color, lw=1.2, label=label)
     if resampled is not None:
         r = np.asarray(resampled, dtype=bool).reshape(-1)
@@ -221,24 +220,18 @@ def plot_ess_trace(
             ax.plot(xs[r], e[r], "o", ms=3, color=color, label=None if label is None else f"{label}: resampled")
     if threshold is not None:
         ax.axhline(threshold, ls="--", lw=0.8, color="gray")
-    if times is not None:
-        ax.set_xlabel("t")
-        if xs[0] > xs[-1]:
-            ax.invert_xaxis()
-    else:
-        ax.set_xlabel("step")
+    _time_xaxis(ax, xs, times is not None, "t")
     ax.set_ylabel("ESS / N" if num_particles is not None else "ESS")
     if label is not None:
         ax.legend(frameon=False)
     return ax
 
 
-def _times_axis(result: Any, k: int) -> np.ndarray | None:
-    times = getattr(result, "times", None)
-    if times is None:
-        return None
-    t = np.asarray(times, dtype=np.float64).reshape(-1)
-    return t[1:] if t.shape[0] == k + 1 else (t if t.shape[0] == k else None)
+def _time_xaxis(ax: Any, xs: np.ndarray, is_time: bool, label: str) -> None:
+    """Label the x-axis (``step``, or ``label`` for times), inverted so generative time runs left to right."""
+    ax.set_xlabel(label if is_time else "step")
+    if is_time and xs[0] > xs[-1] and not ax.xaxis_inverted():
+        ax.invert_xaxis()
 
 
 def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | None = None, threshold: float | None = 0.5):
@@ -264,7 +257,9 @@ def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | 
     resampled = np.asarray(result.resampled, dtype=bool).reshape(-1)
     if spread.shape != (k,) or resampled.shape != (k,):
         raise ValueError("`result.ess`, `result.resampled` and `result.log_weight_spread` must share one length")
-    xs = _times_axis(result, k)
+    from probkit.diagnostics.arviz import step_times
+
+    xs = step_times(result, k)
     if xs is None:
         xs = np.arange(1, k + 1, dtype=np.float64)
     if isinstance(axes, (list, tuple, np.ndarray)):
@@ -288,12 +283,7 @@ def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | 
             ax_spread.axvline(x, color="0.8", lw=0.6, zorder=0)
         ax_spread.set_title("log-weight spread (max - min)", fontsize=10)
     for ax in (ax_ess,) if twin else (ax_ess, ax_spread):
-        if getattr(result, "times", None) is not None:
-            ax.set_xlabel("t (generative time runs left to right)")
-            if xs[0] > xs[-1] and not ax.xaxis_inverted():
-                ax.invert_xaxis()
-        else:
-            ax.set_xlabel("step")
+        _time_xaxis(ax, xs, getattr(result, "times", None) is not None, "t (generative time runs left to right)")
     return ax_ess, ax_spread
 
 

@@ -13,9 +13,7 @@ def _no_str(name: str, value: Any) -> None:
         raise ValueError(f"`{name}` must be a number, got the string {value!r}")
 
 
-def check_pos_int(name: str, value: Any) -> int:
-    """``value`` as an int if it is a positive integer (NumPy integers accepted), else ValueError."""
-    return _checks.positive_int(name, value)
+check_pos_int = _checks.positive_int  # ``value`` as an int if a positive integer (NumPy integers accepted)
 
 
 def check_pos_float(name: str, value: Any) -> float:

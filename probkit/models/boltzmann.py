@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 from typing import Any, Callable, NamedTuple
@@ -67,10 +66,12 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from probkit import _io
-from probkit.models import nets
+from probkit import _checks, _io
+from probkit.models.score_mlp import dense_init, init_score_mlp, score_mlp_apply, sinusoidal_embedding
+from probkit.models.serialization import (FORMAT_NAME, load_pretrained_file, load_score_model, parse_config_process,
+                                          process_to_dict, save_score_model)
+from probkit.models.training import StaticArg, check_hyper, dsm_train_init, ema_train_step, fit, noised_batch
 
 Array = jax.Array
 Params = dict[str, Any]
@@ -87,18 +88,13 @@ __all__ = [
 PRETRAINED = {"lj13_T2": "lj13_T2"}
 # full float32 in the coordinate maps (GPUs default to TF32 matmuls, ~1e-3 relative error)
 _HIGHEST = jax.lax.Precision.HIGHEST
-_PRETRAINED_DIR = os.path.join(os.path.dirname(__file__), "pretrained")
 
 
 # ----------------------------------------------------------------------------------------------
 # Validation helpers
 # ----------------------------------------------------------------------------------------------
-def _is_concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def _check_temperature(temperature: Any, name: str = "temperature") -> None:
-    if _is_concrete(temperature):
+    if not _checks.is_traced(temperature):
         t = np.asarray(temperature)
         if t.size == 0 or not np.all(np.isfinite(t)) or not np.all(t > 0):
             raise ValueError(f"`{name}` must be positive and finite, got {temperature!r}")
@@ -118,7 +114,7 @@ def _as_config(x: Any, n: int, d: int, name: str = "x") -> Array:
             f"`{name}` must have trailing shape ({n}, {d}) or ({n * d},) for {n} particles in {d}-D "
             f"(wrong number of atoms?), got shape {tuple(x.shape)}"
         )
-    if _is_concrete(out) and not bool(jnp.all(jnp.isfinite(out))):
+    if not _checks.is_traced(out) and not bool(jnp.all(jnp.isfinite(out))):
         raise ValueError(f"`{name}` contains non-finite coordinates (NaN or inf)")
     return out
 
@@ -164,15 +160,11 @@ class _System:
         return -self.energy(x) / temperature
 
     def force(self, x: Any) -> Array:
-        """``-∇E(x)`` by autodiff, same shape as ``x``."""
+        """``-∇E(x)`` by autodiff, same shape as ``x`` (the gradient of the summed energies of a
+        batch: configurations do not interact)."""
         x = jnp.asarray(x)
-        _as_config(x, self.n_particles, self.spatial_dim)
-        flat = x.reshape(-1, x.shape[-1]) if x.ndim > 1 and x.shape[-1] == self.dim else None
-        if flat is not None:
-            return -jax.vmap(jax.grad(lambda z: self.energy(z)))(flat).reshape(x.shape)
-        lead = x.shape[:-2]
-        z = x.reshape(-1, self.n_particles, self.spatial_dim)
-        return -jax.vmap(jax.grad(lambda c: self.energy(c)))(z).reshape(*lead, *x.shape[-2:])
+        _as_config(x, self.n_particles, self.spatial_dim)  # shape and finiteness, on the concrete input
+        return -jax.grad(lambda z: jnp.sum(self.energy(z)))(x)
 
     def internal_energy(self, y: Any) -> Array:
         """E(H^T y) for internal coordinates ``y`` of shape ``(..., (n-1) d)`` or ``(..., n-1, d)``."""
@@ -216,17 +208,11 @@ class LennardJones(_System):
     soft_core: float | None = 0.8
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_particles, bool) or not isinstance(self.n_particles, int) or self.n_particles < 2:
-            raise ValueError(f"`n_particles` must be an integer >= 2, got {self.n_particles!r}")
-        if isinstance(self.spatial_dim, bool) or not isinstance(self.spatial_dim, int) or self.spatial_dim < 1:
-            raise ValueError(f"`spatial_dim` must be a positive integer, got {self.spatial_dim!r}")
+        _checks.positive_int("n_particles", self.n_particles, minimum=2)
+        _checks.positive_int("spatial_dim", self.spatial_dim)
         for name in ("epsilon", "r_m", "energy_factor"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"`{name}` must be positive and finite, got {v!r}")
-        if not (isinstance(self.oscillator_scale, (int, float)) and math.isfinite(self.oscillator_scale)
-                and self.oscillator_scale >= 0):
-            raise ValueError(f"`oscillator_scale` must be >= 0, got {self.oscillator_scale!r}")
+            _checks.scalar(name, getattr(self, name), low=0.0, low_open=True)
+        _checks.scalar("oscillator_scale", self.oscillator_scale, low=0.0)
         if self.soft_core is not None and not (isinstance(self.soft_core, (int, float)) and 0 < self.soft_core < 1):
             raise ValueError(f"`soft_core` must be None or in (0, 1) (a fraction of r_m), got {self.soft_core!r}")
 
@@ -266,10 +252,8 @@ class DoubleWell(_System):
     tau: float = 1.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_particles, bool) or not isinstance(self.n_particles, int) or self.n_particles < 2:
-            raise ValueError(f"`n_particles` must be an integer >= 2, got {self.n_particles!r}")
-        if not (isinstance(self.tau, (int, float)) and self.tau > 0):
-            raise ValueError(f"`tau` must be positive, got {self.tau!r}")
+        _checks.positive_int("n_particles", self.n_particles, minimum=2)
+        _checks.scalar("tau", self.tau, low=0.0, low_open=True)
 
     def _energy(self, x: Array) -> Array:
         r = _pair_distances(x) - self.d0
@@ -383,13 +367,6 @@ def _mcmc_steps(alg, state, key, length):
     return jax.lax.scan(one, state, jax.random.split(key, length))
 
 
-@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7))
-def _mcmc_block(states, key, step, temperature, system, method, n_leap, length):
-    alg = _mcmc_alg(system, temperature, step, method, n_leap)
-    keys = jax.random.split(key, jax.tree_util.tree_leaves(states)[0].shape[0])
-    return jax.vmap(lambda s, k: _mcmc_steps(alg, s, k, length))(states, keys)
-
-
 @functools.partial(jax.jit, static_argnums=(4, 5, 6, 7, 8))
 def _mcmc_draws(states, key, step, temperature, system, method, n_leap, thin, num_draws):
     alg = _mcmc_alg(system, temperature, step, method, n_leap)
@@ -429,8 +406,7 @@ def mcmc_sample(
     if method not in ("hmc", "mala"):
         raise ValueError(f"`method` must be 'hmc' or 'mala', got {method!r}")
     for name, v in (("num_chains", num_chains), ("num_draws", num_draws), ("thin", thin)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {v!r}")
+        _checks.positive_int(name, v)
     target = target_acceptance if target_acceptance is not None else (0.65 if method == "hmc" else 0.57)
     k_init, k_warm, k_run = jax.random.split(key, 3)
     y0 = harmonic_init(k_init, system, num_chains) if init is None else jnp.asarray(init)
@@ -443,7 +419,7 @@ def mcmc_sample(
     step = float(step_size)
     block = max(1, num_warmup // max(1, adapt_rounds)) if num_warmup > 0 else 0
     for r in range(adapt_rounds if num_warmup > 0 else 0):
-        states, acc = _mcmc_block(states, jax.random.fold_in(k_warm, r), step, temp, *cfg, block)
+        states, (_, _, acc) = _mcmc_draws(states, jax.random.fold_in(k_warm, r), step, temp, *cfg, block, 1)
         step = float(step * math.exp(2.0 / (1.0 + r / 4.0) * (float(jnp.mean(acc)) - target)))
         if verbose:
             print(f"  warm-up round {r}: acceptance {float(jnp.mean(acc)):.3f} -> step {step:.4g}", flush=True)
@@ -455,7 +431,7 @@ def mcmc_sample(
 # EGNN score network
 # ----------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class EGNNConfig:
+class EGNNConfig(_io.JsonConfig):
     """Static description of an EGNN noise-prediction network (hashable, JSON-serialisable).
 
     ``n_particles``, ``spatial_dim``: the system; ``hidden``: width of node/edge features;
@@ -470,39 +446,19 @@ class EGNNConfig:
     embed_dim: int = 32
     data_std: float = 1.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> "EGNNConfig":
-        if not isinstance(d, dict):
-            raise ValueError(f"`config` must be a JSON object, got {type(d).__name__}")
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"`config` has unknown fields {sorted(unknown)}")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ValueError(f"bad `config`: {e}") from None
-
-
-def _dense(key, fan_in, fan_out, scale=1.0, lead=()):
-    return {"w": jax.random.normal(key, (*lead, fan_in, fan_out)) * math.sqrt(scale / fan_in),
-            "b": jnp.zeros((*lead, fan_out))}
-
 
 def init_egnn(key: Array, config: EGNNConfig) -> Params:
     """Parameters (dict pytree) of an EGNN; layer weights stacked along a leading ``depth`` axis."""
     h, e, L = config.hidden, config.embed_dim, config.depth
     ks = jax.random.split(key, 8)
     return {
-        "embed": _dense(ks[0], e + 1, h),
-        "edge1": _dense(ks[1], 2 * h + 2, h, lead=(L,)),
-        "edge2": _dense(ks[2], h, h, lead=(L,)),
-        "coord1": _dense(ks[3], h, h, lead=(L,)),
-        "coord2": _dense(ks[4], h, 1, scale=1e-2, lead=(L,)),
-        "node1": _dense(ks[5], 2 * h, h, lead=(L,)),
-        "node2": _dense(ks[6], h, h, scale=0.1, lead=(L,)),
+        "embed": dense_init(ks[0], e + 1, h),
+        "edge1": dense_init(ks[1], 2 * h + 2, h, lead=(L,)),
+        "edge2": dense_init(ks[2], h, h, lead=(L,)),
+        "coord1": dense_init(ks[3], h, h, lead=(L,)),
+        "coord2": dense_init(ks[4], h, 1, scale=1e-2, lead=(L,)),
+        "node1": dense_init(ks[5], 2 * h, h, lead=(L,)),
+        "node2": dense_init(ks[6], h, h, scale=0.1, lead=(L,)),
     }
 
 
@@ -526,9 +482,7 @@ def egnn_apply(params: Params, config: EGNNConfig, y: Array, t: Array, process) 
     c_in = jax.lax.rsqrt(a**2 * config.data_std**2 + s**2)
     H = jnp.asarray(helmert(n), jnp.float32)
     x0 = c_in * (H.T @ y.reshape(n - 1, d).astype(jnp.float32))
-    lam = process.log_snr(t) / 4.0
-    freqs = jnp.exp(jnp.linspace(math.log(0.1), math.log(30.0), config.embed_dim // 2))
-    emb = jnp.concatenate([jnp.sin(lam * freqs), jnp.cos(lam * freqs), lam[None]])
+    emb = sinusoidal_embedding(process.log_snr(t) / 4.0, config.embed_dim)
     h = jnp.broadcast_to(jax.nn.silu(_lin(params["embed"], emb)), (n, config.hidden))
     mask = 1.0 - jnp.eye(n)
     d0 = jnp.sum((x0[:, None] - x0[None]) ** 2, -1)
@@ -575,7 +529,7 @@ class ScoreModel(NamedTuple):
 def init_model(key: Array, arch: str, system: _System, process, data_std: float, **kw) -> tuple[Params, Any]:
     """``(params, config)`` of a fresh ``"mlp"`` (kw: hidden, depth, ...) or ``"egnn"`` network."""
     if arch == "mlp":
-        return nets.init_score_mlp(key, system.internal_dim, data_std=data_std, data_mean=0.0, **kw)
+        return init_score_mlp(key, system.internal_dim, data_std=data_std, data_mean=0.0, **kw)
     if arch == "egnn":
         cfg = EGNNConfig(system.n_particles, system.spatial_dim, data_std=float(data_std), **kw)
         return init_egnn(key, cfg), cfg
@@ -585,7 +539,7 @@ def init_model(key: Array, arch: str, system: _System, process, data_std: float,
 def eps_apply(arch: str, config: Any, process, params: Params, y: Array, t: Array) -> Array:
     """Noise prediction for ONE internal configuration."""
     if arch == "mlp":
-        return nets.score_mlp_apply(params, config, y, t, process)
+        return score_mlp_apply(params, config, y, t, process)
     return egnn_apply(params, config, y, t, process)
 
 
@@ -613,13 +567,20 @@ def score_fn(model: ScoreModel) -> Callable[[Array, Array], Array]:
 
 def dsm_loss(params: Params, apply: Callable, process, key: Array, y0: Array, t_min: float) -> Array:
     """``mean_i ‖eps_theta(α y0_i + σ eps_i, t_i) - eps_i‖² / D`` with stratified times."""
-    k_t, k_eps = jax.random.split(key)
-    b = y0.shape[0]
-    t = nets.stratified_times(k_t, b, t_min)
-    eps = jax.random.normal(k_eps, y0.shape, y0.dtype)
-    yt = process.alpha(t)[:, None] * y0 + process.sigma(t)[:, None] * eps
+    t, eps, yt = noised_batch(process, key, y0, t_min)
     pred = jax.vmap(apply, in_axes=(None, 0, 0))(params, yt, t)
-    return jnp.mean(jnp.sum((pred - eps) ** 2, -1)) / y0.shape[-1]
+    return jnp.mean((pred - eps) ** 2)
+
+
+def _augmented_step(data: Array, arch: str, config: Any, process: StaticArg, hyper, n: int, d: int):
+    proc = process.obj
+
+    def loss(params: Params, key: Array, y0: Array) -> Array:
+        k_aug, k_loss = jax.random.split(key)
+        y0 = jax.vmap(lambda kk, y: augment(kk, y, n, d))(jax.random.split(k_aug, y0.shape[0]), y0)
+        return dsm_loss(params, functools.partial(eps_apply, arch, config, proc), proc, k_loss, y0, hyper.t_min)
+
+    return ema_train_step(loss, hyper.optimizer(), data, hyper.batch_size, hyper.ema_decay)
 
 
 def train_score(
@@ -639,50 +600,24 @@ def train_score(
     **net_kwargs: Any,
 ) -> tuple[ScoreModel, np.ndarray]:
     """Denoising score matching on internal coordinates ``data`` ``(N, (n-1) d)`` with random
-    rotation/reflection + permutation augmentation of every minibatch; AdamW (warm-up + cosine,
-    :func:`probkit.models.nets.make_optimizer`), EMA weights. Returns ``(model, losses)``."""
+    rotation/reflection + permutation augmentation of every minibatch, in the training loop of
+    :func:`probkit.models.nets.train_score_model` (AdamW with warm-up + cosine decay, EMA weights,
+    a ``ValueError`` naming the first non-finite step); ``callback(steps_done, mean_chunk_loss)``
+    runs after each chunk. Returns ``(model, losses)``."""
     _check_temperature(temperature)
     arr = np.asarray(data, np.float32)
     if arr.ndim != 2 or arr.shape[1] != system.internal_dim:
         raise ValueError(f"`data` must have shape (N, {system.internal_dim}), got {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError("`data` contains non-finite values")
-    n, d = system.n_particles, system.spatial_dim
-    data_std = float(np.sqrt(np.mean(arr**2)))
+    hyper = check_hyper(process, num_steps, batch_size, learning_rate, ema_decay=ema_decay)
     k_init, k_train = jax.random.split(key)
-    params, config = init_model(k_init, arch, system, process, data_std, **net_kwargs)
-    apply = lambda p, y, t: eps_apply(arch, config, process, p, y, t)  # noqa: E731
-    opt = nets.make_optimizer(num_steps, learning_rate)
-    data_j = jnp.asarray(arr)
-    t_min = float(process.t_min)
-
-    def step(state, k):
-        params, ema, opt_state, i = state
-        k_idx, k_aug, k_loss = jax.random.split(k, 3)
-        idx = jax.random.randint(k_idx, (batch_size,), 0, data_j.shape[0])
-        y0 = jax.vmap(lambda kk, y: augment(kk, y, n, d))(jax.random.split(k_aug, batch_size), data_j[idx])
-        loss, grads = jax.value_and_grad(dsm_loss)(params, apply, process, k_loss, y0, t_min)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        decay = jnp.minimum(ema_decay, (1.0 + i) / (10.0 + i))
-        ema = optax.incremental_update(params, ema, 1.0 - decay)
-        return (params, ema, opt_state, i + 1.0), loss
-
-    run = jax.jit(lambda s, ks: jax.lax.scan(step, s, ks))
-    state = (params, params, opt.init(params), jnp.zeros(()))
-    keys = jax.random.split(k_train, num_steps)
-    losses, done = [], 0
-    while done < num_steps:
-        m = min(chunk_size, num_steps - done)
-        state, ls = run(state, keys[done:done + m])
-        done += m
-        losses.append(np.asarray(ls))
-        if callback is not None:
-            callback(done, float(np.mean(losses[-1])))
-    losses = np.concatenate(losses)
-    if not np.all(np.isfinite(losses)):
-        raise FloatingPointError("training diverged (non-finite DSM loss); lower `learning_rate`")
-    return ScoreModel(arch, state[1], config, process, system, float(temperature)), losses
+    params, config = init_model(k_init, arch, system, process, float(np.sqrt(np.mean(arr**2))), **net_kwargs)
+    static = (arch, config, StaticArg(process), hyper, system.n_particles, system.spatial_dim)
+    state, losses = fit(dsm_train_init(params, hyper.optimizer()), jax.random.split(k_train, hyper.num_steps),
+                        jnp.asarray(arr), _augmented_step, static, _checks.positive_int("chunk_size", chunk_size),
+                        callback=None if callback is None else lambda done, ls, _: callback(done, float(np.mean(ls))))
+    return ScoreModel(arch, state.ema_params, config, process, system, float(temperature)), losses
 
 
 # ----------------------------------------------------------------------------------------------
@@ -690,94 +625,47 @@ def train_score(
 # ----------------------------------------------------------------------------------------------
 EGNN_FORMAT = "probkit.egnn"
 EGNN_FORMAT_VERSION = 1
+_SYSTEMS = {"LennardJones": LennardJones, "DoubleWell": DoubleWell}
 
 
-def _system_to_dict(system: _System) -> dict[str, Any]:
-    return {"name": type(system).__name__, "params": dataclasses.asdict(system)}
-
-
-def _system_from_dict(d: Any) -> _System:
-    if not isinstance(d, dict) or d.get("name") not in ("LennardJones", "DoubleWell") or not isinstance(d.get("params"), dict):
-        raise ValueError("metadata field 'system' must name LennardJones or DoubleWell with a 'params' object")
-    cls = LennardJones if d["name"] == "LennardJones" else DoubleWell
-    try:
-        return cls(**d["params"])
-    except TypeError as e:
-        raise ValueError(f"bad system parameters: {e}") from None
-
-
-def _flat(tree) -> dict[str, np.ndarray]:
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        out["/".join(str(getattr(k, "key", k)) for k in path)] = np.asarray(leaf)
-    return out
+def _egnn_template(config: EGNNConfig) -> Params:
+    return jax.eval_shape(lambda: init_egnn(jax.random.PRNGKey(0), config))
 
 
 def save_model(path: str | os.PathLike, model: ScoreModel, *, dtype: str = "float32",
                metadata: dict[str, Any] | None = None) -> tuple[str, str]:
     """Write ``<path>.npz`` + ``<path>.json``. MLPs use :func:`probkit.models.nets.save_score_model`'s
-    format (with the system and temperature in its metadata); EGNNs the ``probkit.egnn`` format."""
-    meta = {"system": _system_to_dict(model.system), "temperature": model.temperature,
+    format (with the system and temperature in its metadata); EGNNs the ``probkit.egnn`` format
+    (the same pickle-free files)."""
+    meta = {"system": _io.to_record(model.system, _SYSTEMS, "system"), "temperature": model.temperature,
             "coordinates": "helmert_com_free", **(metadata or {})}
     if model.arch == "mlp":
-        return nets.save_score_model(path, model.params, model.config, model.process, dtype=dtype, metadata=meta)
-    if dtype not in ("float32", "float16"):
-        raise ValueError(f"`dtype` must be 'float32' or 'float16', got {dtype!r}")
-    base = nets._base_path(path)
-    arrays = {k: v.astype(dtype) for k, v in _flat(model.params).items()}
-    doc = {"format": EGNN_FORMAT, "version": EGNN_FORMAT_VERSION, "config": model.config.to_dict(),
-           "process": nets._process_to_dict(model.process), "metadata": meta,
-           "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()}}
-    if os.path.dirname(base):
-        os.makedirs(os.path.dirname(base), exist_ok=True)
-    np.savez(base + ".npz", **arrays)
-    with open(base + ".json", "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=True)
-    return base + ".npz", base + ".json"
+        return save_score_model(path, model.params, model.config, model.process, dtype=dtype, metadata=meta)
+    doc = {"config": model.config.to_dict(), "process": process_to_dict(model.process), "metadata": meta}
+    return _io.save_params(path, EGNN_FORMAT, EGNN_FORMAT_VERSION, model.params, _egnn_template(model.config), doc,
+                           dtype)
 
 
 def load_model(path: str | os.PathLike) -> ScoreModel:
-    """Read a model written by :func:`save_model` (``allow_pickle=False``; ValueError on bad files)."""
-    base = nets._base_path(path)
-    if not os.path.exists(base + ".json"):
-        raise ValueError(f"`path`: {base}.json does not exist")
+    """Read a model written by :func:`save_model` (never unpickles; ValueError naming the file on
+    bad files)."""
+    meta = _io.read_json(path, (FORMAT_NAME, EGNN_FORMAT), EGNN_FORMAT_VERSION)
+    if meta["format"] == FORMAT_NAME:
+        arch, (params, config, process) = "mlp", load_score_model(path)
+    else:
+        config, process = parse_config_process(path, meta, EGNNConfig)
+        arch, params = "egnn", _io.load_params(path, meta, _egnn_template(config))
+    info = meta["metadata"] if isinstance(meta.get("metadata"), dict) else {}
     try:
-        with open(base + ".json", "rb") as f:
-            doc = json.loads(f.read().decode("utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise ValueError(f"`path`: {base}.json is not valid JSON ({type(e).__name__})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"`path`: {base}.json is not a model file")
-    if doc.get("format") == nets.FORMAT_NAME:
-        params, config, process = nets.load_score_model(base)
-        meta = doc.get("metadata", {})
-        return ScoreModel("mlp", params, config, process, _system_from_dict(meta.get("system")),
-                          float(meta.get("temperature", 1.0)))
-    if doc.get("format") != EGNN_FORMAT or doc.get("version") != EGNN_FORMAT_VERSION:
-        raise ValueError(f"`path`: {base}.json is neither a {nets.FORMAT_NAME} nor a {EGNN_FORMAT} v1 file")
-    config = EGNNConfig.from_dict(doc.get("config"))
-    process = nets._process_from_dict(doc.get("process"))
-    meta = doc.get("metadata", {})
-    template = jax.eval_shape(lambda: init_egnn(jax.random.PRNGKey(0), config))
-    expected = _flat(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template))
-    npz = _io.read_npz(base)  # never unpickles; a corrupt archive is a ValueError naming the file
-    if set(npz) != set(expected):
-        raise ValueError(f"`path`: arrays do not match the config ({sorted(set(npz) ^ set(expected))})")
-    loaded = {}
-    for name, ref in expected.items():
-        arr = npz[name]
-        if arr.shape != ref.shape or not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)):
-            raise ValueError(f"`path`: array {name!r} has a wrong shape, dtype or non-finite values")
-        loaded[name] = jnp.asarray(arr, jnp.float32)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
-    params = jax.tree_util.tree_unflatten(
-        treedef, [loaded["/".join(str(getattr(k, "key", k)) for k in p)] for p, _ in leaves])
-    return ScoreModel("egnn", params, config, process, _system_from_dict(meta.get("system")),
-                      float(meta.get("temperature", 1.0)))
+        system = _io.from_record(info.get("system"), _SYSTEMS, "system")
+    except ValueError as e:
+        raise ValueError(f"`path` {_io.base_path(path)}.json: {e}") from None
+    return ScoreModel(arch, params, config, process, system, float(info.get("temperature", 1.0)))
 
 
 def load_pretrained(name: str = "lj13_T2") -> ScoreModel:
     """The shipped score model (``"lj13_T2"``: LJ-13 at T = 2, trained by ``benchmarks/train_boltzmann.py``)."""
     if name not in PRETRAINED:
         raise ValueError(f"`name` must be one of {sorted(PRETRAINED)}, got {name!r}")
-    return load_model(os.path.join(_PRETRAINED_DIR, PRETRAINED[name]))
+    return load_pretrained_file(PRETRAINED[name], load_model, f"pretrained model {name!r}",
+                                "benchmarks/train_boltzmann.py")

@@ -37,10 +37,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.resources
-import json
 import os
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -49,49 +47,21 @@ import optax
 from jax.typing import ArrayLike
 
 from probkit import _io
-from probkit.models.nets import (
-    Params,
-    ScoreMLPConfig,
-    TrainState,
-    _base_path,
-    _check_data,
-    _check_pos_int,
-    _lecun,
-    _named_leaves,
-    _process_from_dict,
-    _process_to_dict,
-    dsm_train_init,
-    init_score_mlp,
-    make_optimizer,
-    score_mlp_apply,
-    stratified_times,
-)
+from probkit.models._validate import check_pos_int
+from probkit.models.score_mlp import Params, ScoreMLPConfig, dense_init, init_score_mlp, score_mlp_apply
+from probkit.models.serialization import load_pretrained_file, parse_config_process, pretrained_path, process_to_dict
+from probkit.models.training import (StaticArg, TrainResult, check_data, check_hyper, data_scale, dsm_train_init,
+                                     ema_train_step, fit, noised_batch)
 
 Array = jax.Array
 
 __all__ = [
-    "ConditionalScoreConfig",
-    "init_conditional_score_mlp",
-    "conditional_apply",
-    "conditional_score_fn",
-    "check_label",
-    "conditional_dsm_loss",
-    "ConditionalTrainResult",
-    "train_conditional_score_model",
-    "save_conditional_score_model",
-    "load_conditional_score_model",
-    "ClassifierConfig",
-    "init_classifier",
-    "classifier_logits",
-    "train_classifier",
-    "save_classifier",
-    "load_classifier",
-    "read_model_metadata",
-    "load_digits_split",
-    "pretrained_conditional_digits_path",
-    "load_pretrained_conditional_digits",
-    "pretrained_digits_classifier_path",
-    "load_pretrained_digits_classifier",
+    "ConditionalScoreConfig", "init_conditional_score_mlp", "conditional_apply", "conditional_score_fn",
+    "check_label", "conditional_dsm_loss", "ConditionalTrainResult", "train_conditional_score_model",
+    "save_conditional_score_model", "load_conditional_score_model", "ClassifierConfig", "init_classifier",
+    "classifier_logits", "train_classifier", "save_classifier", "load_classifier", "read_model_metadata",
+    "load_digits_split", "pretrained_conditional_digits_path", "load_pretrained_conditional_digits",
+    "pretrained_digits_classifier_path", "load_pretrained_digits_classifier",
 ]
 
 COND_FORMAT = "probkit.conditional_score_mlp"
@@ -105,7 +75,7 @@ _PRETRAINED_CLF = "digits_classifier"
 # Conditional score network
 # --------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class ConditionalScoreConfig:
+class ConditionalScoreConfig(_io.JsonConfig):
     """Static description of a class-conditional score MLP (hashable).
 
     Attributes:
@@ -115,6 +85,7 @@ class ConditionalScoreConfig:
 
     net: ScoreMLPConfig
     num_classes: int
+    _from_json = {"net": ScoreMLPConfig.from_dict}
 
     @property
     def null_label(self) -> int:
@@ -124,15 +95,8 @@ class ConditionalScoreConfig:
     def event_shape(self) -> tuple[int, ...]:
         return self.net.event_shape
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"net": self.net.to_dict(), "num_classes": self.num_classes}
-
-    @classmethod
-    def from_dict(cls, d: Any) -> "ConditionalScoreConfig":
-        if not isinstance(d, dict) or set(d) != {"net", "num_classes"}:
-            raise ValueError("`config` must be a JSON object with exactly the fields 'net' and 'num_classes'")
-        _check_pos_int("num_classes", d["num_classes"])
-        return cls(ScoreMLPConfig.from_dict(d["net"]), int(d["num_classes"]))
+    def _validate(self) -> None:
+        check_pos_int("num_classes", self.num_classes)
 
 
 def init_conditional_score_mlp(
@@ -145,7 +109,7 @@ def init_conditional_score_mlp(
     ``params = {"net": <score MLP params>, "class_emb": (num_classes + 1, time_dim)}``; the
     embedding starts at zero, so the untrained network equals the unconditional one.
     """
-    _check_pos_int("num_classes", num_classes)
+    check_pos_int("num_classes", num_classes)
     net_params, net_cfg = init_score_mlp(key, dim, hidden, depth, **net_kwargs)
     params = {"net": net_params, "class_emb": jnp.zeros((int(num_classes) + 1, net_cfg.time_dim), jnp.float32)}
     return params, ConditionalScoreConfig(net_cfg, int(num_classes))
@@ -230,25 +194,22 @@ def conditional_dsm_loss(
 ) -> Array:
     """DSM loss ``mean_i ||eps_theta(x_t^i, t_i, y_i) - eps_i||^2 / D`` with each label replaced
     by the null label with probability ``p_uncond`` (condition dropout)."""
-    k_t, k_eps, k_drop = jax.random.split(key, 3)
-    n = x0.shape[0]
-    t = stratified_times(k_t, n, t_min)
-    eps = jax.random.normal(k_eps, x0.shape, jnp.float32)
-    drop = jax.random.bernoulli(k_drop, p_uncond, (n,))
-    y = jnp.where(drop, config.null_label, labels)
-    bshape = (n,) + (1,) * (x0.ndim - 1)
-    xt = process.alpha(t).reshape(bshape) * x0 + process.sigma(t).reshape(bshape) * eps
+    k_noise, k_drop = jax.random.split(key)
+    t, eps, xt = noised_batch(process, k_noise, x0, t_min)
+    y = jnp.where(jax.random.bernoulli(k_drop, p_uncond, (x0.shape[0],)), config.null_label, labels)
     pred = jax.vmap(lambda x, s, lab: conditional_apply(params, config, x, s, lab, process))(xt, t, y)
     return jnp.mean((pred - eps) ** 2)
 
 
-class ConditionalTrainResult(NamedTuple):
-    """``params`` (EMA), ``config``, per-step ``losses`` and the final ``state``."""
+ConditionalTrainResult = TrainResult  # ``params`` (EMA), ``config``, per-step ``losses`` and the final ``state``
 
-    params: Params
-    config: ConditionalScoreConfig
-    losses: Array
-    state: TrainState
+
+def _conditional_step(data: tuple[Array, Array], config: ConditionalScoreConfig, process: StaticArg, hyper,
+                      p_uncond: float):
+    def loss(params: Params, key: Array, batch: tuple[Array, Array]) -> Array:
+        return conditional_dsm_loss(params, config, process.obj, key, *batch, hyper.t_min, p_uncond)
+
+    return ema_train_step(loss, hyper.optimizer(), data, hyper.batch_size, hyper.ema_decay)
 
 
 def train_conditional_score_model(
@@ -271,71 +232,45 @@ def train_conditional_score_model(
     chunk_size: int = 500,
     callback: Callable[[int, np.ndarray], None] | None = None,
     **net_kwargs: Any,
-) -> ConditionalTrainResult:
+) -> TrainResult:
     """Train a class-conditional noise-prediction MLP by DSM with condition dropout.
 
     ``data``: ``(n, *event_shape)``; ``labels``: ``(n,)`` ints in ``0..num_classes-1``
-    (``num_classes`` defaults to ``max(labels) + 1``). AdamW with warmup and cosine decay
-    (:func:`probkit.models.nets.make_optimizer`), EMA of the weights with the warm-up decay of
-    :func:`probkit.models.nets.make_dsm_train_step`; ``data_mean`` / ``data_std`` default to the
-    data's per-coordinate mean and root mean variance. Returns the EMA parameters.
+    (``num_classes`` defaults to ``max(labels) + 1``). The training loop of
+    :func:`probkit.models.nets.train_score_model` (AdamW with warmup and cosine decay, EMA of
+    the weights, jitted chunks of ``chunk_size`` steps, a ``ValueError`` naming the first
+    non-finite step); ``callback(steps_done, chunk_losses)`` runs after each chunk;
+    ``data_mean`` / ``data_std`` default to the data's per-coordinate mean and root mean
+    variance. Returns the EMA parameters.
     """
-    arr = _check_data(data)
+    arr = check_data(data)
     lab = np.asarray(labels)
     if lab.shape != (arr.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
         raise ValueError(f"`labels` must be integers of shape ({arr.shape[0]},), got {lab.dtype} {lab.shape}")
     if num_classes is None:
         num_classes = int(lab.max()) + 1
-    _check_pos_int("num_classes", num_classes)
+    check_pos_int("num_classes", num_classes)
     if lab.min() < 0 or lab.max() >= num_classes:
         raise ValueError(f"`labels` must lie in 0..{num_classes - 1}, got range {lab.min()}..{lab.max()}")
-    _check_pos_int("num_steps", num_steps)
-    _check_pos_int("batch_size", batch_size)
+    hyper = check_hyper(process, num_steps, batch_size, learning_rate, None, weight_decay, grad_clip, ema_decay, t_min)
     if not 0.0 < p_uncond < 1.0:
         raise ValueError(f"`p_uncond` must lie in (0, 1), got {p_uncond!r}")
-    t_min = float(process.t_min if t_min is None else t_min)
     k_init, k_train = jax.random.split(key)
-    net_kwargs.setdefault("data_mean", arr.mean(axis=0))
-    net_kwargs.setdefault("data_std", float(np.sqrt(arr.var(axis=0).mean())))
-    params, config = init_conditional_score_mlp(k_init, arr.shape[1:], num_classes, hidden, depth, **net_kwargs)
-    optimizer = make_optimizer(num_steps, learning_rate, None, weight_decay, grad_clip)
-    data_j, lab_j = jnp.asarray(arr, jnp.float32), jnp.asarray(lab, jnp.int32)
-
-    def step(state: TrainState, key: Array) -> tuple[TrainState, Array]:
-        k_idx, k_loss = jax.random.split(key)
-        idx = jax.random.randint(k_idx, (batch_size,), 0, data_j.shape[0])
-        loss, grads = jax.value_and_grad(conditional_dsm_loss)(
-            state.params, config, process, k_loss, data_j[idx], lab_j[idx], t_min, p_uncond
-        )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        new = optax.apply_updates(state.params, updates)
-        k = state.step.astype(jnp.float32)
-        decay = jnp.minimum(ema_decay, (1.0 + k) / (10.0 + k))
-        ema = optax.incremental_update(new, state.ema_params, 1.0 - decay)
-        return TrainState(new, ema, opt_state, state.step + 1), loss
-
-    run_chunk = jax.jit(lambda s, ks: jax.lax.scan(step, s, ks))
-    state = dsm_train_init(params, optimizer)
-    keys = jax.random.split(k_train, num_steps)
-    losses, done = [], 0
-    while done < num_steps:
-        n = min(chunk_size, num_steps - done)
-        state, chunk = run_chunk(state, keys[done: done + n])
-        done += n
-        losses.append(chunk)
-        if callback is not None:
-            callback(done, np.asarray(chunk))
-    losses = jnp.concatenate(losses)
-    if not bool(jnp.all(jnp.isfinite(losses))):
-        raise FloatingPointError("training diverged (non-finite DSM loss); lower `learning_rate`")
-    return ConditionalTrainResult(state.ema_params, config, losses, state)
+    params, config = init_conditional_score_mlp(k_init, arr.shape[1:], num_classes, hidden, depth,
+                                                **data_scale(arr, net_kwargs))
+    data_j = (jnp.asarray(arr, jnp.float32), jnp.asarray(lab, jnp.int32))
+    state, losses = fit(dsm_train_init(params, hyper.optimizer()), jax.random.split(k_train, hyper.num_steps), data_j,
+                        _conditional_step, (config, StaticArg(process), hyper, float(p_uncond)),
+                        check_pos_int("chunk_size", chunk_size),
+                        callback=None if callback is None else lambda done, chunk, _: callback(done, chunk))
+    return TrainResult(state.ema_params, config, jnp.asarray(losses), state)
 
 
 # --------------------------------------------------------------------------------------
 # Classifier
 # --------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(_io.JsonConfig):
     """An MLP classifier ``dim -> hidden (x depth, SiLU) -> num_classes``."""
 
     dim: int
@@ -343,28 +278,18 @@ class ClassifierConfig:
     hidden: int = 128
     depth: int = 2
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> "ClassifierConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        if not isinstance(d, dict) or set(d) != names:
-            raise ValueError(f"`config` must be a JSON object with the fields {sorted(names)}")
-        for k in names:
-            _check_pos_int(k, d[k])
-        return cls(**{k: int(v) for k, v in d.items()})
+    def _validate(self) -> None:
+        for k, v in self.to_dict().items():
+            check_pos_int(k, v)
 
 
 def init_classifier(key: Array, dim: int, num_classes: int, hidden: int = 128, depth: int = 2) -> tuple[Params, ClassifierConfig]:
     """LeCun-normal MLP weights; returns ``(params, config)``."""
-    cfg = ClassifierConfig(int(dim), int(num_classes), int(hidden), int(depth))
-    for k, v in cfg.to_dict().items():
-        _check_pos_int(k, v)
+    cfg = ClassifierConfig(*(check_pos_int(k, v) for k, v in
+                             (("dim", dim), ("num_classes", num_classes), ("hidden", hidden), ("depth", depth))))
     sizes = [cfg.dim] + [cfg.hidden] * cfg.depth + [cfg.num_classes]
     keys = jax.random.split(key, len(sizes) - 1)
-    layers = [{"w": _lecun(k, a, b), "b": jnp.zeros(b)} for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
-    return {"layers": layers}, cfg
+    return {"layers": [dense_init(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]}, cfg
 
 
 def classifier_logits(params: Params, config: ClassifierConfig, x: ArrayLike) -> Array:
@@ -385,7 +310,7 @@ def train_classifier(
 ) -> tuple[Params, ClassifierConfig, Array]:
     """Cross-entropy training (AdamW, cosine decay) with Gaussian input noise ``noise_std`` as
     augmentation. Returns ``(params, config, losses)``."""
-    arr = _check_data(data).reshape(np.asarray(data).shape[0], -1)
+    arr = check_data(data).reshape(np.asarray(data).shape[0], -1)
     lab = np.asarray(labels)
     if lab.shape != (arr.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
         raise ValueError(f"`labels` must be integers of shape ({arr.shape[0]},)")
@@ -417,35 +342,6 @@ def train_classifier(
 # --------------------------------------------------------------------------------------
 # Save / load (npz of named arrays + json; never pickle)
 # --------------------------------------------------------------------------------------
-def _save(path, fmt: str, params: Params, template: Params, meta: dict[str, Any], dtype: str) -> tuple[str, str]:
-    if dtype not in ("float32", "float16"):
-        raise ValueError(f"`dtype` must be 'float32' or 'float16', got {dtype!r}")
-    arrays = {k: np.asarray(v) for k, v in _named_leaves(params).items()}
-    expected = _named_leaves(template)
-    if set(arrays) != set(expected) or any(arrays[k].shape != expected[k].shape for k in arrays):
-        raise ValueError("`params` do not match `config` (different array names or shapes)")
-    arrays = {k: v.astype(dtype) for k, v in arrays.items()}
-    meta = {"format": fmt, "version": FORMAT_VERSION, **meta,
-            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()}}
-    base = _base_path(path)
-    if os.path.dirname(base):
-        os.makedirs(os.path.dirname(base), exist_ok=True)
-    np.savez(base + ".npz", **arrays)
-    with open(base + ".json", "w") as f:
-        json.dump(meta, f, indent=1, sort_keys=True)
-    return base + ".npz", base + ".json"
-
-
-def _read_meta(path, fmt: str) -> tuple[str, dict[str, Any]]:
-    base = _base_path(path)
-    return base, _io.read_json(base, fmt, FORMAT_VERSION)  # every bad-file case: ValueError naming the file
-
-
-def _load_arrays(base: str, template: Params) -> Params:
-    # never unpickles; corrupt archives give ValueError naming the file
-    return _io.arrays_to_params(_io.read_npz(base), template, "`path`")
-
-
 def _cond_template(config: ConditionalScoreConfig) -> Params:
     def build():
         p, _ = init_conditional_score_mlp(jax.random.PRNGKey(0), config.net.event_shape, config.num_classes,
@@ -461,24 +357,28 @@ def save_conditional_score_model(
     path: str | os.PathLike, params: Params, config: ConditionalScoreConfig, process, *, dtype: str = "float32",
     metadata: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
-    """Write ``<path>.npz`` and ``<path>.json`` (format ``probkit.conditional_score_mlp``);
-    ``dtype="float16"`` halves the files. Returns the two file names."""
+    """Write ``<path>.npz`` and ``<path>.json`` (format ``probkit.conditional_score_mlp``; the
+    pickle-free files of :func:`probkit.models.nets.save_score_model`); ``dtype="float16"``
+    halves the files. Returns the two file names."""
     if not isinstance(config, ConditionalScoreConfig):
         raise ValueError(f"`config` must be a ConditionalScoreConfig, got {type(config).__name__}")
-    meta = {"config": config.to_dict(), "process": _process_to_dict(process), "metadata": metadata or {}}
-    return _save(path, COND_FORMAT, params, _cond_template(config), meta, dtype)
+    meta = {"config": config.to_dict(), "process": process_to_dict(process), "metadata": metadata or {}}
+    return _io.save_params(path, COND_FORMAT, FORMAT_VERSION, params, _cond_template(config), meta, dtype)
 
 
 def load_conditional_score_model(path: str | os.PathLike) -> tuple[Params, ConditionalScoreConfig, Any]:
     """Read a model written by :func:`save_conditional_score_model`: ``(params, config, process)``.
 
-    Never unpickles; raises ValueError on a missing file, wrong format or version, malformed
-    config, missing/unexpected arrays, wrong shapes, non-float or non-finite values.
+    Never unpickles; raises ValueError on a missing or corrupt file, wrong format or version,
+    malformed config, missing/unexpected arrays, wrong shapes, non-float or non-finite values.
     """
-    base, meta = _read_meta(path, COND_FORMAT)
-    config = ConditionalScoreConfig.from_dict(meta.get("config"))
-    process = _process_from_dict(meta.get("process"))
-    return _load_arrays(base, _cond_template(config)), config, process
+    meta = _io.read_json(path, COND_FORMAT, FORMAT_VERSION)
+    config, process = parse_config_process(path, meta, ConditionalScoreConfig)
+    return _io.load_params(path, meta, _cond_template(config)), config, process
+
+
+def _clf_template(config: ClassifierConfig) -> Params:
+    return jax.eval_shape(lambda: init_classifier(jax.random.PRNGKey(0), **config.to_dict())[0])
 
 
 def save_classifier(
@@ -488,27 +388,23 @@ def save_classifier(
     """Write a classifier as ``<path>.npz`` + ``<path>.json`` (format ``probkit.mlp_classifier``)."""
     if not isinstance(config, ClassifierConfig):
         raise ValueError(f"`config` must be a ClassifierConfig, got {type(config).__name__}")
-    template = jax.eval_shape(lambda: init_classifier(jax.random.PRNGKey(0), **config.to_dict())[0])
-    return _save(path, CLF_FORMAT, params, template, {"config": config.to_dict(), "metadata": metadata or {}}, dtype)
+    meta = {"config": config.to_dict(), "metadata": metadata or {}}
+    return _io.save_params(path, CLF_FORMAT, FORMAT_VERSION, params, _clf_template(config), meta, dtype)
 
 
 def load_classifier(path: str | os.PathLike) -> tuple[Params, ClassifierConfig]:
     """Read a classifier written by :func:`save_classifier`: ``(params, config)``."""
-    base, meta = _read_meta(path, CLF_FORMAT)
-    config = ClassifierConfig.from_dict(meta.get("config"))
-    template = jax.eval_shape(lambda: init_classifier(jax.random.PRNGKey(0), **config.to_dict())[0])
-    return _load_arrays(base, template), config
+    meta = _io.read_json(path, CLF_FORMAT, FORMAT_VERSION)
+    try:
+        config = ClassifierConfig.from_dict(meta.get("config"))
+    except ValueError as e:
+        raise ValueError(f"`path` {_io.base_path(path)}.json: {e}") from None
+    return _io.load_params(path, meta, _clf_template(config)), config
 
 
 def read_model_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The ``metadata`` object stored with a conditional score model or a classifier."""
-    base = _base_path(path)
-    for fmt in (COND_FORMAT, CLF_FORMAT):
-        try:
-            return _read_meta(base, fmt)[1].get("metadata", {})
-        except ValueError:
-            continue
-    raise ValueError(f"`path`: {base}.json is neither a {COND_FORMAT} nor a {CLF_FORMAT} file")
+    return _io.read_json(path, (COND_FORMAT, CLF_FORMAT), FORMAT_VERSION).get("metadata", {})
 
 
 # --------------------------------------------------------------------------------------
@@ -535,35 +431,25 @@ def load_digits_split(test_fraction: float = 0.25, seed: int = 0):
     return x[~test], y[~test], x[test], y[test]
 
 
-def _pretrained(name: str) -> str:
-    return os.fspath(importlib.resources.files("probkit.models") / "pretrained" / name)
-
-
 def pretrained_conditional_digits_path() -> str:
     """Base path of the shipped ``digits_cond_vp.{npz,json}``."""
-    return _pretrained(_PRETRAINED_COND)
+    return pretrained_path(_PRETRAINED_COND)
 
 
 def pretrained_digits_classifier_path() -> str:
     """Base path of the shipped ``digits_classifier.{npz,json}``."""
-    return _pretrained(_PRETRAINED_CLF)
+    return pretrained_path(_PRETRAINED_CLF)
 
 
 def load_pretrained_conditional_digits() -> tuple[Params, ConditionalScoreConfig, Any]:
     """``(params, config, process)`` of the class-conditional digits model shipped with probkit
     (10 classes plus the null label 10; trained on the train split of :func:`load_digits_split`
     by ``benchmarks/train_guidance.py``; recipe in its JSON side-car's ``metadata``)."""
-    base = pretrained_conditional_digits_path()
-    if not os.path.exists(base + ".npz"):
-        raise FileNotFoundError(f"conditional digits model not found at {base}.npz; run benchmarks/train_guidance.py")
-    return load_conditional_score_model(base)
+    return load_pretrained_file(_PRETRAINED_COND, load_conditional_score_model, "conditional digits model",
+                                "benchmarks/train_guidance.py")
 
 
 def load_pretrained_digits_classifier() -> tuple[Params, ClassifierConfig]:
     """``(params, config)`` of the digit classifier shipped with probkit (trained on the train
     split of :func:`load_digits_split`; test accuracy in its ``metadata``)."""
-    base = pretrained_digits_classifier_path()
-    if not os.path.exists(base + ".npz"):
-        raise FileNotFoundError(f"digits classifier not found at {base}.npz; run benchmarks/train_guidance.py")
-    return load_classifier(base)
-
+    return load_pretrained_file(_PRETRAINED_CLF, load_classifier, "digits classifier", "benchmarks/train_guidance.py")

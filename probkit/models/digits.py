@@ -9,37 +9,21 @@ Use ``make_score_fn(*load_pretrained_digits())`` or :func:`pretrained_digits_sco
 """
 from __future__ import annotations
 
-import importlib.resources
-import os
 from typing import Any
 
 import jax
 import numpy as np
 from jax.typing import ArrayLike
 
-from probkit.models.nets import (
-    Params,
-    ScoreFn,
-    ScoreMLPConfig,
-    TrainResult,
-    load_score_model,
-    make_score_fn,
-    read_metadata,
-    train_score_model,
-)
+from probkit.models.nets import (Params, ScoreFn, ScoreMLPConfig, TrainResult, load_score_model, make_score_fn,
+                                 read_metadata, train_score_model)
+from probkit.models.serialization import load_pretrained_file, pretrained_path
 
 Array = jax.Array
 
 __all__ = [
-    "DIGITS_SHAPE",
-    "load_digits_data",
-    "digits_to_images",
-    "train_digits_score_model",
-    "pretrained_digits_path",
-    "load_pretrained_digits",
-    "pretrained_digits_score_fn",
-    "pretrained_digits_metadata",
-    "plot_digits",
+    "DIGITS_SHAPE", "load_digits_data", "digits_to_images", "train_digits_score_model", "pretrained_digits_path",
+    "load_pretrained_digits", "pretrained_digits_score_fn", "pretrained_digits_metadata", "plot_digits",
 ]
 
 DIGITS_SHAPE = (8, 8)
@@ -107,8 +91,7 @@ def train_digits_score_model(
 
 def pretrained_digits_path() -> str:
     """Base path (without extension) of the shipped ``digits_vp.{npz,json}`` files."""
-    root = importlib.resources.files("probkit.models") / "pretrained"
-    return os.fspath(root / _PRETRAINED)
+    return pretrained_path(_PRETRAINED)
 
 
 def load_pretrained_digits() -> tuple[Params, ScoreMLPConfig, Any]:
@@ -118,12 +101,7 @@ def load_pretrained_digits() -> tuple[Params, ScoreMLPConfig, Any]:
     :func:`load_digits_data`) under the process stored with it (``VP()``). The training recipe
     and final loss are in ``read_metadata(pretrained_digits_path())["metadata"]``.
     """
-    base = pretrained_digits_path()
-    if not os.path.exists(base + ".npz"):
-        raise FileNotFoundError(
-            f"pretrained digits model not found at {base}.npz; reinstall probkit or run benchmarks/train_digits.py"
-        )
-    return load_score_model(base)
+    return load_pretrained_file(_PRETRAINED, load_score_model, "pretrained digits model", "benchmarks/train_digits.py")
 
 
 def pretrained_digits_score_fn() -> tuple[ScoreFn, Any]:

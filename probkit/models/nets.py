@@ -13,72 +13,15 @@ imports keep working:
 """
 from __future__ import annotations
 
-from probkit.models.score_mlp import (
-    TIME_INPUTS,
-    Array,
-    Params,
-    ScoreFn,
-    ScoreMLPConfig,
-    count_params,
-    init_score_mlp,
-    make_eps_fn,
-    make_score_fn,
-    param_template,
-    score_mlp_apply,
-)
-from probkit.models.serialization import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    load_score_model,
-    read_metadata,
-    save_score_model,
-)
-from probkit.models.training import (
-    TrainResult,
-    TrainState,
-    dsm_loss,
-    dsm_train_init,
-    make_dsm_train_step,
-    make_optimizer,
-    stratified_times,
-    train_score_model,
-)
-
-# Private helpers that other modules imported from here before the split (kept working).
-from probkit._io import base_path as _base_path  # noqa: E402
-from probkit._io import key_name as _key_name  # noqa: E402
-from probkit._io import named_leaves as _named_leaves  # noqa: E402
-from probkit.models._validate import check_pos_float as _check_pos_float  # noqa: E402
-from probkit.models._validate import check_pos_int as _check_pos_int  # noqa: E402
-from probkit.models.score_mlp import _init_params, _lecun, _validate_config  # noqa: E402
-from probkit.models.score_mlp import param_template as _template  # noqa: E402
-from probkit.models.serialization import process_from_dict as _process_from_dict  # noqa: E402
-from probkit.models.serialization import process_to_dict as _process_to_dict  # noqa: E402
-from probkit.models.training import _check_data  # noqa: E402
+from probkit.models.score_mlp import (TIME_INPUTS, Array, Params, ScoreFn, ScoreMLPConfig, count_params,
+                                      init_score_mlp, make_eps_fn, make_score_fn, param_template, score_mlp_apply)
+from probkit.models.serialization import FORMAT_NAME, FORMAT_VERSION, load_score_model, read_metadata, save_score_model
+from probkit.models.training import (TrainResult, TrainState, dsm_loss, dsm_train_init, make_dsm_train_step,
+                                     make_optimizer, stratified_times, train_score_model)
 
 __all__ = [
-    "ScoreMLPConfig",
-    "init_score_mlp",
-    "score_mlp_apply",
-    "make_eps_fn",
-    "make_score_fn",
-    "count_params",
-    "param_template",
-    "dsm_loss",
-    "make_optimizer",
-    "TrainState",
-    "TrainResult",
-    "dsm_train_init",
-    "make_dsm_train_step",
-    "train_score_model",
-    "save_score_model",
-    "load_score_model",
-    "read_metadata",
-    "stratified_times",
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "TIME_INPUTS",
-    "Array",
-    "Params",
-    "ScoreFn",
+    "ScoreMLPConfig", "init_score_mlp", "score_mlp_apply", "make_eps_fn", "make_score_fn", "count_params",
+    "param_template", "dsm_loss", "make_optimizer", "TrainState", "TrainResult", "dsm_train_init",
+    "make_dsm_train_step", "train_score_model", "save_score_model", "load_score_model", "read_metadata",
+    "stratified_times", "FORMAT_NAME", "FORMAT_VERSION", "TIME_INPUTS", "Array", "Params", "ScoreFn",
 ]

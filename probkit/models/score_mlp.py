@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from probkit import _io
 from probkit.models._validate import check_pos_float, check_pos_int
 
 Array = jax.Array
@@ -49,21 +50,22 @@ Params = dict[str, Any]
 ScoreFn = Callable[[Array, Array], Array]
 
 __all__ = [
-    "ScoreMLPConfig",
-    "init_score_mlp",
-    "score_mlp_apply",
-    "make_eps_fn",
-    "make_score_fn",
-    "count_params",
-    "param_template",
-    "TIME_INPUTS",
+    "ScoreMLPConfig", "init_score_mlp", "score_mlp_apply", "make_eps_fn", "make_score_fn", "count_params",
+    "param_template", "TIME_INPUTS",
 ]
 
 TIME_INPUTS = ("log_snr", "t")
 
 
+def _shape_from_json(shape: Any) -> tuple[int, ...]:
+    if not isinstance(shape, (list, tuple)) or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
+        raise ValueError(f"`config` field 'event_shape' must be a list of integers, got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
 @dataclasses.dataclass(frozen=True)
-class ScoreMLPConfig:
+class ScoreMLPConfig(_io.JsonConfig):
     """Static description of a score MLP (hashable; JSON-serialisable via ``to_dict``).
 
     Attributes:
@@ -89,36 +91,14 @@ class ScoreMLPConfig:
     min_freq: float = 0.1
     max_freq: float = 30.0
     gaussian_skip: bool = True
+    _from_json = {"event_shape": _shape_from_json}
 
     @property
     def dim(self) -> int:
         return int(math.prod(self.event_shape))
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["event_shape"] = list(self.event_shape)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Any) -> "ScoreMLPConfig":
-        if not isinstance(d, dict):
-            raise ValueError(f"`config` must be a JSON object, got {type(d).__name__}")
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"`config` has unknown fields {sorted(unknown)}")
-        if not isinstance(d.get("event_shape"), (list, tuple)):
-            raise ValueError("`config` lacks a list field 'event_shape'")
-        d = dict(d)
-        shape = d["event_shape"]
-        if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
-            raise ValueError(f"`config` field 'event_shape' must be a list of integers, got {shape!r}")
-        d["event_shape"] = tuple(int(s) for s in shape)
-        try:
-            cfg = cls(**d)
-        except TypeError as e:
-            raise ValueError(f"bad `config`: {e}") from None
-        _validate_config(cfg)
-        return cfg
+    def _validate(self) -> None:
+        _validate_config(self)
 
 
 def _validate_config(cfg: ScoreMLPConfig) -> None:
@@ -145,6 +125,17 @@ def _lecun(key: Array, fan_in: int, fan_out: int, scale: float = 1.0, lead: tupl
     return jax.random.normal(key, (*lead, fan_in, fan_out)) * math.sqrt(scale / fan_in)
 
 
+def dense_init(key: Array, fan_in: int, fan_out: int, scale: float = 1.0, lead: tuple[int, ...] = ()) -> Params:
+    """A dense layer ``{"w": LeCun-normal, "b": 0}`` (stacked along ``lead``)."""
+    return {"w": _lecun(key, fan_in, fan_out, scale, lead), "b": jnp.zeros((*lead, fan_out))}
+
+
+def sinusoidal_embedding(c: Array, embed_dim: int, min_freq: float = 0.1, max_freq: float = 30.0) -> Array:
+    """``[sin(f_k c), cos(f_k c), c]`` at ``embed_dim // 2`` geometric frequencies ``f_k``."""
+    ang = c * jnp.exp(jnp.linspace(math.log(min_freq), math.log(max_freq), embed_dim // 2))
+    return jnp.concatenate([jnp.sin(ang), jnp.cos(ang), c[None]])
+
+
 def _make_config(dim: int | tuple[int, ...], hidden: int, depth: int, **kw: Any) -> ScoreMLPConfig:
     if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool):
         event_shape: tuple[int, ...] = (int(dim),)
@@ -167,7 +158,7 @@ def _init_params(key: Array, cfg: ScoreMLPConfig, center: Array | None = None) -
     ks = jax.random.split(key, 6)
     return {
         "center": jnp.zeros(d) if center is None else center,
-        "in": {"w": _lecun(ks[0], d, h), "b": jnp.zeros(h)},
+        "in": dense_init(ks[0], d, h),
         "time": {"w1": _lecun(ks[1], e + 1, td), "b1": jnp.zeros(td), "w2": _lecun(ks[2], td, td), "b2": jnp.zeros(td)},
         "blocks": {
             "ln_scale": jnp.ones((n, h)), "ln_bias": jnp.zeros((n, h)),
@@ -223,12 +214,6 @@ def _layer_norm(h: Array, scale: Array, bias: Array, eps: float = 1e-5) -> Array
     return (h - mu) * jax.lax.rsqrt(var + eps) * scale + bias
 
 
-def _embedding(cfg: ScoreMLPConfig, c: Array) -> Array:
-    freqs = jnp.exp(jnp.linspace(math.log(cfg.min_freq), math.log(cfg.max_freq), cfg.embed_dim // 2))
-    ang = c * freqs
-    return jnp.concatenate([jnp.sin(ang), jnp.cos(ang), c[None]])
-
-
 def score_mlp_apply(params: Params, config: ScoreMLPConfig, x: ArrayLike, t: ArrayLike, process=None) -> Array:
     """Noise prediction ``eps_theta(x, t)`` for ONE particle ``x`` of ``config.event_shape``.
 
@@ -249,7 +234,8 @@ def score_mlp_apply(params: Params, config: ScoreMLPConfig, x: ArrayLike, t: Arr
             skip = s * c_in * h  # = sigma c_in^2 (x - alpha mu): exact eps for N(mu, s_data^2 I)
     c = process.log_snr(t) / 4.0 if config.time_input == "log_snr" else 8.0 * t - 4.0
     pt = params["time"]
-    temb = jax.nn.silu(_embedding(config, c.astype(jnp.float32)) @ pt["w1"] + pt["b1"])
+    emb = sinusoidal_embedding(c.astype(jnp.float32), config.embed_dim, config.min_freq, config.max_freq)
+    temb = jax.nn.silu(emb @ pt["w1"] + pt["b1"])
     temb = jax.nn.silu(temb @ pt["w2"] + pt["b2"])
 
     h = h @ params["in"]["w"] + params["in"]["b"]

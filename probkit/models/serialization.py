@@ -8,46 +8,35 @@ user's metadata. Loading never unpickles and turns every corrupt-file case into 
 """
 from __future__ import annotations
 
-import dataclasses
+import importlib.resources
 import os
-from typing import Any
-
-import jax
-import jax.numpy as jnp
-import numpy as np
+from typing import Any, Callable
 
 from probkit import _io
 from probkit.models.score_mlp import Params, ScoreMLPConfig, param_template
 
 __all__ = ["save_score_model", "load_score_model", "read_metadata", "FORMAT_NAME", "FORMAT_VERSION",
-           "process_to_dict", "process_from_dict"]
+           "process_to_dict", "process_from_dict", "pretrained_path", "load_pretrained_file"]
 
 FORMAT_NAME = "probkit.score_mlp"
 FORMAT_VERSION = 1
 _PROCESS_NAMES = ("VP", "VPCosine", "VE", "EDM")
 
 
+def _processes() -> dict[str, type]:
+    from probkit import diffusion
+
+    return {name: getattr(diffusion, name) for name in _PROCESS_NAMES}
+
+
 def process_to_dict(process) -> dict[str, Any]:
     """``{"name": "VP", "params": {...}}`` for a :mod:`probkit.diffusion` process."""
-    name = type(process).__name__
-    if name not in _PROCESS_NAMES or not dataclasses.is_dataclass(process):
-        raise ValueError(f"`process` must be one of probkit.diffusion.{_PROCESS_NAMES}, got {type(process).__name__}")
-    return {"name": name, "params": dataclasses.asdict(process)}
+    return _io.to_record(process, _processes(), "process")
 
 
 def process_from_dict(d: Any):
     """Inverse of :func:`process_to_dict` (ValueError on anything else)."""
-    from probkit import diffusion
-
-    if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not isinstance(d.get("params"), dict):
-        raise ValueError("metadata field 'process' must be an object with a 'name' and a 'params' object")
-    if d["name"] not in _PROCESS_NAMES:
-        raise ValueError(f"unknown process {d['name']!r}; expected one of {_PROCESS_NAMES}")
-    cls = getattr(diffusion, d["name"])
-    try:
-        return cls(**d["params"])
-    except (TypeError, ValueError, ArithmeticError) as e:
-        raise ValueError(f"bad parameters for process {d['name']}: {e}") from None
+    return _io.from_record(d, _processes(), "process")
 
 
 def save_score_model(
@@ -64,28 +53,8 @@ def save_score_model(
     """
     if not isinstance(config, ScoreMLPConfig):
         raise ValueError(f"`config` must be a ScoreMLPConfig, got {type(config).__name__}")
-    if dtype not in ("float32", "float16"):
-        raise ValueError(f"`dtype` must be 'float32' or 'float16', got {dtype!r}")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise ValueError(f"`metadata` must be a dict, got {type(metadata).__name__}")
-    proc = process_to_dict(process)
-    arrays = {k: np.asarray(v) for k, v in _io.named_leaves(params).items()}
-    expected = _io.named_leaves(param_template(config))
-    if set(arrays) != set(expected) or any(arrays[k].shape != expected[k].shape for k in arrays):
-        raise ValueError("`params` do not match `config` (different array names or shapes)")
-    arrays = {k: v.astype(dtype) for k, v in arrays.items()}
-    meta = {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "config": config.to_dict(),
-        "process": proc,
-        "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
-        "metadata": metadata or {},
-    }
-    try:
-        return _io.write_files(path, arrays, meta)
-    except (TypeError, ValueError) as e:  # metadata not JSON-serialisable (or NaN in it)
-        raise ValueError(f"`metadata` must be JSON-serialisable with finite numbers ({e})") from None
+    meta = {"config": config.to_dict(), "process": process_to_dict(process), "metadata": metadata or {}}
+    return _io.save_params(path, FORMAT_NAME, FORMAT_VERSION, params, param_template(config), meta, dtype)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -102,18 +71,28 @@ def load_score_model(path: str | os.PathLike) -> tuple[Params, ScoreMLPConfig, A
     invalid JSON, a wrong format name or version, a malformed config or process, missing or
     unexpected arrays, wrong shapes, non-float or non-finite values.
     """
-    base = _io.base_path(path)
-    meta = read_metadata(base)
-    where = f"`path` {base}.json"
+    meta = read_metadata(path)
+    config, process = parse_config_process(path, meta, ScoreMLPConfig)
+    return _io.load_params(path, meta, param_template(config)), config, process
+
+
+def parse_config_process(path: str | os.PathLike, meta: dict[str, Any], config_cls: type) -> tuple[Any, Any]:
+    """``(config, process)`` of a model file's JSON; ValueError naming the file."""
     try:
-        config = ScoreMLPConfig.from_dict(meta.get("config"))
-        process = process_from_dict(meta.get("process"))
+        return config_cls.from_dict(meta.get("config")), process_from_dict(meta.get("process"))
     except ValueError as e:
-        raise ValueError(f"{where}: {e}") from None
-    sha = meta.get("npz_sha256")
-    if sha is not None and not isinstance(sha, str):
-        raise ValueError(f"{where}: field 'npz_sha256' must be a string")
-    arrays = _io.read_npz(base, sha)  # files from before the digest was recorded have none
-    where = f"`path` {base}.npz"
-    params = _io.arrays_to_params(arrays, param_template(config), where)
-    return params, config, process
+        raise ValueError(f"`path` {_io.base_path(path)}.json: {e}") from None
+
+
+def pretrained_path(name: str) -> str:
+    """Base path (without extension) of the model ``name`` shipped in ``probkit/models/pretrained``."""
+    return os.fspath(importlib.resources.files("probkit.models") / "pretrained" / name)
+
+
+def load_pretrained_file(name: str, loader: Callable[[str], Any], what: str, script: str) -> Any:
+    """``loader(pretrained_path(name))``; FileNotFoundError naming ``what`` and the training
+    ``script`` when the file is absent."""
+    base = pretrained_path(name)
+    if not os.path.exists(base + ".npz"):
+        raise FileNotFoundError(f"{what} not found at {base}.npz; reinstall probkit or run {script}")
+    return loader(base)

@@ -19,20 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit import _checks
+
 Array = jax.Array
 
 __all__ = [
-    "DATASETS",
-    "make_dataset",
-    "eight_gaussians_mixture",
-    "grid_mixture",
-    "random_mixture",
+    "DATASETS", "make_dataset", "eight_gaussians_mixture", "grid_mixture", "random_mixture",
 ]
-
-
-def _check_n(n) -> None:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"`n` must be a positive integer, got {n!r}")
 
 
 # --- raw generators (unstandardised) ---------------------------------------------------
@@ -121,7 +114,7 @@ def make_dataset(name: str, key: Array, n: int, *, standardise: bool = True) -> 
     """
     if name not in _GENERATORS:
         raise ValueError(f"`name` must be one of {DATASETS}, got {name!r}")
-    _check_n(n)
+    _checks.positive_int("n", n)
     x = _GENERATORS[name](key, int(n)).astype(jnp.float32)
     if standardise:
         shift, scale = _STANDARDISE[name]

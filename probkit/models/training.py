@@ -18,6 +18,12 @@ step is reported as a ``ValueError``. With ``checkpoint=path`` the full training
 hyper-parameters) are saved every ``checkpoint_every`` steps as ``.npz`` + ``.json`` (no
 pickle); calling again with the same arguments resumes from the file, and the resumed run
 equals the uninterrupted run bitwise (same per-step keys, same chunk boundaries).
+
+Every DSM trainer of probkit (this one, the class-conditional one of
+:mod:`probkit.models.conditional` and the augmented one of :mod:`probkit.models.boltzmann`)
+shares these pieces: :func:`check_hyper` (validated optimiser settings), :func:`ema_train_step`
+(minibatch, optax update, EMA), :func:`noised_batch` (the forward noising) and :func:`fit`
+(the chunked host loop with the non-finite flags).
 """
 from __future__ import annotations
 
@@ -38,15 +44,8 @@ from probkit.models.score_mlp import Params, ScoreMLPConfig, init_score_mlp, sco
 Array = jax.Array
 
 __all__ = [
-    "stratified_times",
-    "dsm_loss",
-    "make_optimizer",
-    "TrainState",
-    "TrainResult",
-    "dsm_train_init",
-    "make_dsm_train_step",
-    "train_score_model",
-    "CHECKPOINT_FORMAT",
+    "stratified_times", "dsm_loss", "make_optimizer", "TrainState", "TrainResult", "dsm_train_init",
+    "make_dsm_train_step", "train_score_model", "CHECKPOINT_FORMAT",
 ]
 
 CHECKPOINT_FORMAT = "probkit.train_checkpoint"
@@ -59,6 +58,18 @@ def stratified_times(key: Array, n: int, t_min: float) -> Array:
     return t_min + (1.0 - t_min) * jnp.mod(u + jnp.arange(n) / n, 1.0)
 
 
+def noised_batch(process, key: Array, x0: Array, t_min: float, t: Array | None = None) -> tuple[Array, Array, Array]:
+    """``(t, eps, x_t = alpha_t x0 + sigma_t eps)`` for a batch ``x0`` ``(B, ...)``: stratified times
+    on ``[t_min, 1]`` (unless ``t`` is given) and standard normal noise."""
+    k_t, k_eps = jax.random.split(key)
+    n = x0.shape[0]
+    if t is None:
+        t = stratified_times(k_t, n, t_min)
+    eps = jax.random.normal(k_eps, x0.shape, jnp.float32)
+    bshape = (n,) + (1,) * (x0.ndim - 1)
+    return t, eps, process.alpha(t).reshape(bshape) * x0 + process.sigma(t).reshape(bshape) * eps
+
+
 def dsm_loss(
     params: Params, config: ScoreMLPConfig, process, key: Array, x0: Array, t_min: float = 1e-3,
     t: Array | None = None,
@@ -68,13 +79,7 @@ def dsm_loss(
     ``x0`` has shape ``(B, *event_shape)``; ``t`` (shape ``(B,)``) overrides the stratified
     uniform times on ``[t_min, 1]``.
     """
-    k_t, k_eps = jax.random.split(key)
-    n = x0.shape[0]
-    if t is None:
-        t = stratified_times(k_t, n, t_min)
-    eps = jax.random.normal(k_eps, x0.shape, jnp.float32)
-    bshape = (n,) + (1,) * (x0.ndim - 1)
-    xt = process.alpha(t).reshape(bshape) * x0 + process.sigma(t).reshape(bshape) * eps
+    t, eps, xt = noised_batch(process, key, x0, t_min, t)
     pred = jax.vmap(lambda x, s: score_mlp_apply(params, config, x, s, process))(xt, t)
     return jnp.mean((pred - eps) ** 2)
 
@@ -122,21 +127,22 @@ def dsm_train_init(params: Params, optimizer: optax.GradientTransformation) -> T
     return TrainState(params, params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
 
-def make_dsm_train_step(
-    config: ScoreMLPConfig, process, optimizer: optax.GradientTransformation, data: Array, batch_size: int,
-    t_min: float = 1e-3, ema_decay: float = 0.999,
+def ema_train_step(
+    loss_fn: Callable[[Params, Array, Any], Array], optimizer: optax.GradientTransformation, data: Any,
+    batch_size: int, ema_decay: float = 0.999,
 ) -> Callable[[TrainState, Array], tuple[TrainState, Array]]:
-    """``step(state, key) -> (state, loss)``: one DSM step on a minibatch drawn with
-    replacement from ``data`` inside the step (no host transfer).
-
-    EMA: ``ema <- d_k ema + (1 - d_k) params`` with the warm-up decay
-    ``d_k = min(ema_decay, (1 + k) / (10 + k))`` so that early averages forget the init.
-    """
+    """``step(state, key) -> (state, loss)``: ``loss_fn(params, key, batch)`` on a minibatch drawn
+    with replacement from ``data`` (a pytree of arrays with a common leading axis) inside the
+    step (no host transfer), one optax update, and the EMA
+    ``ema <- d_k ema + (1 - d_k) params`` with the warm-up decay
+    ``d_k = min(ema_decay, (1 + k) / (10 + k))`` so that early averages forget the init."""
+    n = jax.tree_util.tree_leaves(data)[0].shape[0]
 
     def step(state: TrainState, key: Array) -> tuple[TrainState, Array]:
         k_idx, k_loss = jax.random.split(key)
-        idx = jax.random.randint(k_idx, (batch_size,), 0, data.shape[0])
-        loss, grads = jax.value_and_grad(dsm_loss)(state.params, config, process, k_loss, data[idx], t_min)
+        idx = jax.random.randint(k_idx, (batch_size,), 0, n)
+        batch = jax.tree_util.tree_map(lambda a: a[idx], data)
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, k_loss, batch)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         k = state.step.astype(jnp.float32)
@@ -147,8 +153,16 @@ def make_dsm_train_step(
     return step
 
 
+def make_dsm_train_step(
+    config: ScoreMLPConfig, process, optimizer: optax.GradientTransformation, data: Array, batch_size: int,
+    t_min: float = 1e-3, ema_decay: float = 0.999,
+) -> Callable[[TrainState, Array], tuple[TrainState, Array]]:
+    """``step(state, key) -> (state, loss)``: one DSM step with EMA (:func:`ema_train_step`)."""
+    return ema_train_step(lambda p, k, x0: dsm_loss(p, config, process, k, x0, t_min), optimizer, data, batch_size,
+                          ema_decay)
 
-def _check_data(data: Any) -> np.ndarray:
+
+def check_data(data: Any) -> np.ndarray:
     try:
         arr = np.asarray(data)
     except Exception:  # noqa: BLE001 - ragged lists and the like
@@ -191,16 +205,7 @@ def _save_checkpoint(path: str, state: TrainState, losses: np.ndarray, done: int
 def _load_checkpoint(path: str, template: TrainState, recipe: dict[str, Any]) -> tuple[TrainState, np.ndarray, int]:
     meta, arrays, base = _io.read_checkpoint(path, CHECKPOINT_FORMAT, _CHECKPOINT_VERSION)
     where = f"`checkpoint` {base}.npz"
-    saved = meta.get("recipe")
-    if not isinstance(saved, dict):
-        raise ValueError(f"`checkpoint` {base}.json lacks the field 'recipe'")
-    for name, value in recipe.items():
-        if saved.get(name) != value:
-            raise ValueError(
-                f"`{name}` differs from the one recorded in the checkpoint {base}.json (saved "
-                f"{str(saved.get(name))[:80]}, now {str(value)[:80]}); resume with the arguments of the "
-                "original run, or pass resume=False to start again"
-            )
+    _io.check_recipe(meta, recipe, base, "the initial state")
     done = meta.get("step")
     if isinstance(done, bool) or not isinstance(done, int) or not 0 <= done <= recipe["num_steps"]:
         raise ValueError(f"`checkpoint` {base}.json has an invalid 'step' {done!r}")
@@ -213,8 +218,9 @@ def _load_checkpoint(path: str, template: TrainState, recipe: dict[str, Any]) ->
     return state, losses, done
 
 
-class _Hyper(NamedTuple):
-    """The static (hashable) settings of a training run."""
+class Hyper(NamedTuple):
+    """The static (hashable) optimiser and minibatch settings of a training run (validated by
+    :func:`check_hyper`)."""
 
     num_steps: int
     learning_rate: float
@@ -225,8 +231,27 @@ class _Hyper(NamedTuple):
     t_min: float
     ema_decay: float
 
+    def optimizer(self) -> optax.GradientTransformation:
+        return make_optimizer(self.num_steps, self.learning_rate, self.warmup_steps, self.weight_decay, self.grad_clip)
 
-class _Static:
+
+def check_hyper(process, num_steps: Any, batch_size: Any, learning_rate: Any = 2e-3, warmup_steps: Any = None,
+                weight_decay: Any = 0.0, grad_clip: Any = 1.0, ema_decay: Any = 0.999, t_min: Any = None) -> Hyper:
+    """Validate the settings shared by every DSM trainer (ValueError naming the argument);
+    ``t_min`` defaults to ``process.t_min``."""
+    if not all(hasattr(process, a) for a in ("alpha", "sigma", "log_snr", "t_min")):
+        raise ValueError(f"`process` must be a probkit.diffusion process, got {type(process).__name__}")
+    if warmup_steps is not None and (isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer))
+                                     or warmup_steps < 0):
+        raise ValueError(f"`warmup_steps` must be a non-negative integer, got {warmup_steps!r}")
+    return Hyper(check_pos_int("num_steps", num_steps), check_pos_float("learning_rate", learning_rate),
+                 None if warmup_steps is None else int(warmup_steps), check_real("weight_decay", weight_decay, 0.0),
+                 check_pos_float("grad_clip", grad_clip), check_pos_int("batch_size", batch_size),
+                 check_real("t_min", process.t_min if t_min is None else t_min, 0.0, 1.0, True, True),
+                 check_real("ema_decay", ema_decay, 0.0, 1.0, high_open=True))
+
+
+class StaticArg:
     """A static jit argument: hashed by value when possible (a frozen dataclass process), else by
     identity, so that repeated calls with equal settings reuse the compiled chunk."""
 
@@ -241,27 +266,70 @@ class _Static:
         return self._hash
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _Static):
+        if not isinstance(other, StaticArg):
             return NotImplemented
         if self.obj is other.obj:
             return True
         return self._by_value and other._by_value and type(self.obj) is type(other.obj) and bool(self.obj == other.obj)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
-def _run_chunk(state: TrainState, keys: Array, data: Array, config: ScoreMLPConfig, process: _Static, hyper: _Hyper,
-               step_factory: Callable) -> tuple[TrainState, tuple[Array, Array]]:
-    """``lax.scan`` of DSM steps over ``keys``, with per-step non-finite flags. ``data`` is a traced
-    argument and the settings are static, so equal settings compile once per chunk length."""
-    optimizer = make_optimizer(hyper.num_steps, hyper.learning_rate, hyper.warmup_steps, hyper.weight_decay,
-                               hyper.grad_clip)
-    step = step_factory(config, process.obj, optimizer, data, hyper.batch_size, hyper.t_min, hyper.ema_decay)
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _run_chunk(state: TrainState, keys: Array, data: Any, make_step: Callable, static: tuple
+               ) -> tuple[TrainState, tuple[Array, Array]]:
+    """``lax.scan`` of ``make_step(data, *static)`` over ``keys``, with per-step non-finite flags.
+    ``data`` is traced and the settings are static, so equal settings compile once per chunk length."""
+    step = make_step(data, *static)
 
     def flagged_step(state: TrainState, key: Array) -> tuple[TrainState, tuple[Array, Array]]:
         state, loss = step(state, key)
         return state, (loss, jnp.isfinite(loss) & _all_finite(state.params))
 
     return jax.lax.scan(flagged_step, state, keys)
+
+
+def fit(state: TrainState, keys: Array, data: Any, make_step: Callable, static: tuple, chunk_size: int, *,
+        done: int = 0, losses: np.ndarray | None = None, callback: Callable | None = None, progress: bool = False,
+        after_chunk: Callable | None = None) -> tuple[TrainState, np.ndarray]:
+    """The host loop of every trainer: run the steps ``keys[done:]`` in jitted chunks (boundaries
+    at multiples of ``chunk_size``), raise ``ValueError`` naming the first step whose loss or
+    parameters became non-finite, then call ``after_chunk(state, losses, done)`` (checkpoints) and
+    ``callback(done, chunk_losses, state)``; ``progress=True`` shows a ``tqdm`` bar with the
+    chunk's mean loss. Returns the final state and the per-step losses."""
+    num_steps = keys.shape[0]
+    losses = np.zeros(num_steps, np.float32) if losses is None else losses
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_steps, initial=done, desc="train", unit="step", leave=False)
+    while done < num_steps:
+        n = min(chunk_size - done % chunk_size, num_steps - done)
+        new_state, (chunk_losses, ok) = _run_chunk(state, keys[done : done + n], data, make_step, static)
+        ok, chunk_losses = np.asarray(ok), np.asarray(chunk_losses)
+        if not ok.all():
+            k = done + int(np.argmin(ok))
+            what = "the DSM loss" if not np.isfinite(chunk_losses[k - done]) else "a network parameter"
+            raise ValueError(
+                f"training diverged at step {k} of {num_steps}: {what} became non-finite (NaN/inf) in "
+                "the loss / the optax update; lower `learning_rate` or `grad_clip`, or rescale `data`"
+            )
+        state = new_state
+        losses[done : done + n] = chunk_losses
+        done += n
+        if after_chunk is not None:
+            after_chunk(state, losses, done)
+        if bar is not None:
+            bar.update(n)
+            bar.set_postfix(loss=f"{float(np.mean(chunk_losses)):.4g}")
+        if callback is not None:
+            callback(done, chunk_losses, state)
+    if bar is not None:
+        bar.close()
+    return state, losses
+
+
+def _dsm_step(data: Array, config: ScoreMLPConfig, process: StaticArg, hyper: Hyper, factory: Callable):
+    return factory(config, process.obj, hyper.optimizer(), data, hyper.batch_size, hyper.t_min, hyper.ema_decay)
 
 
 def train_score_model(
@@ -319,20 +387,10 @@ def train_score_model(
 
     Returns :class:`TrainResult` (EMA parameters).
     """
-    arr = _check_data(data)
-    num_steps = check_pos_int("num_steps", num_steps)
-    batch_size = check_pos_int("batch_size", batch_size)
+    arr = check_data(data)
+    hyper = check_hyper(process, num_steps, batch_size, learning_rate, warmup_steps, weight_decay, grad_clip,
+                        ema_decay, t_min)
     chunk_size = check_pos_int("chunk_size", chunk_size)
-    learning_rate = check_pos_float("learning_rate", learning_rate)
-    grad_clip = check_pos_float("grad_clip", grad_clip)
-    ema_decay = check_real("ema_decay", ema_decay, 0.0, 1.0, high_open=True)
-    weight_decay = check_real("weight_decay", weight_decay, 0.0)
-    if not all(hasattr(process, a) for a in ("alpha", "sigma", "log_snr", "t_min")):
-        raise ValueError(f"`process` must be a probkit.diffusion process, got {type(process).__name__}")
-    t_min = check_real("t_min", process.t_min if t_min is None else t_min, 0.0, 1.0, True, True)
-    if warmup_steps is not None and (isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer))
-                                     or warmup_steps < 0):
-        raise ValueError(f"`warmup_steps` must be a non-negative integer, got {warmup_steps!r}")
     if callback is not None and not callable(callback):
         raise ValueError("`callback` must be callable")
     if checkpoint is not None:
@@ -347,13 +405,9 @@ def train_score_model(
         raise ValueError("`checkpoint_every` needs `checkpoint` (the path of the checkpoint files)")
     key_record = _io.key_to_json(key)
 
-    data_j = jnp.asarray(arr, dtype=jnp.float32)
     k_init, k_train = jax.random.split(key)
     if init is None:
-        std = float(np.sqrt(arr.reshape(arr.shape[0], -1).astype(np.float64).var(axis=0).mean()))
-        net_kwargs.setdefault("data_std", std if std > 0 else 1.0)
-        net_kwargs.setdefault("data_mean", arr.astype(np.float64).mean(axis=0))
-        params, config = init_score_mlp(k_init, arr.shape[1:], hidden, depth, **net_kwargs)
+        params, config = init_score_mlp(k_init, arr.shape[1:], hidden, depth, **data_scale(arr, net_kwargs))
     else:
         if not (isinstance(init, tuple) and len(init) == 2 and isinstance(init[1], ScoreMLPConfig)):
             raise ValueError("`init` must be a (params, ScoreMLPConfig) pair")
@@ -361,60 +415,32 @@ def train_score_model(
         if tuple(config.event_shape) != tuple(arr.shape[1:]):
             raise ValueError(f"`init` config has event_shape {config.event_shape}, `data` has {arr.shape[1:]}")
 
-    hyper = _Hyper(num_steps, learning_rate, None if warmup_steps is None else int(warmup_steps), weight_decay,
-                   grad_clip, batch_size, t_min, ema_decay)
-    optimizer = make_optimizer(num_steps, learning_rate, hyper.warmup_steps, weight_decay, grad_clip)
-    static = (config, _Static(process), hyper, make_dsm_train_step)
-
-    def run_chunk(state: TrainState, keys: Array) -> tuple[TrainState, tuple[Array, Array]]:
-        return _run_chunk(state, keys, data_j, *static)
-
-    state = dsm_train_init(params, optimizer)
-    keys = jax.random.split(k_train, num_steps)
-    losses = np.zeros(num_steps, np.float32)
-    done = 0
-    recipe: dict[str, Any] = {}
+    state = dsm_train_init(params, hyper.optimizer())
+    losses = np.zeros(hyper.num_steps, np.float32)
+    done, after_chunk = 0, None
     if checkpoint is not None:
         recipe = {  # checked in this order on resume: the first difference is named
             "key": key_record,
             "data": {"shape": list(arr.shape), "sha256": _io.sha256_arrays([np.asarray(arr, np.float32)])},
-            "num_steps": num_steps, "batch_size": batch_size, "learning_rate": learning_rate,
-            "warmup_steps": None if warmup_steps is None else int(warmup_steps), "weight_decay": weight_decay,
-            "grad_clip": grad_clip, "ema_decay": ema_decay, "t_min": t_min, "chunk_size": chunk_size,
-            "config": config.to_dict(), "process": _process_record(process),
-            "init": _io.sha256_arrays(jax.tree_util.tree_leaves(params)),
+            **hyper._asdict(), "chunk_size": chunk_size, "config": config.to_dict(),
+            "process": _process_record(process), "init": _io.sha256_arrays(jax.tree_util.tree_leaves(params)),
         }
         if resume and _io.checkpoint_exists(checkpoint):
             state, saved_losses, done = _load_checkpoint(checkpoint, state, recipe)
             losses[:done] = saved_losses
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+        def after_chunk(state: TrainState, losses: np.ndarray, done: int) -> None:
+            if done % every == 0 or done == hyper.num_steps:
+                _save_checkpoint(checkpoint, state, losses, done, recipe)
 
-        bar = tqdm(total=num_steps, initial=done, desc="train", unit="step", leave=False)
-    while done < num_steps:
-        n = min(chunk_size - done % chunk_size, num_steps - done)
-        new_state, (chunk_losses, ok) = run_chunk(state, keys[done : done + n])
-        ok = np.asarray(ok)
-        chunk_losses = np.asarray(chunk_losses)
-        if not ok.all():
-            k = done + int(np.argmin(ok))
-            what = "the DSM loss" if not np.isfinite(chunk_losses[k - done]) else "a network parameter"
-            raise ValueError(
-                f"training diverged at step {k} of {num_steps}: {what} became non-finite (NaN/inf) in "
-                "dsm_loss / the optax update; lower `learning_rate` or `grad_clip`, or rescale `data`"
-            )
-        state = new_state
-        losses[done : done + n] = chunk_losses
-        done += n
-        if checkpoint is not None and (done % every == 0 or done == num_steps):
-            _save_checkpoint(checkpoint, state, losses, done, recipe)
-        if bar is not None:
-            bar.update(n)
-            bar.set_postfix(loss=f"{float(np.mean(chunk_losses)):.4g}")
-        if callback is not None:
-            callback(done, chunk_losses, state)
-    if bar is not None:
-        bar.close()
+    state, losses = fit(state, jax.random.split(k_train, hyper.num_steps), jnp.asarray(arr, jnp.float32), _dsm_step,
+                        (config, StaticArg(process), hyper, make_dsm_train_step), chunk_size, done=done, losses=losses,
+                        callback=callback, progress=progress, after_chunk=after_chunk)
     return TrainResult(state.ema_params, config, jnp.asarray(losses), state)
+
+
+def data_scale(arr: np.ndarray, net_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``net_kwargs`` with ``data_mean`` / ``data_std`` defaulting to the data's per-coordinate
+    mean and root mean per-coordinate variance (1 for constant data)."""
+    std = float(np.sqrt(arr.reshape(arr.shape[0], -1).astype(np.float64).var(axis=0).mean()))
+    return {"data_std": std if std > 0 else 1.0, "data_mean": arr.astype(np.float64).mean(axis=0), **net_kwargs}

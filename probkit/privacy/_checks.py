@@ -10,16 +10,8 @@ import jax
 import numpy as np
 
 __all__ = [
-    "is_concrete",
-    "check_open_unit",
-    "check_closed_unit",
-    "check_nonnegative",
-    "check_delta",
-    "check_level",
-    "check_counts",
-    "check_positive_int",
-    "check_scores_labels",
-    "eps64_one_sided",
+    "is_concrete", "check_open_unit", "check_closed_unit", "check_nonnegative", "check_delta", "check_level",
+    "check_counts", "check_positive_int", "check_scores_labels", "eps_one_sided", "eps64_one_sided",
 ]
 
 
@@ -27,42 +19,34 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def check_open_unit(name: str, x) -> None:
-    """Raise ValueError unless every entry of concrete ``x`` is finite and in (0, 1)."""
+def _check_interval(name: str, x, low: float, high: float, low_open: bool, high_open: bool, what: str) -> None:
+    """Raise ValueError (``{name} must {what}; got x``) unless every entry of concrete ``x`` is
+    finite and in the interval."""
     if not is_concrete(x):
         return
     a = np.asarray(x, dtype=float)
-    if not np.all(np.isfinite(a)) or np.any(a <= 0.0) or np.any(a >= 1.0):
-        raise ValueError(f"{name} must lie in the open interval (0, 1); got {x!r}")
+    low_bad = (a <= low) if low_open else (a < low)
+    high_bad = (a >= high) if high_open else (a > high)
+    if not np.all(np.isfinite(a)) or np.any(low_bad) or np.any(high_bad):
+        raise ValueError(f"{name} must {what}; got {x!r}")
+
+
+def check_open_unit(name: str, x) -> None:
+    """Raise ValueError unless every entry of concrete ``x`` is finite and in (0, 1)."""
+    _check_interval(name, x, 0.0, 1.0, True, True, "lie in the open interval (0, 1)")
 
 
 def check_closed_unit(name: str, x) -> None:
-    if not is_concrete(x):
-        return
-    a = np.asarray(x, dtype=float)
-    if not np.all(np.isfinite(a)) or np.any(a < 0.0) or np.any(a > 1.0):
-        raise ValueError(f"{name} must be a probability in [0, 1]; got {x!r}")
+    _check_interval(name, x, 0.0, 1.0, False, False, "be a probability in [0, 1]")
 
 
 def check_nonnegative(name: str, x, strict: bool = False) -> None:
-    if not is_concrete(x):
-        return
-    a = np.asarray(x, dtype=float)
-    bad = (a <= 0.0) if strict else (a < 0.0)
-    if not np.all(np.isfinite(a)) or np.any(bad):
-        kind = "positive" if strict else "non-negative"
-        raise ValueError(f"{name} must be finite and {kind}; got {x!r}")
+    _check_interval(name, x, 0.0, np.inf, strict, False, f"be finite and {'positive' if strict else 'non-negative'}")
 
 
 def check_delta(delta, allow_zero: bool = True, name: str = "delta") -> None:
     """delta in [0, 1) (pure DP, delta = 0, allowed unless ``allow_zero=False``)."""
-    if not is_concrete(delta):
-        return
-    a = np.asarray(delta, dtype=float)
-    lo_ok = (a >= 0.0) if allow_zero else (a > 0.0)
-    if not np.all(np.isfinite(a)) or not np.all(lo_ok) or np.any(a >= 1.0):
-        interval = "[0, 1)" if allow_zero else "(0, 1)"
-        raise ValueError(f"{name} must lie in {interval}; got {delta!r}")
+    _check_interval(name, delta, 0.0, 1.0, not allow_zero, True, f"lie in {'[0, 1)' if allow_zero else '(0, 1)'}")
 
 
 def check_level(level, name: str = "level") -> None:
@@ -134,12 +118,19 @@ def check_scores_labels(scores, labels, scores_name: str = "scores", labels_name
     return s, lab
 
 
+def eps_one_sided(fpr, fnr, delta, xp=np):
+    """``max(log((1 - delta - fpr) / fnr), log((1 - delta - fnr) / fpr), 0)``, the lower-left half
+    of the privacy region, unvalidated and broadcasting, in ``xp`` (``numpy`` or ``jax.numpy``);
+    a zero rate with a positive numerator gives ``inf`` (safe logs: no NaN, finite gradients)."""
+
+    def side(num_rate, den_rate):
+        num = 1.0 - delta - num_rate
+        val = xp.log(xp.where(num > 0, num, 1.0)) - xp.log(xp.where(den_rate > 0, den_rate, 1.0))
+        return xp.where(num > 0, xp.where(den_rate > 0, val, xp.inf), -xp.inf)
+
+    return xp.maximum(xp.maximum(side(fpr, fnr), side(fnr, fpr)), 0.0)
+
+
 def eps64_one_sided(fpr, fnr, delta) -> np.ndarray:
-    """``max(log((1 - delta - fpr) / fnr), log((1 - delta - fnr) / fpr), 0)`` in float64 NumPy,
-    unvalidated and broadcasting: the lower-left half of the privacy region."""
-    a, b = np.asarray(fpr, np.float64), np.asarray(fnr, np.float64)
-    d = np.asarray(delta, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s1 = np.where(1 - d - a > 0, np.log(np.maximum(1 - d - a, 1e-300)) - np.log(b), -np.inf)
-        s2 = np.where(1 - d - b > 0, np.log(np.maximum(1 - d - b, 1e-300)) - np.log(a), -np.inf)
-    return np.maximum(np.maximum(s1, s2), 0.0)
+    """:func:`eps_one_sided` in float64 NumPy (the reference values of the frequentist bounds)."""
+    return eps_one_sided(*(np.asarray(v, np.float64) for v in (fpr, fnr, delta)))

@@ -41,13 +41,8 @@ from probkit.privacy.counts import resolve_counts
 from probkit.privacy.regions import epsilon_from_rates
 
 __all__ = [
-    "EpsilonPosterior",
-    "epsilon_posterior",
-    "rate_posteriors",
-    "epsilon_posterior_cdf",
-    "epsilon_density",
-    "GDPPosterior",
-    "gdp_posterior",
+    "EpsilonPosterior", "epsilon_posterior", "rate_posteriors", "epsilon_posterior_cdf", "epsilon_density",
+    "GDPPosterior", "gdp_posterior",
 ]
 
 Prior = Union[str, Sequence[float]]
@@ -105,25 +100,32 @@ def _beta_sf(x: np.ndarray, table: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     return special.ndtr(-z)
 
 
+def _midpoint(eps, alpha_post, delta: float, num_grid: int, integrand, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(e, E_alpha[integrand(*_region(alpha, e, delta))])`` for each e in ``eps`` by the midpoint
+    rule in the quantile coordinate ``u = F_alpha(alpha)`` (nodes by the inverse incomplete Beta),
+    in chunks that bound the (E, M) temporaries by ``budget`` entries (float64)."""
+    e = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    alpha = special.betaincinv(alpha_post[0], alpha_post[1], (np.arange(num_grid) + 0.5) / num_grid)  # (M,)
+    out = np.empty(e.shape)
+    chunk = max(1, budget // num_grid)
+    for start in range(0, e.size, chunk):
+        rows = slice(start, start + chunk)
+        out[rows] = integrand(*_region(alpha, np.maximum(e[rows, None], 0.0), delta)).mean(axis=-1)
+    return e, out
+
+
 def _cdf_table(eps, alpha_post, beta_post, delta: float, num_grid: int) -> np.ndarray:
     """P(eps <= e) for each e in ``eps`` by the quantile-coordinate midpoint rule (float64).
 
-    Outer integral over alpha: midpoint rule in ``u = F_alpha(alpha)`` (nodes by
-    ``scipy.stats.beta.ppf``). Inner integral over beta: the Beta survival function, tabulated
-    once in probit space (:func:`_beta_sf_table`) and interpolated, so the (E, M) grid costs
-    one ``np.interp`` per point instead of one incomplete-Beta evaluation. float64 throughout:
-    posteriors of audits with 1e7 trials are concentrated to ~1e-4.
+    Outer integral over alpha: :func:`_midpoint`. Inner integral over beta: the Beta survival
+    function, tabulated once in probit space (:func:`_beta_sf_table`) and interpolated, so the
+    (E, M) grid costs one ``np.interp`` per point instead of one incomplete-Beta evaluation.
+    float64 throughout: posteriors of audits with 1e7 trials are concentrated to ~1e-4.
     """
-    e = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    u = (np.arange(num_grid) + 0.5) / num_grid
-    alpha = special.betaincinv(alpha_post[0], alpha_post[1], u)  # (M,)
     table = _beta_sf_table(beta_post)
-    out = np.empty(e.shape)
-    chunk = max(1, 2_000_000 // num_grid)  # bound the (E, M) temporary
-    for start in range(0, e.size, chunk):
-        lower, upper, _, _ = _region(alpha, np.maximum(e[start:start + chunk, None], 0.0), delta)
-        inside = _beta_sf(lower, table) - _beta_sf(upper, table)
-        out[start:start + chunk] = np.maximum(inside, 0.0).mean(axis=-1)
+    e, out = _midpoint(eps, alpha_post, delta, num_grid,
+                       lambda lower, upper, *_: np.maximum(_beta_sf(lower, table) - _beta_sf(upper, table), 0.0),
+                       2_000_000)
     return np.where(e < 0, 0.0, out)
 
 
@@ -145,16 +147,10 @@ def _region(alpha, e, delta):
 def _pdf_table(eps, alpha_post, beta_post, delta: float, num_grid: int) -> np.ndarray:
     """Density of eps at ``eps > 0``: ``d/de P(eps <= e) = E_alpha[f_beta(upper) upper_e -
     f_beta(lower) lower_e]`` by the same quantile-coordinate midpoint rule (float64)."""
-    e = np.atleast_1d(np.asarray(eps, dtype=np.float64))
-    u = (np.arange(num_grid) + 0.5) / num_grid
-    alpha = special.betaincinv(alpha_post[0], alpha_post[1], u)
     dist = stats.beta(beta_post[0], beta_post[1])
-    out = np.empty(e.shape)
-    chunk = max(1, 1_000_000 // num_grid)
-    for start in range(0, e.size, chunk):
-        lower, upper, d_lower, d_upper = _region(alpha, np.maximum(e[start:start + chunk, None], 0.0), delta)
-        dens = dist.pdf(upper) * d_upper - dist.pdf(lower) * d_lower
-        out[start:start + chunk] = dens.mean(axis=-1)
+    e, out = _midpoint(eps, alpha_post, delta, num_grid,
+                       lambda lower, upper, d_lower, d_upper: dist.pdf(upper) * d_upper - dist.pdf(lower) * d_lower,
+                       1_000_000)
     return np.where(e <= 0, 0.0, np.maximum(out, 0.0))
 
 
@@ -341,12 +337,12 @@ def epsilon_posterior(
         # eps = max(eps_ll(alpha, beta), eps_ll(1 - beta, 1 - alpha)) with eps_ll decreasing in
         # both rates; 1 - beta and 1 - alpha have Beta posteriors with swapped parameters, so
         # both parts are bracketed by extreme posterior quantiles (in float64, no 1 - x rounding).
-        q = lambda p, post: stats.beta.ppf(p, *post)  # noqa: E731
-        a_sw, b_sw = a_post[::-1], b_post[::-1]
-        hi = float(max(eps64_one_sided(q(_TAIL, a_post), q(_TAIL, b_post), delta),
-                       eps64_one_sided(q(_TAIL, b_sw), q(_TAIL, a_sw), delta)))
-        lo = float(max(eps64_one_sided(q(1 - _TAIL, a_post), q(1 - _TAIL, b_post), delta),
-                       eps64_one_sided(q(1 - _TAIL, b_sw), q(1 - _TAIL, a_sw), delta)))
+        def bound(p: float) -> float:  # eps at the p-quantiles of the rates (both halves)
+            q = lambda post: stats.beta.ppf(p, *post)  # noqa: E731
+            return float(max(eps64_one_sided(q(a_post), q(b_post), delta),
+                             eps64_one_sided(q(b_post[::-1]), q(a_post[::-1]), delta)))
+
+        hi, lo = bound(_TAIL), bound(1 - _TAIL)
         if not np.isfinite(hi):
             raise ValueError("posterior of eps has unbounded support at this delta (rates near 0)")
         grid = np.unique(np.concatenate([[0.0], np.linspace(lo, max(hi, lo + 1e-12), num_eps)]))

@@ -71,22 +71,10 @@ def _parse_prior(text: str):
     return (a, b)
 
 
-def _output_path(path: str, option: str) -> str:
-    """Create the missing folders of an output file (as ``probkit.cli`` does for ``--plot``)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"{option} {path}: cannot create its folder {folder} ({err.strerror or err})") from None
-    return path
-
-
 def _estimate(args: argparse.Namespace) -> int:
     from probkit.privacy.bayes import epsilon_posterior
     from probkit.privacy.frequentist import clopper_pearson_epsilon
 
-    if args.plot:
-        _output_path(args.plot, "--plot")
     post = epsilon_posterior(args.fp, args.negatives, args.fn, args.positives, args.delta, prior=_parse_prior(args.prior))
     summary = post.summary(args.level)
     cp = clopper_pearson_epsilon(args.fp, args.negatives, args.fn, args.positives, args.delta, args.level)
@@ -184,6 +172,7 @@ def _report(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
+    from probkit.cli import make_parent_folder
     from probkit.privacy.scores import audit_from_scores
 
     scores = load_vector(args.scores, "scores")
@@ -199,7 +188,7 @@ def _report(args: argparse.Namespace) -> int:
     deltas = sorted(deltas)
     if not 0.0 <= args.split < 1.0:
         raise ValueError(f"--split must lie in [0, 1); got {args.split!r}")
-    prefix = _output_path(args.out, "--out")
+    prefix = make_parent_folder(args.out, "--out")
     audit = audit_from_scores(
         scores, labels, deltas=deltas, level=args.level, split=None if args.split == 0 else args.split,
         thresholds=args.thresholds, key=jax.random.PRNGKey(args.seed),

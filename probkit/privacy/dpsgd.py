@@ -30,17 +30,8 @@ from probkit.privacy._checks import check_delta, check_level, check_positive_int
 from probkit.privacy.counts import AuditCounts
 
 __all__ = [
-    "accountant_epsilon",
-    "DPSGDConfig",
-    "DPSGDState",
-    "dpsgd_optimizer",
-    "dpsgd_init",
-    "dpsgd_step",
-    "train_dpsgd_models",
-    "load_digits_data",
-    "make_canaries",
-    "DPSGDAuditResult",
-    "dpsgd_audit",
+    "accountant_epsilon", "DPSGDConfig", "DPSGDState", "dpsgd_optimizer", "dpsgd_init", "dpsgd_step",
+    "train_dpsgd_models", "load_digits_data", "make_canaries", "DPSGDAuditResult", "dpsgd_audit",
 ]
 
 Array = jax.Array
@@ -257,10 +248,9 @@ class DPSGDAuditResult(NamedTuple):
     config: DPSGDConfig
 
     def summary(self) -> dict[str, Any]:
-        c = self.counts
         return {
             "config": dataclasses.asdict(self.config),
-            "counts": {"fp": int(c.fp), "n_negative": int(c.n_negative), "fn": int(c.fn), "n_positive": int(c.n_positive)},
+            "counts": self.counts.to_dict(),
             "threshold": self.threshold,
             "eps_posterior_mean": self.posterior_mean,
             "eps_credible_interval": list(self.interval),

@@ -62,14 +62,12 @@ def rate_interval(k: int, n: int, level: float = 0.95, method: Method = "clopper
     tail = (1.0 - level) / 2.0 if sided == "two" else 1.0 - level
     if sided not in ("two", "upper", "lower"):
         raise ValueError(f"sided must be 'two', 'upper' or 'lower'; got {sided!r}")
-    if method == "clopper_pearson":
-        lo = stats.beta.ppf(tail, k, n - k + 1) if k > 0 else 0.0
-        hi = stats.beta.ppf(1.0 - tail, k + 1, n - k) if k < n else 1.0
-    elif method == "jeffreys":
-        lo = stats.beta.ppf(tail, k + 0.5, n - k + 0.5) if k > 0 else 0.0
-        hi = stats.beta.ppf(1.0 - tail, k + 0.5, n - k + 0.5) if k < n else 1.0
-    else:
+    # Beta parameters of the lower and the upper end
+    ends = {"clopper_pearson": ((k, n - k + 1), (k + 1, n - k)), "jeffreys": ((k + 0.5, n - k + 0.5),) * 2}
+    if method not in ends:
         raise ValueError(f"method must be 'clopper_pearson' or 'jeffreys'; got {method!r}")
+    lo = stats.beta.ppf(tail, *ends[method][0]) if k > 0 else 0.0
+    hi = stats.beta.ppf(1.0 - tail, *ends[method][1]) if k < n else 1.0
     if sided == "upper":
         lo = 0.0
     elif sided == "lower":

@@ -30,14 +30,8 @@ from probkit.privacy.regions import (
 )
 
 __all__ = [
-    "GaussianMechanism",
-    "LaplaceMechanism",
-    "RandomizedResponse",
-    "Mechanism",
-    "simulate_scores",
-    "simulate_counts",
-    "best_threshold",
-    "multi_sample_counts",
+    "GaussianMechanism", "LaplaceMechanism", "RandomizedResponse", "Mechanism", "simulate_scores",
+    "simulate_counts", "best_threshold", "multi_sample_counts",
 ]
 
 Array = jax.Array

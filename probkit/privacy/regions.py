@@ -33,44 +33,18 @@ import numpy as np
 from jax.scipy.special import log_ndtr, ndtr, ndtri
 from jax.scipy.stats import laplace
 
-from probkit.privacy._checks import check_closed_unit, check_delta, check_nonnegative, is_concrete
+from probkit.privacy._checks import check_closed_unit, check_delta, check_nonnegative, eps_one_sided, is_concrete
 
 __all__ = [
-    "epsilon_from_rates",
-    "delta_from_rates",
-    "gaussian_tradeoff",
-    "laplace_tradeoff",
-    "randomized_response_tradeoff",
-    "eps_delta_tradeoff",
-    "claims_tradeoff",
-    "gdp_delta",
-    "gdp_epsilon",
-    "gdp_mu",
-    "gdp_mu_from_rates",
-    "tradeoff_epsilon",
-    "tradeoff_delta",
+    "epsilon_from_rates", "delta_from_rates", "gaussian_tradeoff", "laplace_tradeoff",
+    "randomized_response_tradeoff", "eps_delta_tradeoff", "claims_tradeoff", "gdp_delta", "gdp_epsilon", "gdp_mu",
+    "gdp_mu_from_rates", "tradeoff_epsilon", "tradeoff_delta",
 ]
 
 Array = jax.Array
 
 
 # ----------------------------------------------------------------------------- rates <-> eps
-def _eps_one_sided(fpr, fnr, delta) -> Array:
-    """``max(log((1 - delta - fpr) / fnr), log((1 - delta - fnr) / fpr), 0)``; a zero rate with
-    a positive numerator gives ``inf``."""
-
-    def side(num_rate, den_rate):
-        num = 1.0 - delta - num_rate
-        # log(num/den) where num > 0; +inf when den == 0 and num > 0; irrelevant (-inf) if num <= 0.
-        safe_den = jnp.where(den_rate > 0, den_rate, 1.0)
-        safe_num = jnp.where(num > 0, num, 1.0)
-        val = jnp.log(safe_num) - jnp.log(safe_den)
-        val = jnp.where(den_rate > 0, val, jnp.inf)
-        return jnp.where(num > 0, val, -jnp.inf)
-
-    return jnp.maximum(jnp.maximum(side(fpr, fnr), side(fnr, fpr)), 0.0)
-
-
 def epsilon_from_rates(fpr, fnr, delta, symmetric: bool = True) -> Array:
     """Smallest eps consistent with an attack of rates (``fpr``, ``fnr``) under (eps, delta)-DP.
 
@@ -88,9 +62,9 @@ def epsilon_from_rates(fpr, fnr, delta, symmetric: bool = True) -> Array:
     fpr, fnr, delta = jnp.asarray(fpr), jnp.asarray(fnr), jnp.asarray(delta)
     dtype = jnp.result_type(fpr, fnr, delta, jnp.float32)
     fpr, fnr, delta = fpr.astype(dtype), fnr.astype(dtype), delta.astype(dtype)
-    eps = _eps_one_sided(fpr, fnr, delta)
+    eps = eps_one_sided(fpr, fnr, delta, jnp)
     if symmetric:
-        eps = jnp.maximum(eps, _eps_one_sided(1.0 - fnr, 1.0 - fpr, delta))
+        eps = jnp.maximum(eps, eps_one_sided(1.0 - fnr, 1.0 - fpr, delta, jnp))
     return eps
 
 
@@ -165,10 +139,7 @@ def claims_tradeoff(alpha, eps, delta) -> Array:
     check_nonnegative("eps", eps)
     check_delta(delta)
     check_closed_unit("alpha", alpha)
-    alpha = jnp.asarray(alpha, dtype=eps.dtype)[..., None]
-    e = jnp.exp(eps)
-    curves = jnp.maximum(jnp.maximum(1.0 - delta - e * alpha, (1.0 - delta - alpha) / e), 0.0)
-    return jnp.max(curves, axis=-1)
+    return jnp.max(eps_delta_tradeoff(jnp.asarray(alpha, dtype=eps.dtype)[..., None], eps, delta), axis=-1)
 
 
 def gdp_mu_from_rates(fpr, fnr) -> Array:

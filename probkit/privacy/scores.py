@@ -89,31 +89,18 @@ def _jeffreys_bounds(k, n, level):
     return lo, hi
 
 
-def _select(counts: AuditCounts, deltas: np.ndarray, level: float):
-    """Per delta: index of the threshold maximising the conservative eps estimate, its value
-    and whether the flipped attack is the stronger one. ``counts`` has T thresholds."""
+def _select(counts: AuditCounts, level: float, plain_fn, flipped_fn):
+    """Per row of the criteria: index of the threshold maximising a conservative estimate (the
+    Jeffreys ``level`` bounds of both rates plugged into ``plain_fn(a_hi, b_hi)`` or, for the
+    flipped attack, ``flipped_fn(a_lo, b_lo)``), and whether the flipped attack is the stronger one.
+    ``counts`` has T thresholds; the criteria have shape ``(rows, T)``."""
     a_lo, a_hi = _jeffreys_bounds(counts.fp, counts.n_negative, level)
     b_lo, b_hi = _jeffreys_bounds(counts.fn, counts.n_positive, level)
-    d = deltas[:, None]
-    plain = eps64_one_sided(a_hi[None], b_hi[None], d)  # (D, T)
-    flipped = eps64_one_sided(1.0 - b_lo[None], 1.0 - a_lo[None], d)
+    plain, flipped = np.atleast_2d(plain_fn(a_hi, b_hi)), np.atleast_2d(flipped_fn(a_lo, b_lo))
     crit = np.maximum(plain, flipped)
-    crit = np.where(np.isfinite(crit), crit, -1.0)
-    idx = np.argmax(crit, axis=1)
-    rows = np.arange(deltas.size)
-    return idx, crit[rows, idx], flipped[rows, idx] > plain[rows, idx]
-
-
-def _select_mu(counts: AuditCounts, level: float):
-    """Threshold maximising a conservative mu-GDP estimate and its orientation."""
-    a_lo, a_hi = _jeffreys_bounds(counts.fp, counts.n_negative, level)
-    b_lo, b_hi = _jeffreys_bounds(counts.fn, counts.n_positive, level)
-    plain = -special.ndtri(a_hi) - special.ndtri(b_hi)
-    flipped = special.ndtri(a_lo) + special.ndtri(b_lo)
-    crit = np.maximum(plain, flipped)
-    crit = np.where(np.isfinite(crit), crit, -np.inf)
-    i = int(np.argmax(crit))
-    return i, bool(flipped[i] > plain[i])
+    idx = np.argmax(np.where(np.isfinite(crit), crit, -np.inf), axis=1)
+    rows = np.arange(crit.shape[0])
+    return idx, flipped[rows, idx] > plain[rows, idx]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,7 +278,9 @@ def audit_from_scores(
             raise ValueError("thresholds must be a positive integer or a non-empty 1-D array of finite values")
     cal_counts = roc_counts(cal_neg, cal_pos, cand)
     held_counts = roc_counts(held_neg, held_pos, cand)
-    idx, _, flip = _select(cal_counts, d, level)
+    dd = d[:, None]
+    idx, flip = _select(cal_counts, level, lambda a, b: eps64_one_sided(a, b, dd),
+                        lambda a, b: eps64_one_sided(1.0 - b, 1.0 - a, dd))
 
     band_level = 1.0 - (1.0 - level) / d.size if simultaneous else level
     cp_level = level
@@ -333,7 +322,8 @@ def _gdp_summary(key, cal_counts: AuditCounts, held_counts: AuditCounts, deltas,
     chosen on calibration data (Jeffreys posteriors of the held-out rates, Monte Carlo in JAX),
     its eps(delta) band, and the probit slope of the held-out ROC (1 for a binormal,
     equal-variance ROC: the case where one mu describes every threshold)."""
-    i, _ = _select_mu(cal_counts, max(level, 0.99))
+    i = int(_select(cal_counts, max(level, 0.99), lambda a, b: -special.ndtri(a) - special.ndtri(b),
+                    lambda a, b: special.ndtri(a) + special.ndtri(b))[0][0])
     fp, fn = float(held_counts.fp[i]), float(held_counts.fn[i])
     nn, npos = held_counts.n_negative, held_counts.n_positive
     # Draws from the Jeffreys posteriors (NumPy generator seeded from the JAX key); eps(delta)
