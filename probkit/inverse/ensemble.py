@@ -71,7 +71,7 @@ import jax.numpy as jnp
 
 from probkit import _checks
 from probkit.diffusion.schedules import Process, time_grid
-from probkit.diffusion.sde import check_score_output, denoise, euler_maruyama_kernel
+from probkit.diffusion.sde import ancestral_kernel, check_score_output, denoise, euler_maruyama_kernel
 from probkit.inverse.likelihoods import Likelihood, LikelihoodPath, make_path
 from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel, Particle, WeightedParticles, finish, make_config, run_model
@@ -102,14 +102,8 @@ def _kernel_coefs(process: Process, integrator: str, eta: float, eta_ddim: float
     if integrator == "euler_maruyama":
         b, c, std = euler_maruyama_kernel(process, x, t, t - t_next, eta * process.diffusion(t))
         return b, c, std**2
-    # DDPM / DDIM (probkit.diffusion.make_integrator): x' = a' x̂0 + sqrt(s'^2 - c2) eps + sqrt(c2) z,
-    # x̂0 = (x + σ² s)/α, eps = -σ s
-    eta_c = 1.0 if integrator == "ddpm" else eta_ddim
-    a_t, a_n = process.alpha(t), process.alpha(t_next)
-    s_t, s_n = process.sigma(t), process.sigma(t_next)
-    var_cond = s_t**2 - (a_t / a_n) ** 2 * s_n**2
-    c2 = eta_c**2 * jnp.clip(var_cond * s_n**2 / s_t**2, 0.0)
-    return (a_n / a_t) * x, a_n * s_t**2 / a_t - jnp.sqrt(jnp.clip(s_n**2 - c2, 0.0)) * s_t, c2
+    b, c, std = ancestral_kernel(process, x, t, t_next, 1.0 if integrator == "ddpm" else eta_ddim)
+    return b, c, std**2
 
 
 def ensemble_model(
