@@ -99,13 +99,12 @@ def make_fkc_runner(model, beta, n, steps, weighted, corrector=None, grid="quadr
     (``fkc.fkc_model``, built once) and the engine (``probkit.smc.run_smc``), so that every seed
     reuses one compiled program and a second call times the run alone."""
     score = bz.score_fn(model)
-    fk = fkc.fkc_model(model.process, (score,), (beta,), (SYSTEM.internal_dim,), eta=1.0, weighted=weighted)
+    fk, target = fkc.fkc_model(model.process, (score,), (beta,), (SYSTEM.internal_dim,), eta=1.0, weighted=weighted)
     ts = time_grid(model.process, steps, grid)
 
     def run(key):
-        res = run_smc(key, fk, n, ts, resampling="systematic", ess_threshold=0.5, corrector=corrector)
-        x = res.particles.x if hasattr(res.particles, "x") else res.particles  # engine versions differ
-        return FKCOut(x, res.log_weights, res.ess, res.resampled, res.log_evidence)
+        res = run_smc(key, fk, n, ts, target=target, resampling="systematic", ess_threshold=0.5, corrector=corrector)
+        return FKCOut(res.particles, res.log_weights, res.ess, res.resampled, res.log_evidence)
 
     nfe = steps * (1 + (corrector.nfe if corrector is not None else 0))
     return run, nfe

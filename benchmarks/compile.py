@@ -81,7 +81,7 @@ def entry_points(d: int, n: int, k: int):
         return fkc.cfg(key, PROC, gm.score_fn(PROC), gm2.score_fn(PROC), 2.0, n, k, shape=(d,))
 
     def anneal_mala(key, gm, gm2, op_, y):
-        return fkc.anneal(key, PROC, gm.score_fn(PROC), 2.0, n, k, shape=(d,), log_prob_fn=gm.log_prob_fn(PROC),
+        return fkc.anneal(key, PROC, gm.score_fn(PROC), 2.0, n, k, shape=(d,), logdensity_fn=gm.logdensity_fn(PROC),
                           corrector=smc.mala(0.01))
 
     def ensemble(key, gm, gm2, op_, y):
@@ -94,19 +94,19 @@ def entry_points(d: int, n: int, k: int):
         return inverse.twisted_smc(key, PROC, gm.score_fn(PROC), inverse.gaussian(op_, y, 0.5), n, k)
 
     def dlg(key, gm, gm2, op_, y):
-        return dmcmc.dlg(key, PROC, gm.score_fn(PROC), (d,), logdensity_fn=gm.log_prob_fn(PROC),
+        return dmcmc.dlg(key, PROC, gm.score_fn(PROC), (d,), logdensity_fn=gm.logdensity_fn(PROC),
                          num_chains=max(2, n // 16), num_samples=4, burn_in=k, t_move=dmcmc.NoiseGrid(num_levels=32),
                          denoise=dmcmc.Denoise(num_steps=5))
 
     def sample(key, gm, gm2, op_, y):
         return probkit.sample(key, PROC, gm.score_fn(PROC), (d,), n, k)
 
-    model = fkc.fkc_model(PROC, (_mixture(0, d).score_fn(PROC),), jnp.array([2.0]), (d,))
+    model, target = fkc.fkc_model(PROC, (_mixture(0, d).score_fn(PROC),), jnp.array([2.0]), (d,))
 
     ts = time_grid(PROC, k)
 
     def run_smc(key, gm, gm2, op_, y):  # one user-built model object (closures), a new key
-        return smc.run_smc(key, model, n, ts)
+        return smc.run_smc(key, model, n, ts, target=target)
 
     fns = dict(anneal=anneal, anneal_mala=anneal_mala, product=product, geometric=geometric, cfg=cfg,
                ensemble=ensemble, dps=dps, twisted_smc=twisted_smc, dlg=dlg, sample=sample, run_smc=run_smc)
@@ -209,7 +209,7 @@ def d800(legacy: bool) -> dict:
         for seed in (0, 1)[: 1 if legacy else 2]:
             gm, a, y = bench.problem(seed, d, dy, 0.5)  # new A, y and prior weights each call
             t, _ = _timed(lambda: fn(jax.random.PRNGKey(seed), PROC, gm.score_fn(PROC), inverse.gaussian(a, y, 0.5),
-                                     n, steps, log_prob_fn=gm.log_prob_fn(PROC)))
+                                     n, steps, logdensity_fn=gm.logdensity_fn(PROC)))
             times.append(t)
         rows[name] = {"first_s": times[0], "second_s": times[1] if len(times) > 1 else None}
         print(f"d=800 {name}: first {times[0]:.2f} s" + (f", second {times[1]:.3f} s" if len(times) > 1 else ""),

@@ -71,7 +71,7 @@ def mixture64() -> GaussianMixture:
 
 
 def load_target(name: str, n_ref: int, est_steps: int, need_estimator: bool):
-    """(process, score_fn, log_prob_fn or None, reference samples, floor samples or None, shape, estimator, data)."""
+    """(process, score_fn, logdensity_fn or None, reference samples, floor samples or None, shape, estimator, data)."""
     proc = VP()
     if name in ("gmm2d", "gmm64"):
         gm = ring2d() if name == "gmm2d" else mixture64()
@@ -79,13 +79,13 @@ def load_target(name: str, n_ref: int, est_steps: int, need_estimator: bool):
         ref = target.sample(jax.random.PRNGKey(101), n_ref)
         other = target.sample(jax.random.PRNGKey(102), n_ref)
         data = gm.sample(jax.random.PRNGKey(103), 50_000)
-        score_fn, log_prob_fn, shape = gm.score_fn(proc), gm.log_prob_fn(proc), (gm.dim,)
+        score_fn, logdensity_fn, shape = gm.score_fn(proc), gm.logdensity_fn(proc), (gm.dim,)
     elif name == "digits":
         from probkit.models.digits import load_digits_data, load_pretrained_digits
         from probkit.models.nets import make_score_fn
 
         params, config, proc = load_pretrained_digits()
-        score_fn, log_prob_fn, shape = make_score_fn(params, config, proc), None, (64,)
+        score_fn, logdensity_fn, shape = make_score_fn(params, config, proc), None, (64,)
         data = jnp.asarray(load_digits_data())
         ref, other = data, None
     else:
@@ -100,7 +100,7 @@ def load_target(name: str, n_ref: int, est_steps: int, need_estimator: bool):
         est = fit.estimator
         print(f"  [{name}] noise-level classifier: {est_steps} steps in {time.perf_counter() - t0:.1f}s, "
               f"final cross-entropy {float(fit.losses[-100:].mean()):.3f} (uniform: {math.log(NOISE_GRID.num_levels):.3f})", flush=True)
-    return proc, score_fn, log_prob_fn, ref, other, shape, est
+    return proc, score_fn, logdensity_fn, ref, other, shape, est
 
 
 NOISE_GRID = dmcmc.NoiseGrid((0.02, 0.5), 64)
@@ -126,7 +126,7 @@ def dlg_config(budget: int, cost_per_sweep: int, frac: float, nfe_per_step: int,
 def run_target(name, args, budgets, integrators) -> list[dict]:
     variants = {"gmm2d": [("mala", "exact")], "gmm64": [("mala", "exact"), ("ula", "learned")], "digits": [("ula", "learned")]}[name]
     need_est = any(v[1] == "learned" for v in variants)
-    proc, score_fn, log_prob_fn, ref, other, shape, est = load_target(name, args.n, args.estimator_steps, need_est)
+    proc, score_fn, logdensity_fn, ref, other, shape, est = load_target(name, args.n, args.estimator_steps, need_est)
     n = args.n
     rows = []
     if other is not None:
@@ -164,7 +164,7 @@ def run_target(name, args, budgets, integrators) -> list[dict]:
                     step = dmcmc.noise_scaled_step(proc, args.step_size or STEP_SIZES[(name, x_move)])
                     res = dmcmc.dlg(
                         jax.random.PRNGKey(seed), proc, score_fn, shape,
-                        logdensity_fn=log_prob_fn if t_move == "exact" else None,
+                        logdensity_fn=logdensity_fn if t_move == "exact" else None,
                         x_move=smc.mala(step) if x_move == "mala" else smc.langevin(step),
                         t_move=NOISE_GRID if t_move == "exact" else est, num_chains=n // spc, num_samples=spc,
                         burn_in=burn, thin=thin, denoise=dmcmc.Denoise(integ, steps, grid),

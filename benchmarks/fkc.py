@@ -88,8 +88,8 @@ def bench_one(n: int, d: int, steps: int, repeats: int, sharding, sw_points: int
     ts = time_grid(proc, steps)
     row = {"num_particles": n, "dim": d, "num_steps": steps}
     for weighted in (True, False):
-        model = fkc_model(proc, (a.score_fn(proc), b.score_fn(proc)), (1.0, 1.0), (d,), weighted=weighted)
-        run = lambda key: run_smc(key, model, n, ts, nfe_per_step=2, sharding=sharding)  # noqa: E731
+        model, target = fkc_model(proc, (a.score_fn(proc), b.score_fn(proc)), (1.0, 1.0), (d,), weighted=weighted)
+        run = lambda key: run_smc(key, model, n, ts, target=target, nfe_per_step=2, sharding=sharding)  # noqa: E731
         out = run(jax.random.PRNGKey(0))  # compile
         jax.block_until_ready(out.particles)
         times = []

@@ -69,7 +69,7 @@ def product_problem():
     modes = GaussianMixture(jnp.asarray(w[keep] / w[keep].sum()), exact.means[keep], exact.covs[keep], validate=False)
     std = float(np.sqrt(np.mean(np.diag(np.asarray(modes.full_covs()[1])))))
     return dict(
-        name="product", score_fns=(a.score_fn(PROC), b.score_fn(PROC)), log_prob_fns=(a.log_prob_fn(PROC), b.log_prob_fn(PROC)),
+        name="product", score_fns=(a.score_fn(PROC), b.score_fn(PROC)), logdensity_fns=(a.logdensity_fn(PROC), b.logdensity_fn(PROC)),
         exponents=(1.0, 1.0), masses=np.asarray(modes.weights, np.float64), log_resp=modes.component_log_probs,
         log_z=float(na.log_normalizer_product(nb)), exact_std=std, local_var=lambda t: PROC.alpha(t) ** 2 * 0.08 + PROC.sigma(t) ** 2 / 2,
         tracked=1,
@@ -99,7 +99,7 @@ def anneal_problem(beta: float):
     log_z = float(np.logaddexp.reduce(log_m))
     masses = np.exp(log_m - log_z)
     return dict(
-        name=f"anneal{beta:g}", score_fns=(p.score_fn(PROC),), log_prob_fns=(p.log_prob_fn(PROC),), exponents=(float(beta),),
+        name=f"anneal{beta:g}", score_fns=(p.score_fn(PROC),), logdensity_fns=(p.logdensity_fn(PROC),), exponents=(float(beta),),
         masses=masses, log_resp=pt.component_log_probs, log_z=log_z, exact_std=float(np.sqrt(s2[0] / beta)),
         local_var=lambda t: (PROC.alpha(t) ** 2 * STD40**2 + PROC.sigma(t) ** 2) / beta, tracked=int(np.argmax(masses)),
     )
@@ -183,13 +183,13 @@ def build_sampler(prob: dict, cfg: dict, n: int, k: int):
     n_per = n // n_isl
     lv = prob["local_var"]
     if cfg["kind"] == "plain":
-        model = fkc_model(PROC, prob["score_fns"], prob["exponents"], (d,), eta=cfg["eta"], weighted=cfg["weighted"],
-                          log_prob_fns=prob["log_prob_fns"] if cfg["corrector"] in ("mala", "hmc") else None)
+        model, target = fkc_model(PROC, prob["score_fns"], prob["exponents"], (d,), eta=cfg["eta"], weighted=cfg["weighted"],
+                          logdensity_fns=prob["logdensity_fns"] if cfg["corrector"] in ("mala", "hmc") else None)
     else:
         sched = None
         if cfg["schedule"] is not None:
             sched = late_start(cfg["schedule"][1]) if cfg["schedule"][0] == "late" else tempered(cfg["schedule"][1])
-        model = fkc_variance_model(PROC, prob["score_fns"], prob["exponents"], (d,), t_end=TMIN, eta=cfg["eta"], rule=cfg["rule"],
+        model, target = fkc_variance_model(PROC, prob["score_fns"], prob["exponents"], (d,), t_end=TMIN, eta=cfg["eta"], rule=cfg["rule"],
                                    weight_schedule=sched)
     corrector = None
     if cfg["corrector"] == "hmc":
@@ -201,10 +201,9 @@ def build_sampler(prob: dict, cfg: dict, n: int, k: int):
 
     def one(key):
         def island(kk):
-            out = run_smc(kk, model, n_per, ts, resampling=_resampling(cfg["resampling"]), ess_threshold=cfg["ess"],
-                          corrector=corrector, check=False)
-            x = out.particles.x if hasattr(out.particles, "x") else out.particles
-            return x, out.log_weights, out.log_evidence, jnp.mean(out.ess) / n_per, jnp.sum(out.resampled)
+            out = run_smc(kk, model, n_per, ts, target=target, resampling=_resampling(cfg["resampling"]),
+                          ess_threshold=cfg["ess"], corrector=corrector, check=False)
+            return out.particles, out.log_weights, out.log_evidence, jnp.mean(out.ess) / n_per, jnp.sum(out.resampled)
 
         if n_isl == 1:
             x, lw, lz, ess, nres = island(key)

@@ -94,7 +94,7 @@ def run_gmm_cfg(keys, weights, means, covs, *, process, w, weighted, n, k, eta=1
     def one(key, mean, cov):
         pc = GaussianMixture(jnp.ones(1), mean[None], cov[None], validate=False)
         out = fkc.cfg(key, process, pu.score_fn(process), pc.score_fn(process), w, n, k, shape=(means.shape[1],),
-                      weighted=weighted, eta=eta, log_prob_fns=(pu.log_prob_fn(process), pc.log_prob_fn(process)))
+                      weighted=weighted, eta=eta, logdensity_fns=(pu.logdensity_fn(process), pc.logdensity_fn(process)))
         return out.particles, out.log_weights, out.ess, out.log_evidence
 
     return jax.vmap(one)(keys, means, covs)

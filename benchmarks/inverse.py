@@ -66,24 +66,24 @@ def make_runner(name, proc, gm, lik, n, nfe):
     """A function key -> WeightedParticles that reuses ONE Feynman-Kac model object, so the
     engine's jitted scan compiles once and later calls measure the run alone. (The convenience
     functions inverse.ensemble / dps / twisted_smc build exactly these models.)"""
-    sf, lp = gm.score_fn(proc), gm.log_prob_fn(proc)
+    sf, lp = gm.score_fn(proc), gm.logdensity_fn(proc)
     if name == "ensemble_before":  # Chen et al.'s rate x h weights (the sampler before issue 11)
         ts = time_grid(proc, nfe)
-        model = inverse.ensemble_model(proc, sf, inverse.gaussian_path(lik, proc), lik.x_shape, log_prob_fn=lp,
-                                       weights="rate")
-        return lambda key: run_smc(key, model, n, ts, nfe_per_step=1)
+        model, target = inverse.ensemble_model(proc, sf, inverse.gaussian_path(lik, proc), lik.x_shape, logdensity_fn=lp,
+                                               weights="rate")
+        return lambda key: run_smc(key, model, n, ts, target=target, nfe_per_step=1)
     if name == "ensemble":  # denoised twist, telescoped weights: 1 score at the start + 1 per step
         ts = time_grid(proc, nfe - 1)
-        model = inverse.ensemble_model(proc, sf, inverse.gaussian_path(lik, proc), lik.x_shape, log_prob_fn=lp,
-                                       twist="denoised", t_end=float(ts[-1]))
-        return lambda key: run_smc(key, model, n, ts, nfe_per_step=1, nfe_init=1)
+        model, target = inverse.ensemble_model(proc, sf, inverse.gaussian_path(lik, proc), lik.x_shape, logdensity_fn=lp,
+                                               twist="denoised", t_end=float(ts[-1]))
+        return lambda key: run_smc(key, model, n, ts, target=target, nfe_per_step=1, nfe_init=1)
     if name == "dps":
         ts = time_grid(proc, nfe // 2)
         model = inverse.dps_model(proc, sf, lik)
         return lambda key: run_smc(key, model, n, ts, ess_threshold=0.0, nfe_per_step=2)
     ts = time_grid(proc, nfe // 2 - 1)
-    model = inverse.tds_model(proc, sf, lik, float(ts[-1]), log_prob_fn=lp)
-    return lambda key: run_smc(key, model, n, ts, nfe_per_step=2, nfe_init=2)
+    model, target = inverse.tds_model(proc, sf, lik, float(ts[-1]), logdensity_fn=lp)
+    return lambda key: run_smc(key, model, n, ts, target=target, nfe_per_step=2, nfe_init=2)
 
 
 def _positions(particles):

@@ -104,10 +104,10 @@ class Problem:
         self.post = self.gm_min.condition(self.A, self.y_flat, noise)
         self.log_z = float(self.gm_min.log_marginal_likelihood(self.A, self.y_flat, noise))
         self.log_py = float(self.gm.log_marginal_likelihood(self.A, self.y_flat, noise))
-        sf, lp = self.gm.score_fn(self.proc), self.gm.log_prob_fn(self.proc)
+        sf, lp = self.gm.score_fn(self.proc), self.gm.logdensity_fn(self.proc)
         shape = self.x_shape
         self.score_fn = lambda x, t: jnp.reshape(sf(jnp.ravel(x), t), shape)
-        self.log_prob_fn = lambda x, t: lp(jnp.ravel(x), t)
+        self.logdensity_fn = lambda x, t: lp(jnp.ravel(x), t)
 
     def describe(self) -> dict:
         return {"seed": self.seed, "d": self.d, "operator": self.kind, "noise": self.noise,
@@ -115,33 +115,33 @@ class Problem:
 
 
 def make_model(pb: Problem, sampler: str, nfe: int):
-    """(model, ts, nfe_per_step, nfe_init) of a sampler at a budget of ``nfe`` score evaluations."""
+    """((model, target), ts, nfe_per_step, nfe_init) of a sampler at a budget of ``nfe`` score evaluations."""
     proc, lik = pb.proc, pb.lik
     path = inverse.gaussian_path(lik, proc)
     if sampler == "tds":
         ts = time_grid(proc, nfe // 2 - 1)
-        model = inverse.tds_model(proc, pb.score_fn, lik, float(ts[-1]), log_prob_fn=pb.log_prob_fn)
+        model = inverse.tds_model(proc, pb.score_fn, lik, float(ts[-1]), logdensity_fn=pb.logdensity_fn)
         return model, ts, 2, 2
     ts = time_grid(proc, nfe)
     if sampler == "before":
-        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, log_prob_fn=pb.log_prob_fn, weights="rate")
+        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, logdensity_fn=pb.logdensity_fn, weights="rate")
     elif sampler == "guided":
-        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, log_prob_fn=pb.log_prob_fn,
+        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, logdensity_fn=pb.logdensity_fn,
                                        weights="transition", t_end=float(ts[-1]))
     elif sampler == "adapted":
-        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, log_prob_fn=pb.log_prob_fn,
+        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, logdensity_fn=pb.logdensity_fn,
                                        proposal="adapted", integrator="ddpm", t_end=float(ts[-1]))
     elif sampler == "adapted_em":
-        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, log_prob_fn=pb.log_prob_fn,
+        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, logdensity_fn=pb.logdensity_fn,
                                        proposal="adapted", t_end=float(ts[-1]))
     elif sampler in ("denoised", "denoised_ddpm"):
         ts = time_grid(proc, nfe - 1)
-        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, log_prob_fn=pb.log_prob_fn,
+        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, logdensity_fn=pb.logdensity_fn,
                                        twist="denoised", t_end=float(ts[-1]),
                                        integrator="ddpm" if sampler == "denoised_ddpm" else "euler_maruyama")
         return model, ts, 1, 1
     elif sampler == "guided_ddpm":
-        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, log_prob_fn=pb.log_prob_fn,
+        model = inverse.ensemble_model(proc, pb.score_fn, path, pb.x_shape, logdensity_fn=pb.logdensity_fn,
                                        integrator="ddpm", t_end=float(ts[-1]))
     else:
         raise ValueError(sampler)
@@ -157,8 +157,8 @@ def run_cell(pb: Problem, sampler: str, nfe: int, n: int, seeds: int, ref_key=0)
     k_sw = jax.random.PRNGKey(7)
 
     def one(key, ref):
-        out = run_smc(key, model, n, ts, nfe_per_step=per, nfe_init=init, check=False)
-        pos = out.particles.x if isinstance(out.particles, tuple) else out.particles  # engine may project
+        out = run_smc(key, model[0], n, ts, target=model[1], nfe_per_step=per, nfe_init=init, check=False)
+        pos = out.particles
         idx = jax.random.choice(jax.random.fold_in(key, 1), n, (n,), p=jnp.exp(out.log_weights))
         xs = jnp.reshape(pos, (n, d))[idx]
         return out.log_evidence, sliced_wasserstein(xs, ref, k_sw), jnp.min(out.ess)

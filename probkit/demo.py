@@ -284,12 +284,12 @@ def panel_inverse(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable
     post = prior.condition(A, y, noise)
     exact_log_py = float(prior.log_marginal_likelihood(A, y, noise))
     lik = inverse.gaussian(inverse.dense(A), y, noise)
-    score, log_prob = prior.score_fn(proc), prior.log_prob_fn(proc)
+    score, log_prob = prior.score_fn(proc), prior.logdensity_fn(proc)
     k_run, k_ex, k_sw, k_rs = jax.random.split(key, 4)
     exact, floor = _exact_and_floor(lambda k: post.sample(k, n), k_ex, k_sw)
     runs = {
-        "ensemble": inverse.ensemble(k_run, proc, score, lik, n, steps, log_prob_fn=log_prob, integrator="ddpm"),
-        "twisted SMC": inverse.twisted_smc(k_run, proc, score, lik, n, steps, log_prob_fn=log_prob),
+        "ensemble": inverse.ensemble(k_run, proc, score, lik, n, steps, logdensity_fn=log_prob, integrator="ddpm"),
+        "twisted SMC": inverse.twisted_smc(k_run, proc, score, lik, n, steps, logdensity_fn=log_prob),
         "DPS": inverse.dps(k_run, proc, score, lik, n, steps),
     }
     out: dict[str, Any] = {"metric": "sliced W2 to exact posterior draws (lower is better); log p(y) error",
@@ -359,7 +359,7 @@ def panel_dmcmc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
     for b in size["dlg_budgets"]:
         plain = sample(k_run, proc, target.score_fn(proc), (2,), n, b, "euler_maruyama", grid="uniform")
         thin, burn, steps = _dlg_config(b, samples_per_chain=spc)
-        res = dmcmc.dlg(k_run, proc, target.score_fn(proc), (2,), logdensity_fn=target.log_prob_fn(proc),
+        res = dmcmc.dlg(k_run, proc, target.score_fn(proc), (2,), logdensity_fn=target.logdensity_fn(proc),
                         num_chains=n // spc, num_samples=spc, burn_in=burn, thin=thin,
                         x_move=smc.mala(dmcmc.noise_scaled_step(proc, 1.0)), t_move=dmcmc.NoiseGrid((0.02, 0.5), 64),
                         denoise=dmcmc.Denoise("euler_maruyama", steps, "uniform"))

@@ -303,7 +303,7 @@ def test_row_dlg_nonfinite_raises(case):
     from probkit import dmcmc, smc
 
     score = GM2.score_fn(PROC)
-    kw = dict(logdensity_fn=GM2.log_prob_fn(PROC), num_chains=4, num_samples=2, burn_in=2,
+    kw = dict(logdensity_fn=GM2.logdensity_fn(PROC), num_chains=4, num_samples=2, burn_in=2,
               denoise=dmcmc.Denoise(num_steps=2), t_move=dmcmc.NoiseGrid(num_levels=8))
     if case == "nan_score":
         score = lambda x, t: jnp.full_like(x, jnp.nan)  # noqa: E731
@@ -381,7 +381,7 @@ def test_row_prng_key_named_by_run_smc_and_dlg(key):
     with pytest.raises(ValueError, match="`key`"):
         run_smc(key, model, 4, jnp.linspace(1.0, 0.0, 3))
     with pytest.raises(ValueError, match="`key`"):
-        dmcmc.dlg(key, PROC, GM2.score_fn(PROC), (2,), logdensity_fn=GM2.log_prob_fn(PROC))
+        dmcmc.dlg(key, PROC, GM2.score_fn(PROC), (2,), logdensity_fn=GM2.logdensity_fn(PROC))
 
 
 @pytest.mark.parametrize("key", [jax.random.PRNGKey(0), jax.random.key(0), jax.random.key(0, impl="rbg")])

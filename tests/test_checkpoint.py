@@ -17,7 +17,7 @@ BETA = 2.0
 MU = np.array([1.0, -0.5])
 S = np.array([[0.8, 0.3], [0.3, 0.5]])
 GM = GaussianMixture(jnp.ones(1), jnp.asarray(MU)[None], jnp.asarray(S)[None])
-MODEL = fkc_model(PROC, [GM.score_fn(PROC)], [BETA], (2,), log_prob_fns=[GM.log_prob_fn(PROC)])
+MODEL, TARGET = fkc_model(PROC, [GM.score_fn(PROC)], [BETA], (2,), logdensity_fns=[GM.logdensity_fn(PROC)])
 TS = jnp.linspace(1.0, 1e-3, 21)
 N = 256
 
@@ -39,7 +39,7 @@ def _leaves_equal(a, b):
 
 
 def _run(path, key=jax.random.PRNGKey(0), **kw):
-    args = dict(checkpoint=path, checkpoint_every=10)
+    args = dict(checkpoint=path, checkpoint_every=10, target=TARGET)
     args.update(kw)
     return run_smc_checkpointed(key, MODEL, N, TS, **args)
 
@@ -83,7 +83,7 @@ def test_checkpoint_mismatch_and_corruption(tmp_path):
         _run(ck, ess_threshold=0.3)
     with pytest.raises(ValueError, match="`num_particles` differs"):
         run_smc_checkpointed(jax.random.PRNGKey(0), MODEL, 128, TS, checkpoint=ck, checkpoint_every=10)
-    other = fkc_model(PROC, [GM.score_fn(PROC)], [3.0], (2,), log_prob_fns=[GM.log_prob_fn(PROC)])
+    other, _ = fkc_model(PROC, [GM.score_fn(PROC)], [3.0], (2,), logdensity_fns=[GM.logdensity_fn(PROC)])
     with pytest.raises(ValueError, match="`model`"):
         run_smc_checkpointed(jax.random.PRNGKey(0), other, N, TS, checkpoint=ck, checkpoint_every=10)
     # both generations corrupt: ValueError naming the file, no pickle advice

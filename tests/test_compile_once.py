@@ -48,11 +48,11 @@ N, K = 32, 4
 
 def _call(name: str, seed: int, op=_OP):
     gm, gm2 = _mixture(seed), _mixture(seed + 50)
-    sf, lp, key = gm.score_fn(PROC), gm.log_prob_fn(PROC), jax.random.PRNGKey(seed)
+    sf, lp, key = gm.score_fn(PROC), gm.logdensity_fn(PROC), jax.random.PRNGKey(seed)
     if name == "anneal":
         return fkc.anneal(key, PROC, sf, 1.5 + seed, N, K, shape=(2,))
     if name == "anneal_mala":
-        return fkc.anneal(key, PROC, sf, np.float32(2.0 + seed), N, K, shape=(2,), log_prob_fn=lp,
+        return fkc.anneal(key, PROC, sf, np.float32(2.0 + seed), N, K, shape=(2,), logdensity_fn=lp,
                           corrector=smc.mala(0.01 * (seed + 1)))
     if name == "product":
         return fkc.product(key, PROC, [sf, gm2.score_fn(PROC)], N, K, shape=(2,))
@@ -63,7 +63,7 @@ def _call(name: str, seed: int, op=_OP):
     if name == "ensemble":
         return inverse.ensemble(key, PROC, sf, _lik(seed, op), N, K)
     if name == "ensemble_tempered":
-        return inverse.ensemble(key, PROC, sf, _lik(seed, op), N, K, likelihood_path="tempered", log_prob_fn=lp)
+        return inverse.ensemble(key, PROC, sf, _lik(seed, op), N, K, likelihood_path="tempered", logdensity_fn=lp)
     if name == "dps":
         return inverse.dps(key, PROC, sf, _lik(seed, op), N, K, step_size=0.5 + seed)
     if name == "twisted_smc":
@@ -95,10 +95,10 @@ def test_new_operator_matrix_of_the_same_shape_does_not_compile():
 
 def test_run_smc_reuses_its_program_for_one_model():
     gm = _mixture(0)
-    model = fkc.fkc_model(PROC, (gm.score_fn(PROC),), (2.0,), (2,))
+    model, target = fkc.fkc_model(PROC, (gm.score_fn(PROC),), (2.0,), (2,))
     run_smc = smc.run_smc
-    run_smc(jax.random.PRNGKey(0), model, N, time_grid(PROC, K))
-    assert _compiles(lambda: run_smc(jax.random.PRNGKey(1), model, N, time_grid(PROC, K, t_min=0.01))) == 0
+    run_smc(jax.random.PRNGKey(0), model, N, time_grid(PROC, K), target=target)
+    assert _compiles(lambda: run_smc(jax.random.PRNGKey(1), model, N, time_grid(PROC, K, t_min=0.01), target=target)) == 0
     # a model of Partials built again from new arrays of the same shapes: no compile either
     model2 = smc.FeynmanKacModel(Partial(_init), Partial(_transition, jnp.asarray(0.9)), Partial(_potential))
     run_smc(jax.random.PRNGKey(0), model2, N, time_grid(PROC, K))
@@ -132,7 +132,7 @@ KEYS = jax.random.split(jax.random.PRNGKey(3), 3)
 @pytest.mark.parametrize("name", ["anneal", "dlg", "sample", "dps"])
 def test_vmap_over_keys_equals_loop(name):
     gm = _mixture(0)
-    sf, lp = gm.score_fn(PROC), gm.log_prob_fn(PROC)
+    sf, lp = gm.score_fn(PROC), gm.logdensity_fn(PROC)
     fns = {
         "anneal": lambda k: fkc.anneal(k, PROC, sf, 2.0, N, K, shape=(2,)),
         "dlg": lambda k: dmcmc.dlg(k, PROC, sf, (2,), logdensity_fn=lp, num_chains=4, num_samples=2, burn_in=2,
@@ -178,7 +178,7 @@ def test_any_blackjax_kernel_as_corrector_nuts():
     gm = _mixture(0)
     nuts = smc.from_blackjax(blackjax.nuts, step_size=0.05, inverse_mass_matrix=jnp.ones(2), nfe=8)
     out = fkc.anneal(jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), 1.0, 64, 4, shape=(2,),
-                     log_prob_fn=gm.log_prob_fn(PROC), corrector=nuts, ess_threshold=1.0)
+                     logdensity_fn=gm.logdensity_fn(PROC), corrector=nuts, ess_threshold=1.0)
     assert out.corrector == "nuts" and out.nfe == 4 * (1 + 8)
     acc = np.asarray(out.acceptance)
     assert np.all((acc > 0.2) & (acc <= 1.0))

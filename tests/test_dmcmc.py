@@ -55,7 +55,7 @@ def test_t_conditional_normalised_and_matches_brute_force(mixture_2d, log_prior)
     prior = (lambda t: 1.0) if log_prior is None else (lambda t: math.exp(log_prior(t)))
     edges = np.linspace(t_min, t_max, g + 1)
     for x in ([0.3, -0.4], [-2.0, 0.5], [1.0, 1.5]):
-        logp = dmcmc.t_conditional_log_probs(mixture_2d.log_prob_fn(PROC), jnp.array(x), grid, log_w)
+        logp = dmcmc.t_conditional_log_probs(mixture_2d.logdensity_fn(PROC), jnp.array(x), grid, log_w)
         p = np.exp(np.asarray(logp, np.float64))
         assert abs(p.sum() - 1.0) < 1e-5
         # brute force: mass of the continuous conditional p(t | x) ∝ p_t(x) pi(t) on each cell
@@ -91,7 +91,7 @@ def test_kernel_leaves_exact_joint_invariant(mixture_2d, x_move, seed):
     move = (smc.mala(dmcmc.noise_scaled_step(PROC, 0.8), 2) if x_move == "mala"
             else smc.hmc(dmcmc.noise_scaled_step(PROC, 0.5, 1.0), 5, 2))
     kernel = dmcmc.build_kernel(mixture_2d.score_fn(PROC), move, grid, log_w,
-                                logdensity_fn=mixture_2d.log_prob_fn(PROC))
+                                logdensity_fn=mixture_2d.logdensity_fn(PROC))
     key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
     j0, x0 = _exact_joint(key_init, mixture_2d, grid, log_w, n)
 
@@ -130,7 +130,7 @@ def test_dlg_t_marginal_and_denoised_samples_reach_target(mixture_2d):
     many seeds."""
     n = 4000
     res = dmcmc.dlg(
-        jax.random.PRNGKey(0), PROC, mixture_2d.score_fn(PROC), (2,), logdensity_fn=mixture_2d.log_prob_fn(PROC),
+        jax.random.PRNGKey(0), PROC, mixture_2d.score_fn(PROC), (2,), logdensity_fn=mixture_2d.logdensity_fn(PROC),
         num_chains=n, num_samples=1, burn_in=60, t_move=dmcmc.NoiseGrid((0.05, 0.6), 64),
         x_move=smc.mala(dmcmc.noise_scaled_step(PROC, 0.8), 2), denoise=dmcmc.Denoise(num_steps=25),
     )
@@ -154,7 +154,7 @@ def test_dlg_t_marginal_and_denoised_samples_reach_target(mixture_2d):
 def test_ula_and_nfe_accounting():
     gm = GaussianMixture(jnp.array([1.0]), jnp.array([[0.5, -0.5]]), jnp.array([[0.4, 0.6]]))
     res = dmcmc.dlg(
-        jax.random.PRNGKey(3), PROC, gm.score_fn(PROC), (2,), logdensity_fn=gm.log_prob_fn(PROC),
+        jax.random.PRNGKey(3), PROC, gm.score_fn(PROC), (2,), logdensity_fn=gm.logdensity_fn(PROC),
         x_move=smc.langevin(dmcmc.noise_scaled_step(PROC, 0.5), 3), num_chains=16, num_samples=5, burn_in=10,
         thin=2, t_move=dmcmc.NoiseGrid(num_levels=32), denoise=dmcmc.Denoise("heun", 4, "uniform"),
     )
@@ -170,7 +170,7 @@ def test_ula_and_nfe_accounting():
     np.testing.assert_array_equal(np.asarray(res.t), np.asarray(res.t_trace[:, 10 + 1 :: 2]))
     # per-sweep costs of the adjusted moves (one re-initialising value_and_grad at the new t)
     grid, log_w = dmcmc.NoiseGrid((0.1, 0.5), 8).nodes()
-    lp = gm.log_prob_fn(PROC)
+    lp = gm.logdensity_fn(PROC)
     assert dmcmc.build_kernel(gm.score_fn(PROC), smc.mala(0.1, 3), grid, log_w, logdensity_fn=lp).nfe_per_step == 4
     k_hmc = dmcmc.build_kernel(gm.score_fn(PROC), smc.hmc(0.1, 4, 3), grid, log_w, logdensity_fn=lp)
     assert k_hmc.nfe_per_step == 13 and k_hmc.t_evals_per_step == 8 and k_hmc.t_move == "exact"
@@ -197,7 +197,7 @@ def test_noise_estimator_learns_the_conditional(mixture_2d):
     assert est.noise_range == pytest.approx((0.05, 0.7), abs=1e-6)
     assert float(fit.losses[-100:].mean()) < float(fit.losses[:20].mean())
     _, x = _exact_joint(jax.random.PRNGKey(2), mixture_2d, est.grid, est.log_weights, 2000)
-    exact = jax.vmap(lambda z: dmcmc.t_conditional_log_probs(mixture_2d.log_prob_fn(PROC), z, est.grid, est.log_weights))(x)
+    exact = jax.vmap(lambda z: dmcmc.t_conditional_log_probs(mixture_2d.logdensity_fn(PROC), z, est.grid, est.log_weights))(x)
     learned = jax.vmap(est.log_probs)(x)
     kl = lambda lp, lq: jnp.mean(jnp.sum(jnp.exp(lp) * (lp - lq), -1))  # noqa: E731
     kl_learned = float(kl(exact, learned))
@@ -221,7 +221,7 @@ def test_noise_estimator_learns_the_conditional(mixture_2d):
 def test_diagnostics_converged_single_gaussian():
     gm = GaussianMixture(jnp.array([1.0]), jnp.array([[0.5, -0.5]]), jnp.array([[0.4, 0.6]]))
     res = dmcmc.dlg(
-        jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), (2,), logdensity_fn=gm.log_prob_fn(PROC), num_chains=4,
+        jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), (2,), logdensity_fn=gm.logdensity_fn(PROC), num_chains=4,
         num_samples=300, burn_in=100, t_move=dmcmc.NoiseGrid(num_levels=32), denoise=dmcmc.Denoise(num_steps=2),
     )
     idata = res.to_inference_data()
@@ -240,7 +240,7 @@ def test_diagnostics_converged_single_gaussian():
 # ------------------------------------------------------------------------------------------------
 # errors
 def _call(gm, **kw):
-    args = dict(logdensity_fn=gm.log_prob_fn(PROC), num_chains=2, num_samples=1, burn_in=1,
+    args = dict(logdensity_fn=gm.logdensity_fn(PROC), num_chains=2, num_samples=1, burn_in=1,
                 t_move=dmcmc.NoiseGrid(num_levels=8), denoise=dmcmc.Denoise(num_steps=1))
     args.update(kw)
     return dmcmc.dlg(jax.random.PRNGKey(0), PROC, gm.score_fn(PROC), (2,), **args)
@@ -298,7 +298,7 @@ def test_dlg_checkpoint_resume_equals_uninterrupted_bitwise(tmp_path, monkeypatc
     proc = VP()
     gm = GaussianMixture(jnp.array([0.5, 0.5]), jnp.array([[-1.0, 0.0], [1.0, 0.5]]), jnp.full((2, 2), 0.3))
     score = gm.score_fn(proc)
-    kw = dict(logdensity_fn=gm.log_prob_fn(proc), num_chains=4, num_samples=3, burn_in=4, thin=2,
+    kw = dict(logdensity_fn=gm.logdensity_fn(proc), num_chains=4, num_samples=3, burn_in=4, thin=2,
               denoise=dmcmc.Denoise(num_steps=2), t_move=dmcmc.NoiseGrid(num_levels=8))
     ref = dmcmc.dlg(jax.random.PRNGKey(0), proc, score, (2,), **kw)
     write, calls = _io.write_files, []

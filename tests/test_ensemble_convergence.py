@@ -11,7 +11,8 @@ import pytest
 from probkit import inverse
 from probkit.diagnostics.metrics import sliced_wasserstein
 from probkit.diffusion import VP, time_grid
-from probkit.inverse.ensemble import EnsembleParticle, _kernel_coefs, weight_rate
+from probkit.inverse.ensemble import _kernel_coefs, weight_rate
+from probkit.smc import Particle
 from probkit.models import GaussianMixture
 from probkit.smc import run_smc
 
@@ -45,7 +46,7 @@ def test_weight_pieces_match_finite_differences(path_name):
         gm = GaussianMixture(gm.weights.astype(jnp.float64), gm.means.astype(jnp.float64), gm.covs.astype(jnp.float64))
         lik = inverse.gaussian(np.asarray(A, np.float64), np.asarray(y, np.float64), sy)
         path = inverse.gaussian_path(lik, proc) if path_name == "gaussian" else inverse.tempered_path(lik, proc)
-        log_p = gm.log_prob_fn(proc)
+        log_p = gm.logdensity_fn(proc)
         e = 1e-5
         rng = np.random.default_rng(1)
         for t in (0.05, 0.3, 0.7):
@@ -53,15 +54,15 @@ def test_weight_pieces_match_finite_differences(path_name):
             x = jnp.asarray(rng.standard_normal(3))
             eye = jnp.eye(3, dtype=jnp.float64)
             # ∂_t log l_t
-            dt_fd = (path.log_l(x, t + e) - path.log_l(x, t - e)) / (2 * e)
-            u, dt_ad = jax.grad(path.log_l, argnums=(0, 1))(x, t)
+            dt_fd = (path.loglikelihood_fn(x, t + e) - path.loglikelihood_fn(x, t - e)) / (2 * e)
+            u, dt_ad = jax.grad(path.loglikelihood_fn, argnums=(0, 1))(x, t)
             np.testing.assert_allclose(dt_ad, dt_fd, rtol=1e-5, atol=1e-6)
             # u = ∇ log l_t
-            u_fd = jnp.array([(path.log_l(x + e * v, t) - path.log_l(x - e * v, t)) / (2 * e) for v in eye])
+            u_fd = jnp.array([(path.loglikelihood_fn(x + e * v, t) - path.loglikelihood_fn(x - e * v, t)) / (2 * e) for v in eye])
             np.testing.assert_allclose(u, u_fd, rtol=1e-5, atol=1e-6)
             # Δ log l_t (closed form) vs second differences
             h2 = 1e-3
-            lap_fd = sum((path.log_l(x + h2 * v, t) - 2 * path.log_l(x, t) + path.log_l(x - h2 * v, t)) / h2**2 for v in eye)
+            lap_fd = sum((path.loglikelihood_fn(x + h2 * v, t) - 2 * path.loglikelihood_fn(x, t) + path.loglikelihood_fn(x - h2 * v, t)) / h2**2 for v in eye)
             np.testing.assert_allclose(path.laplacian(jax.random.PRNGKey(0), x, t), lap_fd, rtol=1e-4, atol=1e-4)
             # f(t) = d log α / dt and g² = dσ²/dt - 2 f σ²
             f_fd = (jnp.log(proc.alpha(t + e)) - jnp.log(proc.alpha(t - e))) / (2 * e)
@@ -103,12 +104,12 @@ def test_transition_weight_is_exact_density_ratio(integrator):
     lik = inverse.gaussian(A, y, sy)
     path = inverse.gaussian_path(lik, proc)
     sf = gm.score_fn(proc)
-    model = inverse.ensemble_model(proc, sf, path, (4,), integrator=integrator, weights="transition")
+    model, _ = inverse.ensemble_model(proc, sf, path, (4,), integrator=integrator, weights="transition")
     x = jnp.array([0.3, -1.0, 0.5, 2.0])
     for t, t_next in ((0.8, 0.79), (0.1, 0.095)):
         t, t_next = jnp.asarray(t), jnp.asarray(t_next)
-        new = model.transition(jax.random.PRNGKey(3), t, t_next, EnsembleParticle(x, jnp.zeros(())))
-        s, u = sf(x, t), jax.grad(path.log_l)(x, t)
+        new = model.transition(jax.random.PRNGKey(3), t, t_next, Particle(x, jnp.zeros(())))
+        s, u = sf(x, t), jax.grad(path.loglikelihood_fn)(x, t)
         if integrator == "euler_maruyama":
             h, g2 = t - t_next, proc.diffusion(t) ** 2
             m_p = x + h * (-proc.drift(x, t) + g2 * s)
@@ -120,7 +121,7 @@ def test_transition_weight_is_exact_density_ratio(integrator):
             mean = lambda sc: an * (x + sg**2 * sc) / a + jnp.sqrt(sn**2 - var) * (-sg * sc)  # noqa: E731
             m_p, m_q = mean(s), mean(s + u)
         lq = lambda m: -0.5 * jnp.sum((new.x - m) ** 2) / var  # noqa: E731
-        ref = path.log_l(new.x, t_next) - path.log_l(x, t) + lq(m_p) - lq(m_q)
+        ref = path.loglikelihood_fn(new.x, t_next) - path.loglikelihood_fn(x, t) + lq(m_p) - lq(m_q)
         np.testing.assert_allclose(new.log_g, ref, rtol=2e-3, atol=2e-3)
 
 
@@ -153,13 +154,12 @@ def _evidence_runs(gm, A, y, sy, num_steps, n, seeds, **kw):
     lik = inverse.gaussian(A, y, sy)
     ts = time_grid(proc, num_steps)
     twist = kw.pop("twist", "denoised")
-    model = inverse.ensemble_model(proc, gm.score_fn(proc), inverse.gaussian_path(lik, proc), (gm.dim,),
-                                   log_prob_fn=gm.log_prob_fn(proc), twist=twist,
+    model, target = inverse.ensemble_model(proc, gm.score_fn(proc), inverse.gaussian_path(lik, proc), (gm.dim,),
+                                   logdensity_fn=gm.logdensity_fn(proc), twist=twist,
                                    t_end=None if kw.get("weights") == "rate" else float(ts[-1]), **kw)
     def one(k):
-        out = run_smc(k, model, n, ts, check=False)
-        pos = out.particles.x if isinstance(out.particles, EnsembleParticle) else out.particles
-        return pos, out.log_weights, out.log_evidence
+        out = run_smc(k, model, n, ts, target=target, check=False)
+        return out.particles, out.log_weights, out.log_evidence
 
     pos, lw, lz = jax.jit(jax.vmap(one))(jax.random.split(jax.random.PRNGKey(42), seeds))
     exact = float(gm.noised(proc, proc.t_min).log_marginal_likelihood(A, y, sy))

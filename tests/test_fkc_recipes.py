@@ -186,14 +186,14 @@ def test_product_of_mixtures():
 
 def test_product_with_exact_start_and_mala_corrector():
     """eta = 0 (deterministic flow) + MALA on the exact intermediate target: duplicates separate,
-    and the exact initial weights (log_prob_fns) are used."""
+    and the exact initial weights (logdensity_fns) are used."""
     ga = GaussianMixture(jnp.array([1.0]), jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.5]]))
     gb = GaussianMixture(jnp.array([1.0]), jnp.array([[-0.5, 1.0]]), jnp.array([[0.5, 1.0]]))
     na, nb = ga.noised(PROC, TMIN), gb.noised(PROC, TMIN)
     exact = na.product(nb)
     out = fkc.product(
         jax.random.PRNGKey(3), PROC, [ga.score_fn(PROC), gb.score_fn(PROC)], 2**12, 100, shape=(2,), eta=0.0,
-        log_prob_fns=[ga.log_prob_fn(PROC), gb.log_prob_fn(PROC)],
+        logdensity_fns=[ga.logdensity_fn(PROC), gb.logdensity_fn(PROC)],
         corrector=mala(lambda t: 0.2 * PROC.sigma(t) ** 2 + 1e-3, 2),
     )
     assert out.corrector == "mala" and out.nfe == 100 * 2 + 100 * 3
@@ -279,7 +279,7 @@ def test_value_errors():
         fkc.product(key, PROC, [sf, sf], 16, 10, shape=(1,), grid="bogus")
     with pytest.raises(ValueError, match="eta"):
         fkc.product(key, PROC, [sf, sf], 16, 10, shape=(1,), eta=-1.0)
-    with pytest.raises(ValueError, match="log_target"):
+    with pytest.raises(ValueError, match="logdensity"):
         fkc.product(key, PROC, [sf, sf], 16, 10, shape=(1,), corrector=mala(0.1))
     with pytest.raises(ValueError, match="process"):
         fkc.product(key, "vp", [sf, sf], 16, 10, shape=(1,))

@@ -159,11 +159,12 @@ def test_lever_consistent_on_exact_product(lever):
     scores = [ga.score_fn(PROC), gb.score_fn(PROC)]
 
     if "model" in opts:
-        model = fkc_variance_model(PROC, scores, (1.0, 1.0), (1,), t_end=TMIN, **opts["model"])
+        model, target = fkc_variance_model(PROC, scores, (1.0, 1.0), (1,), t_end=TMIN, **opts["model"])
         ts = time_grid(PROC, k)
 
         def one(key):
-            out = run_smc(key, model, n, ts, resampling=ordered("systematic"), ess_threshold=1.0, check=False)
+            out = run_smc(key, model, n, ts, target=target, resampling=ordered("systematic"), ess_threshold=1.0,
+                          check=False)
             return out.particles, out.log_weights, out.log_evidence
 
     elif "islands" in opts:

@@ -21,7 +21,7 @@ def _diag_mixture():
 @pytest.mark.parametrize("which", ["full", "diag"])
 def test_score_equals_grad_of_noised_log_density(proc, which, mixture_2d):
     gm = mixture_2d if which == "full" else _diag_mixture()
-    score_fn, logp = gm.score_fn(proc), gm.log_prob_fn(proc)
+    score_fn, logp = gm.score_fn(proc), gm.logdensity_fn(proc)
     key = jax.random.PRNGKey(3)
     xs = 3.0 * jax.random.normal(key, (16, gm.dim))
     ts = jax.random.uniform(jax.random.PRNGKey(4), (16,), minval=0.0, maxval=1.0)

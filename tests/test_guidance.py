@@ -58,7 +58,7 @@ def test_fkc_cfg_matches_geometric_target_and_plain_cfg_does_not():
 
     def run(key):
         out = fkc.cfg(key, PROC, PU.score_fn(PROC), P0.score_fn(PROC), W, N, STEPS, shape=(2,),
-                      log_prob_fns=(PU.log_prob_fn(PROC), P0.log_prob_fn(PROC)))
+                      logdensity_fns=(PU.logdensity_fn(PROC), P0.logdensity_fn(PROC)))
         return out.particles, out.log_weights, out.log_evidence, out.ess
 
     xs, lws, logz, ess = jax.vmap(run)(jax.random.split(jax.random.PRNGKey(0), SEEDS))

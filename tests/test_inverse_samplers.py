@@ -25,18 +25,18 @@ def test_weight_rate_is_generator_formula(path_name):
     gm, A, y, sy = _gauss_1d()
     lik = inverse.gaussian(A, y, sy)
     path = inverse.gaussian_path(lik, proc) if path_name == "gaussian" else inverse.tempered_path(lik, proc)
-    log_p = gm.log_prob_fn(proc)
+    log_p = gm.logdensity_fn(proc)
     score = gm.score_fn(proc)
-    log_q = lambda x, t: log_p(x, t) + path.log_l(x, t)  # noqa: E731
+    log_q = lambda x, t: log_p(x, t) + path.loglikelihood_fn(x, t)  # noqa: E731
 
     @jax.jit
     def both(x, t, c):
         g2 = proc.diffusion(t) ** 2
         s = score(x, t)
-        u, dt = jax.grad(path.log_l, argnums=(0, 1))(x, t)
+        u, dt = jax.grad(path.loglikelihood_fn, argnums=(0, 1))(x, t)
         r = weight_rate(proc, x, t, s, u, dt, path.laplacian(None, x, t))
         eta2 = c**2 * g2
-        v = lambda z: -proc.drift(z, t) + 0.5 * (g2 + eta2) * (score(z, t) + jax.grad(path.log_l)(z, t))  # noqa: E731
+        v = lambda z: -proc.drift(z, t) + 0.5 * (g2 + eta2) * (score(z, t) + jax.grad(path.loglikelihood_fn)(z, t))  # noqa: E731
         grad_q = jax.grad(log_q)(x, t)
         lap_q = jax.hessian(lambda z: log_q(z, t))(x)[0, 0]
         ds_log_q = -jax.grad(log_q, argnums=1)(x, t)
@@ -69,7 +69,7 @@ def test_gaussian_1d_posterior(method):
     post = gm.condition(A, y, sy)
     lik = inverse.gaussian(A, y, sy)
     key = jax.random.PRNGKey(0)
-    kw = dict(log_prob_fn=gm.log_prob_fn(proc))
+    kw = dict(logdensity_fn=gm.logdensity_fn(proc))
     if method == "ensemble":
         out = inverse.ensemble(key, proc, gm.score_fn(proc), lik, 20000, 1000, **kw)
         assert out.nfe == 1001  # one score at the start (cached for the first step)
@@ -112,10 +112,10 @@ def _check_mixture_case(problem_seed, num_steps=200, n=2000, seeds=3):
     gm, A, y, sy = _mixture_problem(problem_seed)
     post = gm.condition(A, y, sy)
     lik = inverse.gaussian(A, y, sy)
-    sf, lp = gm.score_fn(proc), gm.log_prob_fn(proc)
+    sf, lp = gm.score_fn(proc), gm.logdensity_fn(proc)
     masses, means = [], []
     for seed in range(seeds):  # inverse.ensemble compiles once for all seeds
-        out = inverse.ensemble(jax.random.PRNGKey(seed), proc, sf, lik, n, num_steps, log_prob_fn=lp)
+        out = inverse.ensemble(jax.random.PRNGKey(seed), proc, sf, lik, n, num_steps, logdensity_fn=lp)
         xs = out.resample(jax.random.PRNGKey(100 + seed), n)
         masses.append(_mode_masses(post, xs))
         means.append(np.asarray(xs.mean(0)))

@@ -65,7 +65,7 @@ def test_dlg_chain_plots_via_arviz():
 
     proc = VP()
     gm = GaussianMixture(jnp.array([0.5, 0.5]), jnp.array([[-1.0, 0.0], [1.0, 0.0]]), jnp.full((2, 2), 0.1))
-    res = dmcmc.dlg(jax.random.PRNGKey(0), proc, gm.score_fn(proc), (2,), logdensity_fn=gm.log_prob_fn(proc),
+    res = dmcmc.dlg(jax.random.PRNGKey(0), proc, gm.score_fn(proc), (2,), logdensity_fn=gm.logdensity_fn(proc),
                     num_chains=4, num_samples=8, burn_in=4, t_move=dmcmc.NoiseGrid(num_levels=16),
                     denoise=dmcmc.Denoise(num_steps=3))
     axes = plots.plot_chains(res, kind="rank")

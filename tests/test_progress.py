@@ -157,7 +157,7 @@ def test_dlg_reports_progress_with_unchanged_draws(capsys):
 
     proc = VP()
     gm = GaussianMixture(jnp.array([1.0]), jnp.array([[1.0]]), jnp.array([[0.5]]))
-    kw = dict(logdensity_fn=gm.log_prob_fn(proc), num_chains=4, num_samples=3, burn_in=5, thin=2,
+    kw = dict(logdensity_fn=gm.logdensity_fn(proc), num_chains=4, num_samples=3, burn_in=5, thin=2,
               denoise=dmcmc.Denoise(num_steps=3))
     quiet = dmcmc.dlg(jax.random.PRNGKey(0), proc, gm.score_fn(proc), (1,), **kw)
     capsys.readouterr()

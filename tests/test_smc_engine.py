@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from probkit.smc import (
     FeynmanKacModel,
+    MoveTarget,
     SMCConfig,
     WeightedParticles,
     hmc,
@@ -70,15 +71,14 @@ TEMPERED = FeynmanKacModel(
     init=lambda key: jax.random.normal(key, (2,)),
     transition=_mala_transition,
     log_potential=_tempered_potential,
-    log_target=log_target,
 )
+TARGET = MoveTarget(log_target)  # what the correctors move on
 
 # Identity-transition model for checking the weight and evidence bookkeeping exactly.
 STATIC = FeynmanKacModel(
     init=lambda key: jax.random.normal(key, (2,)),
     transition=lambda key, t, t_next, x: x,
     log_potential=_tempered_potential,
-    log_target=log_target,
 )
 
 
@@ -252,13 +252,13 @@ def test_minus_inf_in_a_cached_field_is_not_an_error():
         x = p["x"] + 0.1 * jax.random.normal(key, (2,))
         return {"x": x, "logg": jnp.where(x[0] > 0, -jnp.inf, 0.0)}
 
-    model = FeynmanKacModel(init=init, transition=transition, log_potential=lambda t, tn, prev, new: new["logg"],
-                            position=lambda p: p["x"])
-    out = run_smc(jax.random.PRNGKey(0), model, 64, TS[:4], ess_threshold=0.0)
+    model = FeynmanKacModel(init=init, transition=transition, log_potential=lambda t, tn, prev, new: new["logg"])
+    target = MoveTarget(position=lambda p: p["x"])
+    out = run_smc(jax.random.PRNGKey(0), model, 64, TS[:4], target=target, ess_threshold=0.0)
     assert np.all(np.isfinite(np.asarray(out.particles)))
     bad = model._replace(transition=lambda k, t, tn, p: {"x": jnp.where(t < 0.97, jnp.nan, p["x"]), "logg": p["logg"]})
     with pytest.raises(ValueError, match="non-finite values at step"):
-        run_smc(jax.random.PRNGKey(0), bad, 64, TS[:4])
+        run_smc(jax.random.PRNGKey(0), bad, 64, TS[:4], target=target)
 
 
 def test_nan_init_log_weight_and_init_named():
@@ -300,12 +300,11 @@ def test_pytree_particles_with_event_shape_and_cache():
         init=init,
         transition=transition,
         log_potential=lambda t, tn, prev, new: -0.01 * new["cache"],
-        log_target=lambda x, t: -0.5 * jnp.sum(x**2),
-        position=lambda p: p["x"],
-        set_position=lambda p, x, t: {"x": x, "cache": p["cache"]},
     )
-    out = run_smc(jax.random.PRNGKey(0), model, 128, TS, corrector=mala(0.1))
-    # the engine returns the positions (model.position), not the cache
+    target = MoveTarget(lambda x, t: -0.5 * jnp.sum(x**2), position=lambda p: p["x"],
+                        set_position=lambda p, x, t: {"x": x, "cache": p["cache"]})
+    out = run_smc(jax.random.PRNGKey(0), model, 128, TS, target=target, corrector=mala(0.1))
+    # the engine returns the positions (target.position), not the cache
     assert out.particles.shape == (128, 3, 4)
     assert out.corrector == "mala"
     assert out.resample(jax.random.PRNGKey(1), 10).shape == (10, 3, 4)
@@ -320,7 +319,8 @@ def test_pytree_particles_with_event_shape_and_cache():
 def test_correctors_keep_the_target(corrector, name, nfe):
     """Identity transitions + resampling + correctors: the correctors alone must move the
     particles to the tempered targets (without them, 20 resamplings of the prior draws collapse)."""
-    out = run_smc(jax.random.PRNGKey(4), STATIC, 2048, TS, ess_threshold=0.9, corrector=corrector, nfe_per_step=0)
+    out = run_smc(jax.random.PRNGKey(4), STATIC, 2048, TS, target=TARGET, ess_threshold=0.9, corrector=corrector,
+                  nfe_per_step=0)
     assert out.corrector == name and out.nfe == 20 * nfe
     acc = np.asarray(out.acceptance)
     assert np.all((acc > 0.3) & (acc <= 1.0))
@@ -330,6 +330,25 @@ def test_correctors_keep_the_target(corrector, name, nfe):
     var = np.asarray(jnp.sum(out.weights[:, None] * (out.particles - mean) ** 2, axis=0))
     np.testing.assert_allclose(var, POST_VAR, rtol=0.15)
     assert np.unique(np.asarray(out.particles[:, 0])).size > 1500  # rejuvenated, not collapsed
+
+
+def test_user_model_with_blackjax_nuts_corrector():
+    """A user's FeynmanKacModel (init/transition/log_potential only) + any BlackJAX kernel
+    (NUTS) as the corrector, bound to a MoveTarget: the moves alone reach the posterior, and
+    the identity transitions leave the evidence exact."""
+    from probkit.smc import from_blackjax
+
+    nuts = from_blackjax(blackjax.nuts, step_size=0.3, inverse_mass_matrix=jnp.ones(2), nfe=8)
+    assert nuts.name == "nuts" and nuts.adjusted
+    out = run_smc(jax.random.PRNGKey(5), STATIC, 1024, TS, target=MoveTarget(log_target), ess_threshold=0.9,
+                  corrector=nuts, nfe_per_step=0)
+    assert out.corrector == "nuts" and out.nfe == 20 * 8
+    assert np.all(np.asarray(out.acceptance) > 0.5)
+    np.testing.assert_allclose(np.asarray(out.weighted_mean()), POST_MEAN, atol=0.06)
+    log_z = float(jax.scipy.stats.multivariate_normal.logpdf(Y, jnp.zeros(2), (1 + S2) * jnp.eye(2))
+                  + jnp.log(2 * jnp.pi * S2))
+    assert abs(float(out.log_evidence) - log_z) < 0.1
+    assert np.unique(np.asarray(out.particles[:, 0])).size > 700
 
 
 def test_resample_and_inference_data():
@@ -396,8 +415,8 @@ def test_value_errors():
         run_smc(key, TEMPERED, 8, TS, resampling="bogus")
     with pytest.raises(ValueError, match="ess_threshold"):
         run_smc(key, TEMPERED, 8, TS, ess_threshold=1.5)
-    with pytest.raises(ValueError, match="log_target"):
-        run_smc(key, TEMPERED._replace(log_target=None), 8, TS, corrector=mala(0.1))
+    with pytest.raises(ValueError, match="logdensity_fn"):
+        run_smc(key, TEMPERED, 8, TS, corrector=mala(0.1))
     with pytest.raises(ValueError, match="step_size"):
         mala(-1.0)
     with pytest.raises(ValueError, match="num_integration_steps"):
@@ -415,8 +434,8 @@ _SHARDED_SCRIPT = textwrap.dedent(
     sh = NamedSharding(mesh, PartitionSpec("p"))
     key = jax.random.PRNGKey(7)
     for corr in (mala(0.05),):
-        a = run_smc(key, T.TEMPERED, 1024, T.TS, ess_threshold=0.9, corrector=corr)
-        b = run_smc(key, T.TEMPERED, 1024, T.TS, ess_threshold=0.9, corrector=corr, sharding=sh)
+        a = run_smc(key, T.TEMPERED, 1024, T.TS, target=T.TARGET, ess_threshold=0.9, corrector=corr)
+        b = run_smc(key, T.TEMPERED, 1024, T.TS, target=T.TARGET, ess_threshold=0.9, corrector=corr, sharding=sh)
         assert len(b.particles.sharding.device_set) == 4, b.particles.sharding
         np.testing.assert_array_equal(np.asarray(a.resampled), np.asarray(b.resampled))
         np.testing.assert_allclose(np.asarray(a.ess), np.asarray(b.ess), rtol=1e-4)

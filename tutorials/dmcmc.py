@@ -57,7 +57,7 @@ FIG_DIR.mkdir(exist_ok=True)
 proc = VP()
 ang = jnp.arange(8) * 2 * jnp.pi / 8
 gm = GaussianMixture(jnp.full(8, 1 / 8), 2.0 * jnp.stack([jnp.cos(ang), jnp.sin(ang)], 1), jnp.full((8, 2), 0.04))
-score_fn, logdensity_fn = gm.score_fn(proc), gm.log_prob_fn(proc)
+score_fn, logdensity_fn = gm.score_fn(proc), gm.logdensity_fn(proc)
 
 # %% [markdown]
 # ## The noise-level conditional $P(t_j\,|\,x)$

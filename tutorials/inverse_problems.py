@@ -71,12 +71,12 @@ print("posterior mode weights (top 4):", np.round(np.sort(np.asarray(post.weight
 # steps, DPS and TDS 100.
 
 # %%
-score, log_p = prior.score_fn(proc), prior.log_prob_fn(proc)
+score, log_p = prior.score_fn(proc), prior.logdensity_fn(proc)
 N, NFE = 2000, 200
 runs = {
-    "ensemble": inverse.ensemble(key, proc, score, lik, N, NFE, log_prob_fn=log_p),
+    "ensemble": inverse.ensemble(key, proc, score, lik, N, NFE, logdensity_fn=log_p),
     "dps": inverse.dps(key, proc, score, lik, N, NFE // 2, vjp_cost=1),
-    "twisted_smc": inverse.twisted_smc(key, proc, score, lik, N, NFE // 2 - 1, vjp_cost=1, log_prob_fn=log_p),
+    "twisted_smc": inverse.twisted_smc(key, proc, score, lik, N, NFE // 2 - 1, vjp_cost=1, logdensity_fn=log_p),
 }
 k_sw = jax.random.PRNGKey(7)
 print(f"reference vs reference SW: {float(sliced_wasserstein(exact, post.sample(jax.random.PRNGKey(4), 2000), k_sw)):.3f}")
@@ -124,7 +124,7 @@ plt.show()
 import numpyro.distributions as dist  # noqa: E402
 
 lik_t = inverse.from_numpyro(lambda x: dist.StudentT(4.0, A @ x, noise), y, (2,))
-out_t = inverse.ensemble(key, proc, score, lik_t, N, NFE, likelihood_path="tempered", log_prob_fn=log_p)
+out_t = inverse.ensemble(key, proc, score, lik_t, N, NFE, likelihood_path="tempered", logdensity_fn=log_p)
 ax_t = out_t.particles @ A[0]
 print(f"Student-t likelihood: E[a·x | y] = {float(jnp.sum(out_t.weights * ax_t)):.3f} (y = {float(y[0]):.3f}); "
       f"min ESS {float(out_t.ess.min()):.0f}")

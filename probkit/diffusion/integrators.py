@@ -32,8 +32,8 @@ from jax.typing import ArrayLike
 from probkit.progress import progress_scan
 from probkit import _checks
 from probkit._results import EqualWeights
-from probkit.diffusion.schedules import GRIDS, Process, time_grid
-from probkit.diffusion.sde import check_score_output, denoise, euler_maruyama_step, reverse_drift
+from probkit.diffusion.schedules import Process, time_grid
+from probkit.diffusion.sde import ancestral_kernel, check_score_output, denoise, euler_maruyama_step, reverse_drift
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
@@ -87,11 +87,6 @@ def _init_plain(x: Array) -> IntegratorState:
     return IntegratorState(x, ())
 
 
-def _x0_and_eps(process: Process, score_fn: ScoreFn, x: Array, t: Array) -> tuple[Array, Array]:
-    s = score_fn(x, t)
-    return denoise(process, lambda *_: s, x, t), -process.sigma(t) * s  # Tweedie x0; eps = -sigma s
-
-
 def _euler_maruyama(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Integrator:
     def step(key, state, t, t_next):
         z = jax.random.normal(key, state.x.shape, state.x.dtype)
@@ -105,15 +100,9 @@ def _ancestral(eta_c: float):
         eta = eta_ddim if eta_c is None else eta_c
 
         def step(key, state, t, t_next):
-            x = state.x
-            x0, eps = _x0_and_eps(process, score_fn, x, t)
-            a_t, a_n = process.alpha(t), process.alpha(t_next)
-            s_t, s_n = process.sigma(t), process.sigma(t_next)
-            # posterior variance of x_{t'} | x_t, x_0 for the Gaussian forward transition
-            var_cond = s_t**2 - (a_t / a_n) ** 2 * s_n**2
-            c2 = eta**2 * jnp.clip(var_cond * s_n**2 / s_t**2, 0.0)
-            z = jax.random.normal(key, x.shape, x.dtype)
-            return IntegratorState(a_n * x0 + jnp.sqrt(jnp.clip(s_n**2 - c2, 0.0)) * eps + jnp.sqrt(c2) * z, ())
+            b, c, std = ancestral_kernel(process, state.x, t, t_next, eta)
+            z = jax.random.normal(key, state.x.shape, state.x.dtype)
+            return IntegratorState(b + c * score_fn(state.x, t) + std * z, ())
 
         return Integrator(_init_plain, step, 1, 1.0)
 
@@ -138,7 +127,7 @@ def _dpm_solver_2m(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Inte
     def step(key, state, t, t_next):
         x = state.x
         d_prev, h_prev, n = state.aux
-        x0 = denoise(process, score_fn, x, t)
+        x0 = denoise(process, x, score_fn(x, t), t)
         h = 0.5 * (process.log_snr(t_next) - process.log_snr(t))
         r = h_prev / h
         d = jnp.where(n > 0, (1.0 + 0.5 / r) * x0 - (0.5 / r) * d_prev, x0)
@@ -204,7 +193,6 @@ def sample(
     num_samples = _checks.positive_int("num_samples", num_samples)
     num_steps = _checks.positive_int("num_steps", num_steps)
     _checks.choice("method", method, INTEGRATORS)
-    _checks.choice("grid", grid, GRIDS)
     shape = _checks.shape("shape", shape)
     ts = time_grid(process, num_steps, grid, t_min=t_min, t_max=t_start)
     key_init, key_run = jax.random.split(key)

@@ -92,9 +92,11 @@ class Process:
         """Draws from N(0, (alpha_1^2 + sigma_1^2) I), the usual reference at t = 1."""
         return self.prior_scale() * jax.random.normal(key, shape)
 
-    def prior_log_prob(self, x: ArrayLike) -> Array:
+    def prior_log_prob(self, x: ArrayLike, power: ArrayLike = 1.0) -> Array:
+        """log N(x; 0, (v / power) I), v = ``prior_scale()²``: the reference at t = 1 (``power``
+        B: the normalised N(0, v I)^B, the start of a geometric path with exponent sum B)."""
         x = jnp.asarray(x)
-        var = self.prior_scale() ** 2
+        var = self.prior_scale() ** 2 / power
         return -0.5 * (jnp.sum(x**2) / var + x.size * jnp.log(2 * jnp.pi * var))
 
     def t_from_log_snr(self, lam: ArrayLike, t_lo: float = 0.0, t_hi: float = 1.0) -> Array:
@@ -311,4 +313,4 @@ def time_grid(
             lam = -2.0 * jnp.log(r)
         ts = process.t_from_log_snr(lam, 0.0, 1.0)
         return ts.at[0].set(t_max).at[-1].set(t_min)
-    raise ValueError(f"`kind` must be one of {GRIDS}, got {kind!r}")
+    raise ValueError(f"`kind` (the samplers' `grid`) must be one of {GRIDS}, got {kind!r}")

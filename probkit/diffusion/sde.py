@@ -22,7 +22,8 @@ from probkit.diffusion.schedules import Process
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
 
-__all__ = ["reverse_drift", "euler_maruyama_step", "denoise", "check_score_output"]
+__all__ = ["reverse_drift", "euler_maruyama_kernel", "euler_maruyama_step", "ancestral_kernel", "denoise",
+           "check_score_output"]
 
 
 def reverse_drift(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike, eta: ArrayLike | None = None) -> Array:
@@ -33,19 +34,38 @@ def reverse_drift(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike, e
     return -process.drift(x, t) + 0.5 * (g2 + eta2) * score_fn(x, t)
 
 
-def euler_maruyama_step(process: Process, x: Array, score: Array, t: ArrayLike, h: ArrayLike, z: Array,
-                        eta: ArrayLike | None = None) -> Array:
-    """One Euler-Maruyama step of ``dx = [-f + (g^2 + eta^2)/2 score] ds + eta dW`` from t to
-    t - h with an already evaluated ``score`` and standard normal ``z``:
-    ``x + h(-f + (g^2 + eta^2)/2 score) + eta sqrt(h) z`` (``eta=None``: eta = g)."""
+def euler_maruyama_kernel(process: Process, x: Array, t: ArrayLike, h: ArrayLike,
+                          eta: ArrayLike | None = None) -> tuple[Array, Array, Array]:
+    """The Euler-Maruyama step of ``dx = [-f + (g^2 + eta^2)/2 score] ds + eta dW`` from t to
+    t - h as a Gaussian kernel affine in the score, x' ~ N(b + c score, std^2 I):
+    ``(b, c, std) = (x - h f(x, t), h (g^2 + eta^2)/2, eta sqrt(h))`` (``eta=None``: eta = g).
+    Its log density gives exact importance weights between two scores (e.g. guided / prior)."""
     g = process.diffusion(t)
     eta = g if eta is None else eta
-    return x + h * (-process.drift(x, t) + 0.5 * (g**2 + eta**2) * score) + eta * jnp.sqrt(h) * z
+    return x - h * process.drift(x, t), 0.5 * h * (g**2 + eta**2), eta * jnp.sqrt(h)
 
 
-def denoise(process: Process, score_fn: ScoreFn, x: Array, t: ArrayLike) -> Array:
-    """Tweedie's posterior mean E[x_0 | x_t] = (x + sigma_t^2 score) / alpha_t."""
-    return (x + process.sigma(t) ** 2 * score_fn(x, t)) / process.alpha(t)
+def euler_maruyama_step(process: Process, x: Array, score: Array, t: ArrayLike, h: ArrayLike, z: Array,
+                        eta: ArrayLike | None = None) -> Array:
+    """One Euler-Maruyama step (:func:`euler_maruyama_kernel`) with an already evaluated
+    ``score`` and standard normal ``z``: ``b + c score + std z``."""
+    b, c, std = euler_maruyama_kernel(process, x, t, h, eta)
+    return b + c * score + std * z
+
+
+def ancestral_kernel(process: Process, x: Array, t: ArrayLike, t_next: ArrayLike,
+                     eta: ArrayLike) -> tuple[Array, Array, Array]:
+    """The DDPM (eta = 1; Ho et al. 2020) / DDIM (Song, Meng & Ermon 2021) step t -> t_next,
+    x' = α' x̂0 + sqrt(σ'² - c²) ε̂ + c z with x̂0 = (x + σ² s)/α, ε̂ = -σ s and c² = eta² · Var[x_t' | x_t, x_0],
+    as a Gaussian kernel affine in the score: ``(b, c, std)`` with x' = b + c s + std z."""
+    a_t, a_n, s_t, s_n = process.alpha(t), process.alpha(t_next), process.sigma(t), process.sigma(t_next)
+    c2 = eta**2 * jnp.clip((s_t**2 - (a_t / a_n) ** 2 * s_n**2) * s_n**2 / s_t**2, 0.0)
+    return (a_n / a_t) * x, a_n * s_t**2 / a_t - jnp.sqrt(jnp.clip(s_n**2 - c2, 0.0)) * s_t, jnp.sqrt(c2)
+
+
+def denoise(process: Process, x: Array, score: Array, t: ArrayLike) -> Array:
+    """Tweedie's posterior mean E[x_0 | x_t] = (x + sigma_t^2 score) / alpha_t (``score`` evaluated at (x, t))."""
+    return (x + process.sigma(t) ** 2 * score) / process.alpha(t)
 
 
 def output_shape(fn: Callable, *example: Array) -> tuple[int, ...]:

@@ -175,7 +175,7 @@ def dlg(
       process: forward process (``probkit.diffusion.VP`` etc.).
       score_fn: ``score_fn(x, t)`` for ONE particle.
       shape: event shape of one particle.
-      logdensity_fn: ``log p_t(x)`` for ONE particle (e.g. ``GaussianMixture.log_prob_fn``);
+      logdensity_fn: ``log p_t(x)`` for ONE particle (e.g. ``GaussianMixture.logdensity_fn``);
         needed by the exact t-move and the Metropolis-adjusted x-moves.
       x_move: a :mod:`probkit.smc.correctors` move with absolute steps; default
         ``smc.mala(noise_scaled_step(process, 0.5))`` with ``logdensity_fn``, else

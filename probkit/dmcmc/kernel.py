@@ -35,8 +35,7 @@ from jax.tree_util import Partial
 from probkit import _checks
 from probkit.diffusion.schedules import Process
 from probkit.dmcmc.noise_level import NoiseLevelEstimator, noise_level_log_probs, t_conditional_log_probs
-from probkit.smc.correctors import Corrector
-from probkit.smc.feynman_kac import FeynmanKacModel
+from probkit.smc.correctors import Corrector, MoveTarget
 
 Array = jax.Array
 
@@ -102,7 +101,7 @@ def build_kernel(
     else:
         t_log_probs = lambda x: t_conditional_log_probs(logdensity_fn, x, grid, log_weights)  # noqa: E731
         t_evals, t_move = int(grid.shape[0]), "exact"
-    move_x = x_move.make(FeynmanKacModel(None, None, None, log_target=logdensity_fn, target_score=score_fn))
+    move_x = x_move.make(MoveTarget(logdensity_fn, score_fn))
 
     def init(x: Array) -> DLGState:
         j = jnp.asarray(grid.shape[0] - 1, jnp.int32)  # the first sweep draws t | x afresh

@@ -39,35 +39,29 @@ x' = x + h v(x, t_k) + η(t_k) √h z and log G = h r(x, t_k), both from the sam
 **Initial particles.** The reference at t = 1 is N(0, v I), v = ``process.prior_scale()²``;
 then q̃_1 ≈ ∏ N(0, v)^{b_i} ∝ N(0, v/B), so particles start from N(0, v/B) with the constant
 log-weight log ∫ q̃_1 = d(1-B)/2 log(2πv) - (d/2) log B (so ``log_evidence`` estimates
-log ∫ q̃_{t_min}). If exact noised log densities ``log_prob_fns`` are given, the start is
+log ∫ q̃_{t_min}). If exact noised log densities ``logdensity_fns`` are given, the start is
 reweighted to the exact q̃_1 instead, and Metropolis-adjusted correctors become available.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+import math
+from typing import Callable, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from probkit import _checks
-from probkit.diffusion.schedules import GRIDS, Process, time_grid
+from probkit.diffusion.schedules import Process, time_grid
 from probkit.diffusion.sde import check_score_output, euler_maruyama_step
-from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, make_config, run_model
-from probkit.smc.resampling import ORDERED_RESAMPLING, ordered
+from probkit.smc.correctors import MoveTarget
+from probkit.smc.feynman_kac import FeynmanKacModel, Particle, WeightedParticles, finish, make_config, run_model
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
-LogProbFn = Callable[[Array, Array], Array]
+LogDensityFn = Callable[[Array, Array], Array]
 
-__all__ = ["FKCParticle", "fkc_model", "weight_rate", "default_eta", "anneal", "product", "geometric", "cfg"]
-
-
-class FKCParticle(NamedTuple):
-    """One particle: position ``x`` and the cached log-potential of the step that produced it."""
-
-    x: Array
-    log_g: Array
+__all__ = ["fkc_model", "weight_rate", "default_eta", "anneal", "product", "geometric", "cfg"]
 
 
 def weight_rate(process: Process, scores: Sequence[Array], exponents: Array, t: Array, dim: int) -> Array:
@@ -104,22 +98,21 @@ def fkc_model(
     *,
     eta: float | Callable[[Array], Array] | None = 1.0,
     weighted: bool = True,
-    log_prob_fns: Sequence[LogProbFn] | None = None,
-) -> FeynmanKacModel:
-    """The Feynman-Kac model of the path ∏ p_t^(i)^{b_i} (see the module docstring).
+    logdensity_fns: Sequence[LogDensityFn] | None = None,
+) -> tuple[FeynmanKacModel, MoveTarget]:
+    """The Feynman-Kac model of the path ∏ p_t^(i)^{b_i} (see the module docstring) and the
+    :class:`~probkit.smc.MoveTarget` of its correctors (pass both to ``run_smc``).
 
     ``eta``: noise level as a multiple of g(t) (1: reverse SDE, 0: probability-flow ODE), a
     number or a callable ``t -> multiple``, or ``None`` for :func:`default_eta`. ``weighted=False`` drops the FK weights (the
-    plain composed-score SDE, for comparisons). Particles are :class:`FKCParticle`;
+    plain composed-score SDE, for comparisons). Particles are :class:`~probkit.smc.Particle`;
     ``exponents`` may be traced.
     """
     dtype = jnp.result_type(float)
     b = jnp.asarray(exponents, dtype)
     big_b = jnp.sum(b)
     shape = tuple(int(s) for s in shape)
-    dim = 1
-    for s_ in shape:
-        dim *= s_
+    dim = math.prod(shape)
     var0 = process.prior_scale() ** 2
     eta_of_t = _eta_fn(process, eta)
 
@@ -131,7 +124,7 @@ def fkc_model(
 
     def init(key):
         x = jnp.sqrt(var0 / big_b) * jax.random.normal(key, shape, dtype)
-        return FKCParticle(x, jnp.zeros((), dtype))
+        return Particle(x, jnp.zeros((), dtype))
 
     def transition(key, t, t_next, p):
         h = t - t_next
@@ -141,24 +134,23 @@ def fkc_model(
         z = jax.random.normal(key, x.shape, x.dtype)
         x_new = euler_maruyama_step(process, x, total, t, h, z, eta_of_t(t))
         log_g = h * weight_rate(process, scores, b, t, dim) if weighted else jnp.zeros((), dtype)
-        return FKCParticle(x_new.astype(dtype), log_g.astype(dtype))
+        return Particle(x_new.astype(dtype), log_g.astype(dtype))
 
     def log_potential(t, t_next, prev, new):
         return new.log_g
 
-    log_target = None
-    if log_prob_fns is not None:
+    target_logdensity = None
+    if logdensity_fns is not None:
 
-        def log_target(x, t):
-            return combine([fn(x, t) for fn in log_prob_fns])
+        def target_logdensity(x, t):
+            return combine([fn(x, t) for fn in logdensity_fns])
 
     init_log_weight = None
     if weighted:
-        if log_prob_fns is not None:
+        if logdensity_fns is not None:
 
             def init_log_weight(p):
-                log_ref = jnp.sum(jax.scipy.stats.norm.logpdf(p.x, 0.0, jnp.sqrt(var0 / big_b)))
-                return log_target(p.x, jnp.asarray(1.0, dtype)) - log_ref
+                return target_logdensity(p.x, jnp.asarray(1.0, dtype)) - process.prior_log_prob(p.x, big_b)
 
         else:
             log_z1 = 0.5 * dim * (1.0 - big_b) * jnp.log(2 * jnp.pi * var0) - 0.5 * dim * jnp.log(big_b)
@@ -166,20 +158,11 @@ def fkc_model(
             def init_log_weight(p):
                 return jnp.asarray(log_z1, dtype)
 
-    return FeynmanKacModel(
-        init=init,
-        transition=transition,
-        log_potential=log_potential,
-        init_log_weight=init_log_weight,
-        log_target=log_target,
-        target_score=target_score,
-        position=lambda p: p.x,
-        set_position=lambda p, x, t: p._replace(x=x),
-    )
+    return (FeynmanKacModel(init, transition, log_potential, init_log_weight),
+            MoveTarget(target_logdensity, target_score, lambda p: p.x, lambda p, x, t: p._replace(x=x)))
 
 
-def _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, log_prob_fns,
-              resampling="systematic"):
+def _validate(process, score_fns, exponents, shape, num_particles, num_steps, eta, logdensity_fns):
     if not isinstance(process, Process):
         raise ValueError(f"`process` must be a probkit.diffusion Process, got {type(process).__name__}")
     if len(score_fns) == 0 or not all(callable(f) for f in score_fns):
@@ -193,20 +176,14 @@ def _validate(process, score_fns, exponents, shape, num_particles, num_steps, gr
         if not float(jnp.sum(b)) > 0:
             raise ValueError(f"the `exponents` must have a positive sum (the path ∏ p^b_i must be normalisable), got sum {float(jnp.sum(b))}")
     shape = _checks.shape("shape", shape)
-    _checks.positive_int("num_steps", num_steps)
-    _checks.positive_int("num_particles", num_particles)
-    _checks.choice("grid", grid, GRIDS)
-    if isinstance(resampling, str) and resampling.startswith("hilbert"):
-        scheme = resampling.split("-", 1)[1] if "-" in resampling else "systematic"
-        if scheme not in ORDERED_RESAMPLING:
-            raise ValueError(f"`resampling` 'hilbert-<scheme>' needs a scheme in {ORDERED_RESAMPLING}, got {resampling!r}")
+    _checks.positive_int("num_steps", num_steps)  # num_particles: make_config
     if eta is not None and not callable(eta):
         try:
             eta = _checks.scalar("eta", eta, low=0.0, as_array=True)
         except ValueError:
             raise ValueError(f"`eta` must be a non-negative float (multiple of g) or a callable t -> multiple of g, got {eta!r}") from None
-    if log_prob_fns is not None and len(log_prob_fns) != len(score_fns):
-        raise ValueError(f"`log_prob_fns` must have one entry per score function ({len(score_fns)}), got {len(log_prob_fns)}")
+    if logdensity_fns is not None and len(logdensity_fns) != len(score_fns):
+        raise ValueError(f"`logdensity_fns` must have one entry per score function ({len(score_fns)}), got {len(logdensity_fns)}")
     example = jnp.zeros(shape, jnp.result_type(float))
     for i, fn in enumerate(score_fns):
         try:
@@ -217,9 +194,9 @@ def _validate(process, score_fns, exponents, shape, num_particles, num_steps, gr
 
 
 @eqx.filter_jit
-def _geometric_run(key, process, score_fns, exponents, shape, num_particles, ts, eta, weighted, log_prob_fns, config):
-    model = fkc_model(process, score_fns, exponents, shape, eta=eta, weighted=weighted, log_prob_fns=log_prob_fns)
-    return run_model(key, model, num_particles, ts, config, nfe_per_step=len(score_fns))
+def _geometric_run(key, process, score_fns, exponents, shape, num_particles, ts, eta, weighted, logdensity_fns, config):
+    model, target = fkc_model(process, score_fns, exponents, shape, eta=eta, weighted=weighted, logdensity_fns=logdensity_fns)
+    return run_model(key, model, num_particles, ts, config, nfe_per_step=len(score_fns), target=target)
 
 
 def geometric(
@@ -235,12 +212,8 @@ def geometric(
     weighted: bool = True,
     grid: str = "uniform",
     t_min: float | None = None,
-    log_prob_fns: Sequence[LogProbFn] | None = None,
-    resampling: Any = "hilbert",
-    ess_threshold: float = 1.0,
-    corrector: Any = None,
-    sharding: Any = None,
-    progress: bool = False,
+    logdensity_fns: Sequence[LogDensityFn] | None = None,
+    **options,
 ) -> WeightedParticles:
     """Sample ∏_i p_0^(i)(x)^{b_i} / Z with Feynman-Kac correctors (Skreta et al. 2025, arXiv 2503.02819).
 
@@ -265,33 +238,27 @@ def geometric(
       weighted: ``False`` runs the same proposal without FK weights (the uncorrected baseline;
         it never resamples).
       grid: ``time_grid`` kind; ``t_min``: end time (default ``process.t_min``).
-      log_prob_fns: optional exact noised log densities ``log p_t^(i)(x, t)``: exact initial
-        weights, and ``model.log_target`` for MALA/HMC correctors.
-      resampling: ``"hilbert"`` (default: systematic resampling of the particles sorted along a
-        Hilbert curve, :func:`probkit.smc.resampling.ordered`, which keeps the masses of separated
-        modes), ``"hilbert-stratified"``, ``"hilbert-ssp"``, or any option of
-        :func:`probkit.smc.run_smc`.
-      ess_threshold: resample when ESS < threshold · N; default 1 (every step).
-      corrector, sharding, progress: as in :func:`probkit.smc.run_smc` (``progress=True``: a
-        progress bar, silent under ``jax.vmap``).
+      logdensity_fns: optional exact noised log densities ``log p_t^(i)(x, t)``: exact initial
+        weights, and a log density for MALA/HMC correctors.
+      **options: the engine's options (:class:`probkit.smc.SMCConfig`: ``resampling``,
+        ``ess_threshold``, ``corrector``, ``sharding``, ``progress``). Defaults here:
+        ``resampling="hilbert"`` (systematic resampling of the particles sorted along a Hilbert
+        curve, which keeps the masses of separated modes) and ``ess_threshold=1`` (every step).
 
     Returns:
       :class:`probkit.smc.WeightedParticles` with ``particles`` of shape ``(N, *shape)`` and
       ``log_evidence`` ≈ log ∫ ∏ p_{t_min}^(i)^{b_i} dx (meaningless when ``weighted=False``).
     """
     score_fns = tuple(score_fns)
-    log_prob_fns = None if log_prob_fns is None else tuple(log_prob_fns)
-    shape, b, eta = _validate(process, score_fns, exponents, shape, num_particles, num_steps, grid, eta, log_prob_fns,
-                              resampling)
+    logdensity_fns = None if logdensity_fns is None else tuple(logdensity_fns)
+    shape, b, eta = _validate(process, score_fns, exponents, shape, num_particles, num_steps, eta, logdensity_fns)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    if isinstance(resampling, str) and resampling.startswith("hilbert"):
-        resampling = ordered(resampling.split("-", 1)[1] if "-" in resampling else "systematic")
+    options = {"resampling": "hilbert", "ess_threshold": 1.0, **options}
     if not weighted:  # equal weights: resampling would only duplicate particles
-        ess_threshold = 0.0
-    config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding,
-                         log_target=None if log_prob_fns is None else "log_prob_fns", progress=progress)
+        options["ess_threshold"] = 0.0
+    config = make_config(num_particles, ts, logdensity_fns is not None, **options)
     out, flags = _geometric_run(key, process, score_fns, b, shape, int(num_particles), ts, eta, bool(weighted),
-                                log_prob_fns, config)
+                                logdensity_fns, config)
     return finish(out, flags)
 
 
@@ -303,7 +270,7 @@ def anneal(
     num_particles: int,
     num_steps: int,
     *,
-    log_prob_fn: LogProbFn | None = None,
+    logdensity_fn: LogDensityFn | None = None,
     **kwargs,
 ) -> WeightedParticles:
     """Sample p_0(x)^β / Z (temperature 1/β) from the score of p alone.
@@ -312,8 +279,8 @@ def anneal(
     JAX scalar. Keyword arguments as in :func:`geometric`.
     """
     beta = _checks.scalar("beta", beta, low=0.0, low_open=True, as_array=True)
-    lp = None if log_prob_fn is None else (log_prob_fn,)
-    return geometric(key, process, (score_fn,), jnp.reshape(beta, (1,)), num_particles, num_steps, log_prob_fns=lp,
+    lp = None if logdensity_fn is None else (logdensity_fn,)
+    return geometric(key, process, (score_fn,), jnp.reshape(beta, (1,)), num_particles, num_steps, logdensity_fns=lp,
                      **kwargs)
 
 
@@ -345,7 +312,7 @@ def cfg(
 ) -> WeightedParticles:
     """Classifier-free guidance p_uncond^{1-w} p_cond^w = :func:`geometric` with exponents (1 - w, w).
 
-    Weight rate -(g²/2) w(1 - w) ‖s_cond - s_uncond‖². ``log_prob_fns`` (if given) in the order
+    Weight rate -(g²/2) w(1 - w) ‖s_cond - s_uncond‖². ``logdensity_fns`` (if given) in the order
     (uncond, cond). ``guidance`` may be traced: ``jax.vmap`` over it sweeps guidance weights in
     one program.
     """

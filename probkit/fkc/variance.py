@@ -41,7 +41,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from probkit.diffusion.schedules import Process
+from probkit.diffusion.sde import euler_maruyama_step
 from probkit.fkc.recipes import _eta_fn, weight_rate
+from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel
 from probkit.smc.resampling import ordered  # noqa: F401  (re-exported for convenience)
 
@@ -96,8 +98,8 @@ def fkc_variance_model(
     eta: float | Callable[[Array], Array] | None = None,
     rule: str = "euler",
     weight_schedule: Callable[[Array], Array] | None = None,
-    log_prob_fns: Sequence[Callable[[Array, Array], Array]] | None = None,
-) -> FeynmanKacModel:
+    logdensity_fns: Sequence[Callable[[Array, Array], Array]] | None = None,
+) -> tuple[FeynmanKacModel, MoveTarget]:
     """FKC model (Skreta et al. 2025, arXiv 2503.02819) with cached scores, the trapezoid rule
     for the weight increments and a weight schedule (see the module docstring).
 
@@ -121,11 +123,11 @@ def fkc_variance_model(
         rate = weight_rate(process, list(scores), b_arr, t, dim)
         return scores, rate.astype(dtype)
 
-    log_target = None
-    if log_prob_fns is not None:
+    target_logdensity = None
+    if logdensity_fns is not None:
 
-        def log_target(x, t):
-            return sum(bi * fn(x, t) for bi, fn in zip(b, log_prob_fns))
+        def target_logdensity(x, t):
+            return sum(bi * fn(x, t) for bi, fn in zip(b, logdensity_fns))
 
     def init(key):
         x = math.sqrt(var0 / big_b) * jax.random.normal(key, shape, dtype)
@@ -133,11 +135,10 @@ def fkc_variance_model(
         zero = jnp.zeros((), dtype)
         return VParticle(x, zero, scores, rate, zero)
 
-    if log_prob_fns is not None:
+    if logdensity_fns is not None:
 
         def init_log_weight(p):
-            log_ref = -0.5 * (jnp.sum(p.x**2) * big_b / var0 + dim * math.log(2 * math.pi * var0 / big_b))
-            return log_target(p.x, jnp.asarray(1.0, dtype)) - log_ref
+            return target_logdensity(p.x, jnp.asarray(1.0, dtype)) - process.prior_log_prob(p.x, big_b)
 
     else:
         log_z1 = 0.5 * dim * (1.0 - big_b) * math.log(2 * math.pi * var0) - 0.5 * dim * math.log(big_b)
@@ -148,11 +149,8 @@ def fkc_variance_model(
     def transition(key, t, t_next, p):
         h = t - t_next
         total = jnp.tensordot(b_arr, p.scores, axes=1)
-        g2 = process.diffusion(t) ** 2
-        eta_t = eta_of_t(t)
-        drift = -process.drift(p.x, t) + 0.5 * (g2 + eta_t**2) * total
         z = jax.random.normal(key, p.x.shape, p.x.dtype)
-        x_new = p.x + h * drift + eta_t * jnp.sqrt(h) * z
+        x_new = euler_maruyama_step(process, p.x, total, t, h, z, eta_of_t(t))
         scores, rate = cache(x_new, t_next)
         inc = h * p.rate if rule == "euler" else 0.5 * h * (p.rate + rate)
         if weight_schedule is None:
@@ -173,10 +171,8 @@ def fkc_variance_model(
     def target_score(x, t):
         return sum(bi * fn(x, t) for bi, fn in zip(b, score_fns))
 
-    return FeynmanKacModel(
-        init=init, transition=transition, log_potential=log_potential, init_log_weight=init_log_weight,
-        log_target=log_target, target_score=target_score, position=lambda p: p.x, set_position=set_position,
-    )
+    return (FeynmanKacModel(init, transition, log_potential, init_log_weight),
+            MoveTarget(target_logdensity, target_score, lambda p: p.x, set_position))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ closed-form score (the mixture benchmarks) we count the VJP as one evaluation
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import equinox as eqx
 import jax
@@ -42,10 +42,11 @@ import jax.numpy as jnp
 
 from probkit.diffusion.integrators import IntegratorState, make_integrator
 from probkit.diffusion.schedules import Process, time_grid
-from probkit.diffusion.sde import denoise
+from probkit.diffusion.sde import denoise, euler_maruyama_kernel
 from probkit.inverse.ensemble import validate_problem
 from probkit.inverse.likelihoods import Likelihood, gaussian_path
 from probkit import _checks
+from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, make_config, run_model
 
 Array = jax.Array
@@ -59,7 +60,7 @@ def _denoiser_vjp(process: Process, score_fn: ScoreFn, x: Array, t: Array):
 
     def x0_fn(z):
         s = score_fn(z, t)
-        return denoise(process, lambda *_: s, z, t), s
+        return denoise(process, z, s, t), s
 
     return jax.vjp(x0_fn, x, has_aux=True)
 
@@ -109,22 +110,21 @@ def dps(
     vjp_cost: int = 2,
     grid: str = "uniform",
     t_min: float | None = None,
-    sharding: Any = None,
-    progress: bool = False,
+    **options,
 ) -> WeightedParticles:
     """Diffusion posterior sampling (Chung et al. 2023, arXiv 2209.14687); equally weighted
     independent samples (``log_weights`` uniform, never resampled). DPS has no evidence
     estimate: ``log_evidence`` is NaN (not 0.0), and ``ess`` = N says nothing about accuracy.
 
     ``step_size``: ζ of the normalised DPS step (Chung et al. use 0.1-1 for images).
-    ``vjp_cost``: NFE charged for the VJP through the score (module docstring). ``progress``: a
-    progress bar (as in :func:`probkit.smc.run_smc`).
+    ``vjp_cost``: NFE charged for the VJP through the score (module docstring). ``**options``:
+    the engine's options (:class:`probkit.smc.SMCConfig`, e.g. ``sharding``, ``progress``).
     """
-    validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid)
+    validate_problem(process, score_fn, likelihood, num_steps)
     vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
     step_size = _checks.scalar("step_size", step_size, low=0.0, as_array=True)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    config = make_config(num_particles, ts, ess_threshold=0.0, sharding=sharding, progress=progress)
+    config = make_config(num_particles, ts, **{"ess_threshold": 0.0, **options})
     out, flags = _dps_run(key, process, score_fn, likelihood, step_size, int(num_particles), ts, config, 1 + vjp_cost)
     return finish(out, flags)
 
@@ -153,10 +153,11 @@ def tds_model(
     t_end: float,
     *,
     twist_c: float = 1.0,
-    log_prob_fn: Callable[[Array, Array], Array] | None = None,
+    logdensity_fn: Callable[[Array, Array], Array] | None = None,
     t_start: float = 1.0,
-) -> FeynmanKacModel:
-    """The twisted diffusion sampler as a Feynman-Kac model (module docstring)."""
+) -> tuple[FeynmanKacModel, MoveTarget]:
+    """The twisted diffusion sampler as a Feynman-Kac model (module docstring) and its
+    :class:`~probkit.smc.MoveTarget` (the position ``x`` of a :class:`TDSParticle`)."""
     shape = likelihood.x_shape
     dtype = jnp.result_type(float)
     var0 = float(process.prior_scale()) ** 2
@@ -165,7 +166,7 @@ def tds_model(
         path = gaussian_path(likelihood, process, c=twist_c)
 
         def twist_of_x0(x0, t):  # N(y; A x0, s² + c r_t² AAᵀ) = l_t^{gauss}(α_t x0)
-            return path.log_l(process.alpha(t) * x0, t)
+            return path.loglikelihood_fn(process.alpha(t) * x0, t)
     else:
 
         def twist_of_x0(x0, t):
@@ -182,10 +183,9 @@ def tds_model(
         s, g, lt = evaluate(x, jnp.asarray(t_start, dtype))
         return TDSParticle(x, s, g, lt)
 
-    def _means(p, t, h):
-        g2 = process.diffusion(t) ** 2
-        base = p.x + h * (-process.drift(p.x, t) + g2 * p.score)
-        return base, base + h * g2 * p.grad_twist, g2 * h
+    def _means(p, t, h):  # the reverse SDE's Euler-Maruyama kernel with the prior / twisted score
+        b, c, std = euler_maruyama_kernel(process, p.x, t, h)
+        return b + c * p.score, b + c * (p.score + p.grad_twist), std**2
 
     def transition(key, t, t_next, p):
         h = t - t_next
@@ -202,12 +202,11 @@ def tds_model(
 
     def init_log_weight(p):
         lw = p.log_twist
-        if log_prob_fn is not None:
-            lw = lw + log_prob_fn(p.x, jnp.asarray(t_start, dtype)) - process.prior_log_prob(p.x)
+        if logdensity_fn is not None:
+            lw = lw + logdensity_fn(p.x, jnp.asarray(t_start, dtype)) - process.prior_log_prob(p.x)
         return lw
 
-    return FeynmanKacModel(init=init, transition=transition, log_potential=log_potential,
-                           init_log_weight=init_log_weight, position=lambda p: p.x)
+    return FeynmanKacModel(init, transition, log_potential, init_log_weight), MoveTarget(position=lambda p: p.x)
 
 
 def twisted_smc(
@@ -222,31 +221,28 @@ def twisted_smc(
     vjp_cost: int = 2,
     grid: str = "uniform",
     t_min: float | None = None,
-    log_prob_fn: Callable[[Array, Array], Array] | None = None,
-    resampling: str = "systematic",
-    ess_threshold: float = 0.5,
-    sharding: Any = None,
-    progress: bool = False,
+    logdensity_fn: Callable[[Array, Array], Array] | None = None,
+    **options,
 ) -> WeightedParticles:
     """Twisted diffusion sampler (Wu et al. 2023, arXiv 2306.17775) on the Feynman-Kac engine.
 
-    ``twist_c``: variance inflation c of the Gaussian twist (0: l(x̂_0(x))). ``log_prob_fn``:
+    ``twist_c``: variance inflation c of the Gaussian twist (0: l(x̂_0(x))). ``logdensity_fn``:
     optional exact noised prior log density for exact initial weights. NFE per step
-    1 + ``vjp_cost`` (plus the same once at the start). Other arguments as in
-    :func:`probkit.inverse.ensemble`.
+    1 + ``vjp_cost`` (plus the same once at the start). Other arguments (``**options``: the
+    engine's, :class:`probkit.smc.SMCConfig`) as in :func:`probkit.inverse.ensemble`.
     """
-    validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid)
+    validate_problem(process, score_fn, likelihood, num_steps)
     vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
     twist_c = _checks.scalar("twist_c", twist_c, low=0.0)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    config = make_config(num_particles, ts, resampling, ess_threshold, sharding=sharding, progress=progress)
-    out, flags = _tds_run(key, process, score_fn, likelihood, twist_c, log_prob_fn, int(num_particles), ts, config,
+    config = make_config(num_particles, ts, False, **options)
+    out, flags = _tds_run(key, process, score_fn, likelihood, twist_c, logdensity_fn, int(num_particles), ts, config,
                           1 + vjp_cost)
     return finish(out, flags)
 
 
 @eqx.filter_jit
-def _tds_run(key, process, score_fn, likelihood, twist_c, log_prob_fn, num_particles, ts, config, nfe):
+def _tds_run(key, process, score_fn, likelihood, twist_c, logdensity_fn, num_particles, ts, config, nfe):
     with jax.ensure_compile_time_eval():
-        model = tds_model(process, score_fn, likelihood, ts[-1], twist_c=twist_c, log_prob_fn=log_prob_fn)
-    return run_model(key, model, num_particles, ts, config, nfe_per_step=nfe, nfe_init=nfe)
+        model, target = tds_model(process, score_fn, likelihood, ts[-1], twist_c=twist_c, logdensity_fn=logdensity_fn)
+    return run_model(key, model, num_particles, ts, config, nfe_per_step=nfe, nfe_init=nfe, target=target)

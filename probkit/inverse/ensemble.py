@@ -56,43 +56,32 @@ log ∫ p_{t_min}(x) l(x) dx ≈ log p(y).
 
 **Start.** For the Gaussian path q̃_1 ∝ N(0, v I) l_1 is Gaussian and sampled exactly
 (v = ``process.prior_scale()²``); otherwise particles start from N(0, v I) with weight l_1. If
-the exact noised prior log density ``log_prob_fn`` is given, the start is reweighted by
+the exact noised prior log density ``logdensity_fn`` is given, the start is reweighted by
 p_1 / N(0, v I) and Metropolis-adjusted correctors (``probkit.smc.mala``/``hmc``) become
 available.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from probkit import _checks
-from probkit.diffusion.integrators import IntegratorState, make_integrator
-from probkit.diffusion.schedules import GRIDS, Process, time_grid
-from probkit.diffusion.sde import check_score_output
+from probkit.diffusion.schedules import Process, time_grid
+from probkit.diffusion.sde import ancestral_kernel, check_score_output, denoise, euler_maruyama_kernel
 from probkit.inverse.likelihoods import Likelihood, LikelihoodPath, make_path
-from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, make_config, run_model
+from probkit.smc.correctors import MoveTarget
+from probkit.smc.feynman_kac import FeynmanKacModel, Particle, WeightedParticles, finish, make_config, run_model
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
 
-__all__ = ["EnsembleParticle", "weight_rate", "ensemble_model", "ensemble", "ENSEMBLE_INTEGRATORS"]
+__all__ = ["ensemble_model", "ensemble", "ENSEMBLE_INTEGRATORS"]
 
 ENSEMBLE_INTEGRATORS = ("euler_maruyama", "ddpm", "ddim")
-
-
-class EnsembleParticle(NamedTuple):
-    """Position ``x``, the cached log-potential of the step that produced it and, for
-    ``twist="denoised"``, the cached score and log-twist at (x, t)."""
-
-    x: Array
-    log_g: Array
-    score: Array | None = None
-    log_l: Array | None = None
 
 
 def weight_rate(process: Process, x: Array, t: Array, score: Array, u: Array, dt_log_l: Array, lap: Array) -> Array:
@@ -110,19 +99,11 @@ TWISTS = ("path", "denoised")
 def _kernel_coefs(process: Process, integrator: str, eta: float, eta_ddim: float, x: Array, t: Array, t_next: Array):
     """The prior chain's Gaussian kernel x' ~ N(b + c·score, var I) of one step t -> t_next:
     ``(b, c, var)`` with the mean affine in the score (so the guided mean is b + c (s + u))."""
-    h = t - t_next
     if integrator == "euler_maruyama":
-        g2 = process.diffusion(t) ** 2
-        eta2 = eta**2 * g2
-        return x - h * process.drift(x, t), 0.5 * h * (g2 + eta2), eta2 * h
-    # DDPM / DDIM (probkit.diffusion.make_integrator): x' = a' x̂0 + sqrt(s'^2 - c2) eps + sqrt(c2) z,
-    # x̂0 = (x + σ² s)/α, eps = -σ s
-    eta_c = 1.0 if integrator == "ddpm" else eta_ddim
-    a_t, a_n = process.alpha(t), process.alpha(t_next)
-    s_t, s_n = process.sigma(t), process.sigma(t_next)
-    var_cond = s_t**2 - (a_t / a_n) ** 2 * s_n**2
-    c2 = eta_c**2 * jnp.clip(var_cond * s_n**2 / s_t**2, 0.0)
-    return (a_n / a_t) * x, a_n * s_t**2 / a_t - jnp.sqrt(jnp.clip(s_n**2 - c2, 0.0)) * s_t, c2
+        b, c, std = euler_maruyama_kernel(process, x, t, t - t_next, eta * process.diffusion(t))
+        return b, c, std**2
+    b, c, std = ancestral_kernel(process, x, t, t_next, 1.0 if integrator == "ddpm" else eta_ddim)
+    return b, c, std**2
 
 
 def ensemble_model(
@@ -135,15 +116,16 @@ def ensemble_model(
     eta: float = 1.0,
     eta_ddim: float = 0.0,
     weighted: bool = True,
-    log_prob_fn: Callable[[Array, Array], Array] | None = None,
+    logdensity_fn: Callable[[Array, Array], Array] | None = None,
     t_start: float = 1.0,
     weights: str = "auto",
     proposal: str = "guided",
     t_end: float | None = None,
     twist: str = "path",
-) -> FeynmanKacModel:
-    """The Feynman-Kac model of the posterior path p_t l_t (module docstring). Particles are
-    :class:`EnsembleParticle`; ``weighted=False`` gives the same guided proposal without weights.
+) -> tuple[FeynmanKacModel, MoveTarget]:
+    """The Feynman-Kac model of the posterior path p_t l_t (module docstring) and the
+    :class:`~probkit.smc.MoveTarget` of its correctors. Particles are
+    :class:`~probkit.smc.Particle`; ``weighted=False`` gives the same guided proposal without weights.
 
     ``weights``: ``"auto"`` (``"transition"`` unless the kernel is noiseless and the proposal
     guided), ``"transition"`` (telescoped log l_t plus the exact log-ratio of the prior
@@ -157,22 +139,18 @@ def ensemble_model(
     shape = tuple(int(s) for s in shape)
     dtype = jnp.result_type(float)
     var0 = float(process.prior_scale()) ** 2
-    dim = int(np.prod(shape))
     t0 = jnp.asarray(t_start, dtype)
-    grads = jax.value_and_grad(path.log_l, argnums=(0, 1))
-    if weights not in WEIGHTS:
-        raise ValueError(f"`weights` must be one of {WEIGHTS}, got {weights!r}")
-    if proposal not in PROPOSALS:
-        raise ValueError(f"`proposal` must be one of {PROPOSALS}, got {proposal!r}")
-    if twist not in TWISTS:
-        raise ValueError(f"`twist` must be one of {TWISTS}, got {twist!r}")
-    if twist == "denoised" and (path.log_l_denoised is None or weights == "rate" or proposal != "guided" or not weighted):
-        raise ValueError("`twist='denoised'` needs a path with `log_l_denoised`, transition weights, the guided proposal and weighted=True")
-    if proposal == "adapted" and path.propose is None:
-        raise ValueError(f"`proposal='adapted'` needs a likelihood path with an exact `propose` (the 'gaussian' path); {path.name!r} has none")
+    grads = jax.value_and_grad(path.loglikelihood_fn, argnums=(0, 1))
+    _checks.choice("weights", weights, WEIGHTS)
+    _checks.choice("proposal", proposal, PROPOSALS)
+    _checks.choice("twist", twist, TWISTS)
     noiseless = (integrator == "euler_maruyama" and eta == 0) or (integrator == "ddim" and eta_ddim == 0)
     if weights == "auto":
         weights = "rate" if (noiseless and proposal == "guided") else "transition"
+    if twist == "denoised" and (path.denoised_loglikelihood_fn is None or weights == "rate" or proposal != "guided" or not weighted):
+        raise ValueError("`twist='denoised'` needs a path with `denoised_loglikelihood_fn`, transition weights, the guided proposal and weighted=True")
+    if proposal == "adapted" and path.propose is None:
+        raise ValueError(f"`proposal='adapted'` needs a likelihood path with an exact `propose` (the 'gaussian' path); {path.name!r} has none")
     if weighted and weights == "transition" and proposal == "guided" and noiseless:
         raise ValueError("`weights='transition'` needs a noisy kernel (eta > 0, or ddim with eta_ddim > 0); use weights='rate' or proposal='adapted'")
 
@@ -182,91 +160,61 @@ def ensemble_model(
             return t_next
         return jnp.where(t_next <= t_end, jnp.zeros_like(t_next), t_next)
 
-    def _log_ref(x):
-        return -0.5 * (jnp.sum(x**2) / var0 + dim * math.log(2 * math.pi * var0))
-
-    def _denoise(x, s, t):
-        return (x + process.sigma(t) ** 2 * s) / process.alpha(t)
-
     def _twist(x, s, t, t_eff):
         """log l̃_t(x̂_0(x)) (t_eff = 0: the exact likelihood at x) and the proposal's guidance
         ∇_{x0} log l̃ / α_t (∂x̂_0/∂x ≈ I/α_t: no gradient through the score)."""
-        x0 = _denoise(x, s, t)
-        lt, g = jax.value_and_grad(path.log_l_denoised)(x0, t)
-        return jnp.where(t_eff == 0, path.log_l(x, t_eff), lt), g / process.alpha(t)
+        x0 = denoise(process, x, s, t)
+        lt, g = jax.value_and_grad(path.denoised_loglikelihood_fn)(x0, t)
+        return jnp.where(t_eff == 0, path.loglikelihood_fn(x, t_eff), lt), g / process.alpha(t)
 
     def init(key):
         if twist == "denoised":
             x = math.sqrt(var0) * jax.random.normal(key, shape, dtype)
             s = score_fn(x, t0)
             log_tw, _ = _twist(x, s, t0, t0)
-            log_w = log_tw if log_prob_fn is None else log_tw + log_prob_fn(x, t0) - _log_ref(x)
-            return EnsembleParticle(x, jnp.asarray(log_w, dtype), s.astype(dtype), log_tw.astype(dtype))
+            log_w = log_tw if logdensity_fn is None else log_tw + logdensity_fn(x, t0) - process.prior_log_prob(x)
+            return Particle(x, jnp.asarray(log_w, dtype), s.astype(dtype), log_tw.astype(dtype))
         if path.init is not None:
             x, log_w = path.init(key, t0, var0)
         else:
             x = math.sqrt(var0) * jax.random.normal(key, shape, dtype)
-            log_w = path.log_l(x, t0)
-        if log_prob_fn is not None:
-            log_w = log_w + log_prob_fn(x, t0) - _log_ref(x)
-        return EnsembleParticle(x.astype(dtype), jnp.asarray(log_w, dtype))
+            log_w = path.loglikelihood_fn(x, t0)
+        if logdensity_fn is not None:
+            log_w = log_w + logdensity_fn(x, t0) - process.prior_log_prob(x)
+        return Particle(x.astype(dtype), jnp.asarray(log_w, dtype))
 
     def transition(key, t, t_next, p):
-        h = t - t_next
         x = p.x
         k_lap, k_move = jax.random.split(key)
         t_n = _t_eff(t_next)
-        if twist == "denoised":
-            # twisted proposal with the cached score; weight l̃_{t'}(x') K / (Q l̃_t(x))
-            s = p.score
-            _, u = _twist(x, s, t, t)
-            b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
-            z = jax.random.normal(k_move, x.shape, x.dtype)
-            shift = c * u
-            x_new = b + c * s + shift + jnp.sqrt(var) * z
-            log_ratio = -(jnp.sum(z * shift) / jnp.sqrt(var) + 0.5 * jnp.sum(shift**2) / var)
+        b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
+        if twist == "denoised":  # twisted proposal with the cached score
+            s, log_l_x, u = p.score, p.log_l, _twist(x, p.score, t, t)[1]
+        else:
+            s = score_fn(x, t)
+            if proposal == "adapted":  # locally optimal proposal x' ~ K(x, ·) l_{t'} / Z(x), weight Z(x) / l_t(x)
+                x_new, log_z = path.propose(k_move, b + c * s, var, t_n)
+                return Particle(x_new.astype(dtype), (log_z - path.loglikelihood_fn(x, t)).astype(dtype))
+            log_l_x, (u, dt_log_l) = grads(x, t)
+        # the prior chain's kernel (Euler-Maruyama, DDPM or DDIM) driven by the guided score s + u
+        z = jax.random.normal(k_move, x.shape, x.dtype)
+        x_new = b + c * (s + u) + jnp.sqrt(var) * z
+        if weighted and weights == "transition":  # log N(x'; m_p, var) - log N(x'; m_q, var), m_q - m_p = c u
+            log_ratio = -(jnp.sum(z * c * u) / jnp.sqrt(var) + 0.5 * jnp.sum((c * u) ** 2) / var)
+        if twist == "denoised":  # weight l̃_{t'}(x') K / (Q l̃_t(x)), caching the score and twist at x'
             s_new = score_fn(x_new, t_next)
             log_tw, _ = _twist(x_new, s_new, t_next, t_n)
-            log_g = log_tw - p.log_l + log_ratio
-            return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype), s_new.astype(dtype), log_tw.astype(dtype))
-        s = score_fn(x, t)
+            return Particle(x_new.astype(dtype), (log_tw - log_l_x + log_ratio).astype(dtype), s_new.astype(dtype),
+                            log_tw.astype(dtype))
         if not weighted:
-            u = jax.grad(path.log_l)(x, t)
             log_g = jnp.zeros((), dtype)
         elif weights == "rate":
-            log_l_x, (u, dt_log_l) = grads(x, t)
-            lap = path.laplacian(k_lap, x, t)
-            log_g = h * weight_rate(process, x, t, s, u, dt_log_l, lap)
-        elif proposal == "adapted":
-            # locally optimal proposal: x' ~ K(x, ·) l_{t'} / Z(x), weight Z(x) / l_t(x)
-            b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
-            x_new, log_z = path.propose(k_move, b + c * s, var, t_n)
-            log_g = log_z - path.log_l(x, t)
-            return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype))
-        else:
-            log_l_x, u = jax.value_and_grad(path.log_l)(x, t)
-        total = s + u
-        if integrator == "euler_maruyama":
-            g2 = process.diffusion(t) ** 2
-            eta_t = eta * process.diffusion(t)
-            drift = -process.drift(x, t) + 0.5 * (g2 + eta_t**2) * total
-            z = jax.random.normal(k_move, x.shape, x.dtype)
-            x_new = x + h * drift + eta_t * jnp.sqrt(h) * z
-        else:
-            # the library's DDPM / DDIM step with the guided score (already evaluated: the
-            # integrator calls its score once, at (x, t), so the network is not called again)
-            integ = make_integrator(integrator, process, lambda x_, t_: total, eta_ddim=eta_ddim)
-            x_new = integ.step(k_move, IntegratorState(x, ()), t, t_next).x
-        if weighted and weights == "transition":
-            # telescoped log l plus log N(x'; m_p, var) - log N(x'; m_q, var), m_q - m_p = c u
-            b, c, var = _kernel_coefs(process, integrator, eta, eta_ddim, x, t, t_next)
-            shift = c * u
-            resid = x_new - (b + c * total)
-            log_ratio = -(jnp.sum(resid * shift) + 0.5 * jnp.sum(shift**2)) / var
-            log_g = path.log_l(x_new, t_n) - log_l_x + log_ratio
-        elif weighted and t_end is not None:
-            log_g = log_g + jnp.where(t_n == 0, path.log_l(x_new, t_n) - path.log_l(x_new, t_next), 0.0)
-        return EnsembleParticle(x_new.astype(dtype), log_g.astype(dtype))
+            log_g = (t - t_next) * weight_rate(process, x, t, s, u, dt_log_l, path.laplacian(k_lap, x, t))
+            if t_end is not None:
+                log_g = log_g + jnp.where(t_n == 0, path.loglikelihood_fn(x_new, t_n) - path.loglikelihood_fn(x_new, t_next), 0.0)
+        else:  # telescoped log l plus the kernels' log-ratio
+            log_g = path.loglikelihood_fn(x_new, t_n) - log_l_x + log_ratio
+        return Particle(x_new.astype(dtype), log_g.astype(dtype))
 
     def log_potential(t, t_next, prev, new):
         return new.log_g
@@ -275,13 +223,13 @@ def ensemble_model(
         # the intermediate target's likelihood factor at (x, t) (recomputes the score)
         if twist == "denoised":
             return _twist(x, score_fn(x, t), t, _t_eff(t))[0]
-        return path.log_l(x, _t_eff(t))
+        return path.loglikelihood_fn(x, _t_eff(t))
 
-    log_target = None
-    if log_prob_fn is not None:
+    target_logdensity = None
+    if logdensity_fn is not None:
 
-        def log_target(x, t):
-            return log_prob_fn(x, t) + _log_twist_at(x, t)
+        def target_logdensity(x, t):
+            return logdensity_fn(x, t) + _log_twist_at(x, t)
 
     def target_score(x, t):
         return score_fn(x, t) + jax.grad(_log_twist_at)(x, t)
@@ -293,19 +241,11 @@ def ensemble_model(
             return p._replace(x=x, score=s_new.astype(dtype), log_l=log_tw.astype(dtype))
         return p._replace(x=x)
 
-    return FeynmanKacModel(
-        init=init,
-        transition=transition,
-        log_potential=log_potential,
-        init_log_weight=(lambda p: p.log_g) if weighted else None,
-        log_target=log_target,
-        target_score=target_score,
-        position=lambda p: p.x,
-        set_position=set_position,
-    )
+    return (FeynmanKacModel(init, transition, log_potential, (lambda p: p.log_g) if weighted else None),
+            MoveTarget(target_logdensity, target_score, lambda p: p.x, set_position))
 
 
-def validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid):
+def validate_problem(process, score_fn, likelihood, num_steps):
     """The argument checks shared by the inverse samplers (ValueError naming the argument)."""
     if not isinstance(process, Process):
         raise ValueError(f"`process` must be a probkit.diffusion Process, got {type(process).__name__}")
@@ -313,9 +253,7 @@ def validate_problem(process, score_fn, likelihood, num_particles, num_steps, gr
         raise ValueError("`score_fn` must be a callable score_fn(x, t) for ONE particle")
     if not isinstance(likelihood, Likelihood):
         raise ValueError("`likelihood` must be a probkit.inverse Likelihood (inverse.gaussian(...) or inverse.from_numpyro(...))")
-    _checks.positive_int("num_particles", num_particles)
-    _checks.positive_int("num_steps", num_steps)
-    _checks.choice("grid", grid, GRIDS)
+    _checks.positive_int("num_steps", num_steps)  # num_particles: make_config
     check_score_output(score_fn, jnp.zeros(likelihood.x_shape, jnp.result_type(float)))
 
 
@@ -327,9 +265,9 @@ def _ensemble_run(key, process, score_fn, likelihood, likelihood_path, path_opti
         options["t_end"] = ts[-1]
     with jax.ensure_compile_time_eval():  # constants of the model (prior scale, ...) stay concrete
         path = make_path(likelihood_path, likelihood, process, **path_options)
-        model = ensemble_model(process, score_fn, path, likelihood.x_shape, **options)
+        model, target = ensemble_model(process, score_fn, path, likelihood.x_shape, **options)
     return run_model(key, model, num_particles, ts, config, nfe_per_step=1,
-                     nfe_init=1 if options.get("twist") == "denoised" else 0)
+                     nfe_init=1 if options.get("twist") == "denoised" else 0, target=target)
 
 
 def ensemble(
@@ -348,21 +286,17 @@ def ensemble(
     weighted: bool = True,
     grid: str = "uniform",
     t_min: float | None = None,
-    log_prob_fn: Callable[[Array, Array], Array] | None = None,
-    resampling: str = "systematic",
-    ess_threshold: float = 0.5,
-    corrector: Any = None,
-    sharding: Any = None,
-    progress: bool = False,
+    logdensity_fn: Callable[[Array, Array], Array] | None = None,
     twist: str | None = None,
     weights: str = "auto",
     proposal: str = "guided",
+    **options,
 ) -> WeightedParticles:
     """Posterior samples of x given y with a diffusion prior, by the approximation-free weighted
     ensemble of Chen et al. (2025, arXiv 2506.03979), on the Feynman-Kac engine.
 
     Compiled once per configuration: the observation ``y``, the operator's arrays and the arrays
-    inside ``score_fn`` / ``log_prob_fn`` (``jax.tree_util.Partial``) are traced, so a new
+    inside ``score_fn`` / ``logdensity_fn`` (``jax.tree_util.Partial``) are traced, so a new
     observation of the same shape reuses the compiled program, and ``jax.vmap`` over ``y``
     solves a batch of problems in one program.
 
@@ -381,9 +315,8 @@ def ensemble(
         (``eta_ddim``); the weights are the same for all (the rate is η-independent).
       weighted: ``False`` runs the guided proposal without weights (an ablation).
       grid, t_min: time grid (``probkit.diffusion.time_grid``).
-      log_prob_fn: optional exact noised prior log density ``(x, t) -> log p_t(x)``: exact
+      logdensity_fn: optional exact noised prior log density ``(x, t) -> log p_t(x)``: exact
         start weights and MALA/HMC correctors.
-      resampling, ess_threshold, corrector, sharding, progress: as in :func:`probkit.smc.run_smc`.
       twist: ``"denoised"`` (default: the path's likelihood at Tweedie's x̂_0(x), cached score,
         telescoped weights; NFE = ``num_steps`` + 1) or ``"path"`` (l_t(x) itself, Chen et
         al.'s path; the default when ``weights="rate"``, ``proposal="adapted"``,
@@ -391,18 +324,17 @@ def ensemble(
       weights: ``"auto"``, ``"transition"`` (exact discrete weights) or ``"rate"`` (Chen et al.'s
         rate × h); see :func:`ensemble_model`.
       proposal: ``"guided"`` or ``"adapted"`` (exact kernel × l_{t'}; Gaussian path only).
+      **options: the engine's options (:class:`probkit.smc.SMCConfig`: ``resampling``,
+        ``ess_threshold``, ``corrector``, ``sharding``, ``progress``).
 
     Returns:
       :class:`probkit.smc.WeightedParticles` with ``particles`` of shape ``(N, *x_shape)``,
       ``nfe`` = score evaluations per particle, ``log_evidence`` ≈ log ∫ p_{t_min}(x) l(x) dx
       (≈ log p(y); with ``weights="rate"`` and ``twist="path"``: log ∫ p_{t_min} l_{t_min}).
     """
-    validate_problem(process, score_fn, likelihood, num_particles, num_steps, grid)
+    validate_problem(process, score_fn, likelihood, num_steps)
     _checks.choice("integrator", integrator, ENSEMBLE_INTEGRATORS)
-    try:
-        eta = _checks.scalar("eta", eta, low=0.0)
-    except ValueError:
-        raise ValueError(f"`eta` must be a non-negative number (multiple of g), got {eta!r}") from None
+    eta = _checks.scalar("eta", eta, low=0.0)
     eta_ddim = _checks.scalar("eta_ddim", eta_ddim, low=0.0, high=1.0)
     if not isinstance(likelihood_path, LikelihoodPath):
         _checks.choice("likelihood_path", likelihood_path, ("gaussian", "tempered"))
@@ -413,11 +345,10 @@ def ensemble(
         twist = "path" if (weights == "rate" or proposal == "adapted" or not weighted or noiseless) else "denoised"
     _checks.choice("twist", twist, TWISTS)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
-    config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding,
-                         log_target=None if log_prob_fn is None else "log_prob_fn", progress=progress)
-    options = dict(integrator=integrator, eta=eta, eta_ddim=eta_ddim, weighted=bool(weighted), log_prob_fn=log_prob_fn,
-                   weights=weights, proposal=proposal, twist=twist,
-                   t_end=None if (weights == "rate" and twist == "path") else "grid")
+    config = make_config(num_particles, ts, logdensity_fn is not None, **options)
+    model_options = dict(integrator=integrator, eta=eta, eta_ddim=eta_ddim, weighted=bool(weighted),
+                         logdensity_fn=logdensity_fn, weights=weights, proposal=proposal, twist=twist,
+                         t_end=None if (weights == "rate" and twist == "path") else "grid")
     out, flags = _ensemble_run(key, process, score_fn, likelihood, likelihood_path, dict(path_options or {}),
-                               int(num_particles), ts, config, options)
+                               int(num_particles), ts, config, model_options)
     return finish(out, flags)

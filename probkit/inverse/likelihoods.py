@@ -26,12 +26,12 @@ l_0 = l — the path only changes the variance of the weights — so we offer tw
   Laplacian is only used by the ensemble sampler's ``weights="rate"``; its default transition
   weights need values of l_t only.
 
-Both paths also give ``log_l_denoised(x0, t)``, the path's likelihood at a denoised estimate x0
+Both paths also give ``denoised_loglikelihood_fn(x0, t)``, the path's likelihood at a denoised estimate x0
 of the clean signal (the ensemble sampler's default ``twist="denoised"``), and the Gaussian path
 gives ``propose`` (exact draws from a Gaussian kernel times l_t, with the normaliser).
 
-A path is a :class:`LikelihoodPath` of pure functions of ONE particle: ``log_l(x, t)`` and
-``laplacian(key, x, t)``; ∇ₓ log l_t and ∂_t log l_t come from autodiff of ``log_l`` (they never
+A path is a :class:`LikelihoodPath` of pure functions of ONE particle: ``loglikelihood_fn(x, t)``
+and ``laplacian(key, x, t)``; ∇ₓ log l_t and ∂_t log l_t come from its autodiff (they never
 touch the score network).
 """
 from __future__ import annotations
@@ -46,7 +46,8 @@ from jax.tree_util import Partial
 from jax.typing import ArrayLike
 
 from probkit.diffusion.schedules import Process
-from probkit.inverse.operators import LinearOperator, _check_shape, as_operator
+from probkit import _checks
+from probkit.inverse.operators import LinearOperator, as_operator
 
 Array = jax.Array
 
@@ -93,7 +94,7 @@ class LikelihoodPath(NamedTuple):
     """A path l_t with l_0 = l, as pure functions of ONE particle.
 
     Attributes:
-      log_l: ``(x, t) -> log l_t(x)``.
+      loglikelihood_fn: ``(x, t) -> log l_t(x)``.
       laplacian: ``(key, x, t) -> Δₓ log l_t(x)`` (exact or an unbiased estimate).
       init: optional exact sampler of q̃_{t0} ∝ N(0, v I) l_{t0}: ``(key, t0, v) -> (x, log Z)``
         with log Z = log ∫ N(x; 0, v I) l_{t0}(x) dx; ``None``: start from N(0, v I) weighted by
@@ -104,19 +105,19 @@ class LikelihoodPath(NamedTuple):
         ``(key, mean, var, t) -> (x, log Z)`` with x ~ N(mean, var I) l_t(x) / Z and
         log Z = log ∫ N(x; mean, var I) l_t(x) dx (``var`` ≥ 0; ``var = 0`` gives x = mean).
         Used by the ensemble sampler's locally optimal ("adapted") proposal.
-      log_l_denoised: optional ``(x0, t) -> log l̃_t`` the path's likelihood as a function of a
+      denoised_loglikelihood_fn: optional ``(x0, t) -> log l̃_t`` the path's likelihood as a function of a
         denoised estimate x0 of the clean signal (Gaussian path: N(y; A x0, s_y² I + c r_t² A Aᵀ);
         tempered path: λ(t) log l(x0)); l̃_0 = l. Used by the ensemble sampler's
         ``twist="denoised"`` (x0 = Tweedie's x̂_0(x) from the cached score).
     """
 
-    log_l: Callable[[Array, Array], Array]
+    loglikelihood_fn: Callable[[Array, Array], Array]
     laplacian: Callable[[Array, Array, Array], Array]
     init: Callable[[Array, Array, float], tuple[Array, Array]] | None
     name: str
     estimated_laplacian: bool = False
     propose: Callable[[Array, Array, Array, Array], tuple[Array, Array]] | None = None
-    log_l_denoised: Callable[[Array, Array], Array] | None = None
+    denoised_loglikelihood_fn: Callable[[Array, Array], Array] | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,16 +127,6 @@ def _check_finite_array(name: str, value: ArrayLike) -> Array:
     if not isinstance(arr, jax.core.Tracer) and not bool(np.all(np.isfinite(np.asarray(arr)))):
         raise ValueError(f"`{name}` must be finite (it contains NaN or inf)")
     return arr
-
-
-def _check_noise(noise_std: Any) -> float:
-    try:
-        ns = np.asarray(noise_std, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"`noise_std` must be a positive scalar, got {noise_std!r}") from None
-    if ns.ndim != 0 or not np.isfinite(ns) or ns <= 0:
-        raise ValueError(f"`noise_std` must be a positive finite scalar, got {noise_std!r}")
-    return float(ns)
 
 
 def gaussian(operator: LinearOperator | ArrayLike, y: ArrayLike, noise_std: float,
@@ -150,7 +141,7 @@ def gaussian(operator: LinearOperator | ArrayLike, y: ArrayLike, noise_std: floa
     if tuple(y_arr.shape) != tuple(op.out_shape):
         raise ValueError(f"`y` must have the operator's output shape {op.out_shape}, got {tuple(y_arr.shape)}")
     y_arr = _check_finite_array("y", y_arr)
-    s = _check_noise(noise_std)
+    s = _checks.scalar("noise_std", noise_std, low=0.0, low_open=True)
     m = int(np.prod(op.out_shape))
     const = -0.5 * m * (_LOG_2PI + 2 * math.log(s))
 
@@ -175,7 +166,7 @@ def from_numpyro(dist_fn: Callable[[Array], Any], y: ArrayLike, x_shape: Sequenc
     """
     if not callable(dist_fn):
         raise ValueError("`dist_fn` must be a callable x -> numpyro distribution")
-    x_shape = _check_shape("x_shape", x_shape)
+    x_shape = _checks.shape("x_shape", x_shape)
     y_arr = jnp.asarray(y)
     if jnp.issubdtype(y_arr.dtype, jnp.floating):
         y_arr = _check_finite_array("y", y_arr)

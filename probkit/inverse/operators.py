@@ -30,6 +30,8 @@ import numpy as np
 from jax.tree_util import Partial
 from jax.typing import ArrayLike
 
+from probkit import _checks
+
 Array = jax.Array
 
 __all__ = ["LinearOperator", "mask", "downsample", "blur", "gaussian_blur", "dense", "from_function", "as_operator"]
@@ -65,16 +67,6 @@ class LinearOperator(NamedTuple):
         if not self.has_gram:
             raise ValueError(f"operator {self.name!r} has no Gram eigenvalues")
         return jnp.sum(self.gram_eigvals)
-
-
-def _check_shape(name: str, shape: Sequence[int]) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in shape)
-    except TypeError:
-        raise ValueError(f"`{name}` must be a tuple of positive integers, got {shape!r}") from None
-    if len(shape) == 0 or any(s < 1 for s in shape):
-        raise ValueError(f"`{name}` must be a non-empty tuple of positive integers, got {shape!r}")
-    return shape
 
 
 def _elementwise(values: Array, v: Array) -> Array:
@@ -118,7 +110,7 @@ def downsample(in_shape: Sequence[int], factor: int) -> LinearOperator:
     (A x)[.., i, j] = mean of the k×k block; Aᵀ y repeats each value over its block divided by
     k² (so A Aᵀ = I / k²).
     """
-    in_shape = _check_shape("in_shape", in_shape)
+    in_shape = _checks.shape("in_shape", in_shape)
     if len(in_shape) not in (2, 3):
         raise ValueError(f"`in_shape` must be (H, W) or (C, H, W), got {in_shape}")
     if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
@@ -151,7 +143,7 @@ def blur(in_shape: Sequence[int], kernel: ArrayLike) -> LinearOperator:
     correlation with K (in Fourier space, multiplication by conj(K̂)) — exact — and
     A Aᵀ = F* diag(|K̂|²) F. Computed with FFTs (O(HW log HW), any kernel size).
     """
-    in_shape = _check_shape("in_shape", in_shape)
+    in_shape = _checks.shape("in_shape", in_shape)
     if len(in_shape) not in (2, 3):
         raise ValueError(f"`in_shape` must be (H, W) or (C, H, W), got {in_shape}")
     ker = np.asarray(kernel, dtype=float)
@@ -205,7 +197,7 @@ def dense(matrix: ArrayLike, in_shape: Sequence[int] | None = None) -> LinearOpe
     if not np.all(np.isfinite(mat)):
         raise ValueError("`matrix` must be finite")
     m, n = mat.shape
-    in_shape = (n,) if in_shape is None else _check_shape("in_shape", in_shape)
+    in_shape = (n,) if in_shape is None else _checks.shape("in_shape", in_shape)
     if int(np.prod(in_shape)) != n:
         raise ValueError(f"`in_shape` {in_shape} has {int(np.prod(in_shape))} entries, `matrix` has {n} columns")
     lam, vecs = np.linalg.eigh(mat @ mat.T)
@@ -235,7 +227,7 @@ def from_function(fn: Callable[[Array], Array], in_shape: Sequence[int]) -> Line
     or give a :func:`dense` / structured operator for the ``"gaussian"`` path."""
     if not callable(fn):
         raise ValueError("`fn` must be callable")
-    in_shape = _check_shape("in_shape", in_shape)
+    in_shape = _checks.shape("in_shape", in_shape)
     proto = jax.ShapeDtypeStruct(in_shape, jnp.result_type(float))
     out = jax.eval_shape(fn, proto)
     transpose = jax.linear_transpose(fn, proto)

@@ -210,7 +210,7 @@ class GaussianMixture:
         same compiled program."""
         return jax.tree_util.Partial(_noised_score, self, process)
 
-    def log_prob_fn(self, process) -> Callable[[Array, Array], Array]:
+    def logdensity_fn(self, process) -> Callable[[Array, Array], Array]:
         """Exact noised log density ``(x, t) -> log p_t(x)`` for one particle (a ``Partial``,
         like :meth:`score_fn`)."""
         return jax.tree_util.Partial(_noised_log_prob, self, process)

@@ -3,10 +3,11 @@
 See :mod:`probkit.smc.feynman_kac` for the model abstraction and a worked example.
 """
 from probkit.smc import correctors
-from probkit.smc.correctors import Corrector, from_blackjax, hmc, langevin, mala, ula
+from probkit.smc.correctors import Corrector, MoveTarget, from_blackjax, hmc, langevin, mala, ula
 from probkit.smc.feynman_kac import (
     RESAMPLING,
     FeynmanKacModel,
+    Particle,
     SMCConfig,
     SMCState,
     StepInfo,
@@ -20,7 +21,7 @@ from probkit.smc.feynman_kac import (
 )
 
 __all__ = [
-    "FeynmanKacModel", "SMCConfig", "SMCState", "StepInfo", "WeightedParticles", "RESAMPLING",
+    "FeynmanKacModel", "MoveTarget", "Particle", "SMCConfig", "SMCState", "StepInfo", "WeightedParticles", "RESAMPLING",
     "smc_init", "smc_step", "run_smc", "check_history",
     "correctors", "Corrector", "from_blackjax", "mala", "hmc", "langevin", "ula", "run_model", "finish",
 ]

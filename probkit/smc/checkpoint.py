@@ -31,8 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from probkit import _io
-from probkit.smc.feynman_kac import RESAMPLING, FeynmanKacModel, SMCConfig, SMCState, smc_init, smc_step
+from probkit import _checks, _io
+from probkit.smc.correctors import MoveTarget
+from probkit.smc.feynman_kac import FeynmanKacModel, SMCState, check_history, make_config, smc_init, smc_step
 
 Array = jax.Array
 PyTree = Any
@@ -75,31 +76,16 @@ class SMCRun(NamedTuple):
         return self.history.ess
 
 
-def _run_chunk(state, keys, ts_from, ts_to, model, config):
+def _run_chunk(state, keys, ts_from, ts_to, model, config, target):
     def body(s, inp):
         k, t, t_next = inp
-        return smc_step(k, s, t, t_next, model, config)
+        return smc_step(k, s, t, t_next, model, config, target)
 
     return jax.lax.scan(body, state, (keys, ts_from, ts_to))
 
 
-_run_chunk_jit = jax.jit(_run_chunk, static_argnums=(4, 5))
+_run_chunk_jit = jax.jit(_run_chunk, static_argnums=(4, 5, 6))
 _init_jit = jax.jit(smc_init, static_argnums=(1, 2, 3))
-
-
-def _check_flags(info, ts: np.ndarray, start: int) -> None:
-    nonfinite = np.asarray(info.nonfinite)
-    all_zero = np.asarray(info.all_zero)
-    bad = np.flatnonzero(nonfinite | all_zero)
-    if bad.size == 0:
-        return
-    j = int(bad[0])
-    k = start + j
-    where = f"step {k} (t = {ts[k]:.6g} -> {ts[k + 1]:.6g})"
-    if nonfinite[j]:
-        raise ValueError(f"non-finite values at {where}: a particle coordinate is NaN/inf or a log-potential is "
-                         "NaN/+inf (check model.transition / model.log_potential and the step sizes)")
-    raise ValueError(f"all particles have zero weight at {where}: every log-potential is -inf")
 
 
 def _stack_template(info_spec, n: int):
@@ -119,12 +105,10 @@ def run_smc_checkpointed(
     *,
     checkpoint: str | os.PathLike,
     checkpoint_every: int,
-    resampling: str = "systematic",
-    ess_threshold: float = 0.5,
-    corrector: Any = None,
-    sharding: Any = None,
+    target: MoveTarget | None = None,
     resume: bool = True,
     callback: Callable[[int, SMCState], None] | None = None,
+    **options,
 ) -> SMCRun:
     """Run the Feynman-Kac particle system of ``model`` on ``ts`` in chunks, checkpointing.
 
@@ -136,7 +120,7 @@ def run_smc_checkpointed(
       checkpoint: path of the checkpoint files (``.npz`` / ``.json`` appended; missing folders
         are created).
       checkpoint_every: steps per jitted chunk; the state is saved after each chunk.
-      resampling, ess_threshold, corrector, sharding: as in :func:`probkit.smc.run_smc`.
+      target, **options: as in :func:`probkit.smc.run_smc` (``resampling`` must be a name).
       resume: continue from ``checkpoint`` if it exists (default); ``False`` starts again and
         overwrites it.
       callback: ``callback(steps_done, state)`` on the host after each chunk and its checkpoint.
@@ -149,34 +133,26 @@ def run_smc_checkpointed(
         settings or initial particle system differ: the first difference is named); a corrupt
         checkpoint file (named); non-finite values or all-zero weights (the step is named).
     """
-    if isinstance(num_particles, bool) or not isinstance(num_particles, (int, np.integer)) or num_particles < 1:
-        raise ValueError(f"`num_particles` must be a positive integer, got {num_particles!r}")
-    num_particles = int(num_particles)
+    num_particles = _checks.positive_int("num_particles", num_particles)
+    every = _checks.positive_int("checkpoint_every", checkpoint_every)
     if not isinstance(model, FeynmanKacModel):
         raise ValueError(f"`model` must be a probkit.smc.FeynmanKacModel, got {type(model).__name__}")
     try:
         ts_np = np.asarray(ts, dtype=np.dtype(jnp.result_type(float)))
     except (TypeError, ValueError):
         raise ValueError("`ts` must be a 1-D array of times") from None
-    if ts_np.ndim != 1 or ts_np.shape[0] < 2:
-        raise ValueError(f"`ts` must be a 1-D grid with at least 2 times, got shape {ts_np.shape}")
-    if not np.all(np.isfinite(ts_np)) or not np.all(np.diff(ts_np) < 0):
-        raise ValueError("`ts` must be finite and strictly decreasing (generative time runs 1 -> 0)")
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
-        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}")
-    if resampling not in RESAMPLING:
-        raise ValueError(f"`resampling` must be one of {RESAMPLING}, got {resampling!r}")
-    if isinstance(ess_threshold, bool) or not (np.ndim(ess_threshold) == 0 and 0.0 <= float(ess_threshold) <= 1.0):
-        raise ValueError(f"`ess_threshold` must lie in [0, 1], got {ess_threshold!r}")
+    resampling = options.get("resampling", "systematic")
+    if not isinstance(resampling, str):
+        raise ValueError(f"`resampling` must be a name (a checkpoint records it), got {resampling!r}")
+    target = MoveTarget() if target is None else target
+    config = make_config(num_particles, ts_np, target.logdensity_fn is not None, **options)
     if not isinstance(checkpoint, (str, os.PathLike)):
         raise ValueError(f"`checkpoint` must be a path, got {type(checkpoint).__name__}")
     if callback is not None and not callable(callback):
         raise ValueError("`callback` must be callable")
     key_record = _io.key_to_json(key)
     base = _io.base_path(checkpoint)
-    every = int(checkpoint_every)
 
-    config = SMCConfig(resampling=resampling, ess_threshold=float(ess_threshold), corrector=corrector, sharding=sharding)
     num_steps = ts_np.shape[0] - 1
     ts_j = jnp.asarray(ts_np)
     k_init, k_run = jax.random.split(key)
@@ -186,14 +162,14 @@ def run_smc_checkpointed(
     if np.any(np.isnan(np.asarray(state.log_weights))):  # NaN/+inf log G_0 (or all -inf) after normalising
         raise ValueError("`init_log_weight` (log G_0) returned NaN or +inf (or -inf for every particle) on the "
                          "initial particles; it must be finite or -inf")
-    info_spec = jax.eval_shape(lambda s, k: smc_step(k, s, ts_j[0], ts_j[1], model, config)[1], state, keys[0])
+    info_spec = jax.eval_shape(lambda s, k: smc_step(k, s, ts_j[0], ts_j[1], model, config, target)[1], state, keys[0])
     recipe = {  # checked in this order on resume
         "key": key_record,
         "num_particles": num_particles,
         "ts": [float(t) for t in ts_np],
         "resampling": resampling,
-        "ess_threshold": float(ess_threshold),
-        "corrector": None if corrector is None else str(getattr(corrector, "name", type(corrector).__name__)),
+        "ess_threshold": config.ess_threshold,
+        "corrector": None if config.corrector is None else str(config.corrector.name),
         "checkpoint_every": every,
         "initial_state": _io.sha256_arrays(jax.tree_util.tree_leaves(state)),
     }
@@ -213,8 +189,8 @@ def run_smc_checkpointed(
     while done < num_steps:
         n = min(every, num_steps - done)
         new_state, info = _run_chunk_jit(state, keys[done : done + n], ts_j[done : done + n],
-                                         ts_j[done + 1 : done + n + 1], model, config)
-        _check_flags(info, ts_np, done)
+                                         ts_j[done + 1 : done + n + 1], model, config, target)
+        check_history(info, ts_np, done)
         state = new_state
         chunks.append(info)
         done += n

@@ -9,10 +9,10 @@ separate when the proposal is deterministic (eta = 0).
 * :func:`from_blackjax` — the one adapter: any BlackJAX top-level algorithm built as
   ``algorithm(logdensity_fn, **parameters)`` with ``init(position)`` / ``step(key, state)``
   (``blackjax.mala``, ``hmc``, ``nuts``, ``mclmc``, ...), run ``num_steps`` times on
-  ``log q_t = model.log_target(x, t)``.
+  ``log q_t = target.logdensity_fn(x, t)``.
 * :func:`mala`, :func:`hmc` — presets of :func:`from_blackjax`.
 * :func:`langevin` (alias :func:`ula`) — *unadjusted* Langevin x' = x + h S(x) + sqrt(2h) z with
-  the target score (``model.target_score``) through ``blackjax.sgld`` (the exact score as its
+  the target score (``target.score_fn``) through ``blackjax.sgld`` (the exact score as its
   gradient estimator, temperature 1), for score-only models (networks) that have no log density;
   biased at O(h) — the result's ``corrector`` field records which one ran.
 
@@ -20,6 +20,11 @@ separate when the proposal is deterministic (eta = 0).
 Langevin step h of MALA / ULA, the leapfrog step of HMC / NUTS). Any parameter may be a
 function ``t -> value`` (for diffusion targets a step proportional to sigma_t^2 is natural).
 Parameters are traced arrays when numeric, so a sweep over step sizes compiles once.
+
+A corrector acts on a :class:`MoveTarget` — the intermediate target and where the position lives
+in a particle — which a sampler's model builder returns beside its ``FeynmanKacModel``
+(``model, target = probkit.fkc.fkc_model(...)``); for a model of your own pass
+``run_smc(key, model, n, ts, target=MoveTarget(logdensity_fn), corrector=...)``.
 """
 from __future__ import annotations
 
@@ -34,24 +39,45 @@ from probkit import _checks
 
 Array = jax.Array
 
-__all__ = ["Corrector", "from_blackjax", "mala", "hmc", "langevin", "ula"]
+__all__ = ["MoveTarget", "Corrector", "from_blackjax", "mala", "hmc", "langevin", "ula"]
+
+
+class MoveTarget(NamedTuple):
+    """What an MCMC move needs to know about a Feynman-Kac model, all optional.
+
+    Attributes:
+      logdensity_fn: ``(x, t) -> scalar``, unnormalised log q_t of the intermediate target at
+        ``t`` as a function of the position x (Metropolis-adjusted moves need it).
+      score_fn: ``(x, t) -> array like x``, ∇ log q_t (unadjusted Langevin; default
+        ``grad logdensity_fn``).
+      position: ``particle -> x``, the leaf a move changes (default: the particle). The engine
+        also returns the final particles projected by it.
+      set_position: ``(particle, x, t) -> particle``, put a moved position back (default: x);
+        recompute cached quantities that depend on x here.
+    """
+
+    logdensity_fn: Callable[[Array, Array], Array] | None = None
+    score_fn: Callable[[Array, Array], Array] | None = None
+    position: Callable[[Any], Array] | None = None
+    set_position: Callable[[Any, Array, Array], Any] | None = None
+
+    def get(self, particle):
+        return particle if self.position is None else self.position(particle)
+
+    def put(self, particle, x, t):
+        return x if self.set_position is None else self.set_position(particle, x, t)
 
 
 class Corrector(NamedTuple):
-    """An MCMC move: ``make(model)`` returns ``kernel(key, particle, t) -> (particle, acceptance)``
-    acting on ONE particle. ``nfe``: gradient/score evaluations per particle per engine step;
-    ``adjusted``: needs ``model.log_target`` (Metropolis-adjusted) rather than a score."""
+    """An MCMC move: ``make(target)`` (a :class:`MoveTarget`) returns
+    ``kernel(key, particle, t) -> (particle, acceptance)`` acting on ONE particle. ``nfe``:
+    gradient/score evaluations per particle per engine step; ``adjusted``: needs
+    ``target.logdensity_fn`` (Metropolis-adjusted) rather than a score."""
 
     name: str
-    make: Callable[[Any], Callable[[Array, Any, Array], tuple[Any, Array]]]
+    make: Callable[[MoveTarget], Callable[[Array, Any, Array], tuple[Any, Array]]]
     nfe: int
     adjusted: bool
-
-
-def _io(model):
-    get = model.position if model.position is not None else (lambda p: p)
-    put = model.set_position if model.set_position is not None else (lambda p, x, t: x)
-    return get, put
 
 
 def _at(value, t):
@@ -74,31 +100,30 @@ class _ByIdentity:
         return isinstance(other, _ByIdentity) and other.value is self.value
 
 
-def _blackjax_make(algorithm, num_steps, parameters, model):
-    get, put = _io(model)
+def _blackjax_make(algorithm, num_steps, parameters, target):
     algorithm = algorithm.value
 
     def kernel(key, particle, t):
-        x = get(particle)
+        x = target.get(particle)
         params = {k: _at(v, t) for k, v in parameters.items()}
         if "inverse_mass_matrix" in params and params["inverse_mass_matrix"] is None:
             size = sum(a.size for a in jax.tree.leaves(x))
             params["inverse_mass_matrix"] = jnp.ones((size,), jnp.result_type(float))
-        alg = algorithm(lambda z: model.log_target(z, t), **params)
+        alg = algorithm(lambda z: target.logdensity_fn(z, t), **params)
 
         def body(state, k):
             state, info = alg.step(k, state)
             return state, jnp.asarray(getattr(info, "acceptance_rate", 1.0), jnp.result_type(float))
 
         state, acc = jax.lax.scan(body, alg.init(x), jax.random.split(key, num_steps))
-        return put(particle, state.position, t), jnp.mean(acc)
+        return target.put(particle, state.position, t), jnp.mean(acc)
 
     return kernel
 
 
 def from_blackjax(algorithm: Callable, num_steps: int = 1, *, nfe: int | None = None, name: str | None = None,
                   **parameters) -> Corrector:
-    """``num_steps`` moves of a BlackJAX algorithm on ``model.log_target(x, t)``.
+    """``num_steps`` moves of a BlackJAX algorithm on ``target.logdensity_fn(x, t)``.
 
     ``algorithm(logdensity_fn, **parameters)`` must return an object with ``init(position)``
     and ``step(key, state) -> (state, info)`` (BlackJAX's top-level API); parameters may be
@@ -117,7 +142,7 @@ def from_blackjax(algorithm: Callable, num_steps: int = 1, *, nfe: int | None = 
 
 
 def mala(step_size: float | Callable[[Array], Array], num_steps: int = 1) -> Corrector:
-    """``num_steps`` MALA moves (``blackjax.mala``) on log q_t = ``model.log_target(x, t)``."""
+    """``num_steps`` MALA moves (``blackjax.mala``) on log q_t = ``target.logdensity_fn(x, t)``."""
     _checks.step_size(step_size)
     return from_blackjax(blackjax.mala, num_steps, nfe=int(num_steps) + 1, name="mala", step_size=step_size)
 
@@ -128,7 +153,7 @@ def hmc(
     num_steps: int = 1,
     inverse_mass_matrix: Array | None = None,
 ) -> Corrector:
-    """``num_steps`` HMC moves (``blackjax.hmc``, leapfrog) on ``model.log_target(x, t)``.
+    """``num_steps`` HMC moves (``blackjax.hmc``, leapfrog) on ``target.logdensity_fn(x, t)``.
 
     ``inverse_mass_matrix`` defaults to the identity (a vector of ones over the flattened position).
     """
@@ -140,22 +165,22 @@ def hmc(
                          num_integration_steps=num_integration_steps)
 
 
-def _ula_make(step_size, num_steps, model):
-    get, put = _io(model)
-    score = model.target_score if model.target_score is not None else jax.grad(model.log_target)
-    ula = blackjax.sgld(lambda x, t: score(x, t))  # the "minibatch" slot carries t
+def _ula_make(step_size, num_steps, target):
+    score = target.score_fn if target.score_fn is not None else jax.grad(target.logdensity_fn)
+    ula = blackjax.sgld(score)  # the "minibatch" slot carries t
 
     def kernel(key, particle, t):
         h = _at(step_size, t)
-        x = jax.lax.fori_loop(0, num_steps, lambda i, z: ula.step(jax.random.fold_in(key, i), z, t, h), get(particle))
-        return put(particle, x, t), jnp.ones((), jnp.result_type(float))
+        x = jax.lax.fori_loop(0, num_steps, lambda i, z: ula.step(jax.random.fold_in(key, i), z, t, h),
+                              target.get(particle))
+        return target.put(particle, x, t), jnp.ones((), jnp.result_type(float))
 
     return kernel
 
 
 def langevin(step_size: float | Callable[[Array], Array], num_steps: int = 1) -> Corrector:
-    """Unadjusted Langevin x' = x + h S(x, t) + sqrt(2h) z with S = ``model.target_score``
-    (or ``grad model.log_target``), by ``blackjax.sgld``. Score-only: no accept/reject, O(h) bias."""
+    """Unadjusted Langevin x' = x + h S(x, t) + sqrt(2h) z with S = ``target.score_fn``
+    (or ``grad target.logdensity_fn``), by ``blackjax.sgld``. Score-only: no accept/reject, O(h) bias."""
     _checks.step_size(step_size)
     num_steps = _checks.positive_int("num_steps", num_steps)
     h = step_size if callable(step_size) else jnp.asarray(step_size)

@@ -28,8 +28,9 @@ axis N is added by the engine), which gives a simple **caching pattern**: a tran
 quantities it computed anyway (e.g. a score, or the log-weight rate at the previous point)
 beside the position, and ``log_potential`` reads them from ``particle_new`` instead of calling
 the network again. ``probkit.fkc`` does exactly that, so each step costs one score evaluation.
-If a particle is not a bare array, give ``position`` / ``set_position`` so MCMC correctors know
-which leaf to move.
+What MCMC correctors need (the intermediate log density, and which leaf of a particle is the
+position) is not part of the model: pass a :class:`~probkit.smc.correctors.MoveTarget` as
+``run_smc(..., target=...)``; the result's ``particles`` are then ``target.position`` of each.
 
 Sharding: pass ``sharding=jax.sharding.NamedSharding(mesh, PartitionSpec("particles"))`` (a 1-D
 mesh) and the particle axis is sharded over devices; ESS, the evidence and resampling reduce
@@ -38,7 +39,7 @@ over the global particle set, so results equal single-device results up to float
 Example — a tempered-likelihood SMC sampler written by a user, on the same engine::
 
     import jax, jax.numpy as jnp, blackjax
-    from probkit.smc import FeynmanKacModel, run_smc
+    from probkit.smc import FeynmanKacModel, MoveTarget, from_blackjax, run_smc
 
     # prior N(0, I_2), likelihood y ~ N(x, 0.5^2 I); temperature lambda = 1 - t (t: 1 -> 0)
     y = jnp.array([1.0, -0.5])
@@ -49,19 +50,22 @@ Example — a tempered-likelihood SMC sampler written by a user, on the same eng
         return log_prior(x) + (1.0 - t) * log_lik(x)
 
     def transition(key, t, t_next, x):         # a few MALA moves leaving gamma_{t_next} invariant
-        mala = blackjax.mala(lambda z: log_target(z, t_next), step_size=0.1)
+        kernel = blackjax.mala(lambda z: log_target(z, t_next), step_size=0.1)
         def body(state, k):
-            return mala.step(k, state)[0], None
-        state, _ = jax.lax.scan(body, mala.init(x), jax.random.split(key, 5))
+            return kernel.step(k, state)[0], None
+        state, _ = jax.lax.scan(body, kernel.init(x), jax.random.split(key, 5))
         return state.position
 
     def log_potential(t, t_next, x_prev, x_new): # incremental weight gamma_{t_next}/gamma_t at x_prev
         return (t - t_next) * log_lik(x_prev)
 
     model = FeynmanKacModel(init=lambda key: jax.random.normal(key, (2,)),
-                            transition=transition, log_potential=log_potential,
-                            log_target=log_target)
+                            transition=transition, log_potential=log_potential)
     out = run_smc(jax.random.PRNGKey(0), model, 4096, jnp.linspace(1.0, 0.0, 21))
+    # optional resample-move: any BlackJAX kernel on the intermediate targets gamma_t
+    nuts = from_blackjax(blackjax.nuts, step_size=0.3, inverse_mass_matrix=jnp.ones(2), nfe=8)
+    out = run_smc(jax.random.PRNGKey(0), model, 4096, jnp.linspace(1.0, 0.0, 21),
+                  target=MoveTarget(log_target), corrector=nuts)
     out.particles                  # (4096, 2) weighted draws from the posterior
     out.log_evidence               # estimates log ∫ N(x; 0, I) exp(log_lik(x)) dx
     draws = out.resample(jax.random.PRNGKey(1), 1000)
@@ -85,12 +89,15 @@ from probkit import _checks
 from probkit.progress import progress_scan
 from probkit._results import RESAMPLING, ResultsCore
 from probkit._results import resampler as _resampler
+from probkit.smc.correctors import MoveTarget
+from probkit.smc.resampling import ORDERED_RESAMPLING, ordered
 
 Array = jax.Array
 PyTree = Any
 
 __all__ = [
     "FeynmanKacModel",
+    "Particle",
     "SMCConfig",
     "SMCState",
     "StepInfo",
@@ -115,33 +122,50 @@ class FeynmanKacModel(NamedTuple):
       log_potential: ``(t, t_next, particle_prev, particle_new) -> scalar``, log G_k.
       init_log_weight: ``particle -> scalar``, log G_0 (to reweight M_0 towards the t = t_0
         target); ``None`` means 0.
-      log_target: ``(x, t) -> scalar``, unnormalised log density of the intermediate target at
-        ``t`` as a function of the *position* x; needed by Metropolis-adjusted correctors.
-      target_score: ``(x, t) -> array like x``, the target's score; used by unadjusted Langevin
-        correctors (defaults to ``grad log_target``).
-      position: ``particle -> x``, the leaf an MCMC corrector moves (default: the particle).
-      set_position: ``(particle, x, t) -> particle``, put a moved position back (default:
-        return x). Recompute cached quantities here if they depend on x.
     """
 
     init: Callable[[Array], PyTree]
     transition: Callable[[Array, Array, Array, PyTree], PyTree]
     log_potential: Callable[[Array, Array, PyTree, PyTree], Array]
     init_log_weight: Callable[[PyTree], Array] | None = None
-    log_target: Callable[[Array, Array], Array] | None = None
-    target_score: Callable[[Array, Array], Array] | None = None
-    position: Callable[[PyTree], Array] | None = None
-    set_position: Callable[[PyTree, Array, Array], PyTree] | None = None
+
+
+class Particle(NamedTuple):
+    """The particle of the diffusion samplers (``probkit.fkc``, ``probkit.inverse``): position
+    ``x``, the cached log-potential ``log_g`` of the step that produced it and, optionally, the
+    cached score and log-twist ``log_l`` at (x, t)."""
+
+    x: Array
+    log_g: Array
+    score: Array | None = None
+    log_l: Array | None = None
 
 
 class SMCConfig(NamedTuple):
-    """Static settings of the engine (hashable)."""
+    """The engine's options (static, hashable). Every SMC sampler (:func:`run_smc`,
+    ``probkit.fkc``, ``probkit.inverse``) takes them as keyword arguments, checked once by
+    :func:`make_config`:
 
-    resampling: str = "systematic"
+    * ``resampling``: ``"systematic"`` (default), ``"multinomial"``, ``"stratified"``,
+      ``"residual"`` (``blackjax.smc.resampling``), ``"hilbert"`` / ``"hilbert-<scheme>"``
+      (systematic, stratified or ssp resampling of the particles sorted along a Hilbert curve,
+      :func:`probkit.smc.resampling.ordered`), or a hashable callable
+      ``(key, weights, n, positions) -> indices``.
+    * ``ess_threshold``: resample when ESS < ess_threshold · N (0: never, 1: every step).
+    * ``corrector``: a :class:`~probkit.smc.correctors.Corrector` (``mala``, ``hmc``,
+      ``langevin``, ``from_blackjax(...)``) applied after resampling at every step, leaving the
+      intermediate target at ``t_next`` invariant; needs a ``MoveTarget``.
+    * ``sharding``: a ``jax.sharding.Sharding`` of the particle axis (e.g.
+      ``NamedSharding(Mesh(devices, ("p",)), PartitionSpec("p"))``).
+    * ``progress``: a progress bar (host callback every ~5% of the steps; silent under
+      ``jax.vmap``; :func:`probkit.progress.progress_scan`).
+    """
+
+    resampling: Any = "systematic"
     ess_threshold: float = 0.5
-    corrector: Any = None  # probkit.smc.correctors.Corrector or None
-    sharding: Any = None  # jax.sharding.Sharding of the particle axis, or None
-    progress: bool = False  # opt-in progress bar (probkit.progress), silent under vmap
+    corrector: Any = None
+    sharding: Any = None
+    progress: bool = False
 
 
 class SMCState(NamedTuple):
@@ -185,7 +209,7 @@ class WeightedParticles(ResultsCore):
     result whose arrays carry a leading batch axis).
 
     Attributes:
-      particles: pytree with leading axis N, the positions (``model.position`` of each
+      particles: pytree with leading axis N, the positions (``target.position`` of each
         particle); for probkit.fkc / probkit.inverse an array ``(N, *event_shape)``.
       log_weights: ``(N,)`` normalised log-weights (logsumexp = 0).
       ess: ``(K,)`` effective sample size after each step's reweighting.
@@ -243,13 +267,10 @@ def _constrain(tree: PyTree, sharding) -> PyTree:
 
 
 def _replicated(sharding):
-    """The fully replicated sharding on the mesh of ``sharding`` (None stays None)."""
-    if sharding is None:
-        return None
+    """The fully replicated sharding on the mesh of ``sharding`` (None without a sharding or a
+    mesh: the partitioner decides)."""
     mesh = getattr(sharding, "mesh", None)
-    if mesh is None:  # not a NamedSharding: let the partitioner decide
-        return None
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    return None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
 
 def _all_finite(tree: PyTree) -> Array:
@@ -260,18 +281,12 @@ def _all_finite(tree: PyTree) -> Array:
     return ok
 
 
-def _positions_finite(particles: PyTree, model: FeynmanKacModel) -> Array:
-    """All particle *positions* (``model.position``, default the whole particle) are finite.
+def _positions_finite(particles: PyTree, target: MoveTarget) -> Array:
+    """All particle *positions* (``target.position``, default the whole particle) are finite.
     Cached fields beside the position may hold -inf (e.g. a zero-weight particle's cached
     log-potential): only the positions are checked here; NaN/+inf log-potentials are flagged
     from the log-weights."""
-    if model.position is None:
-        return _all_finite(particles)
-    return _all_finite(jax.vmap(model.position)(particles))
-
-
-def _num_particles(particles: PyTree) -> int:
-    return int(jax.tree.leaves(particles)[0].shape[0])
+    return _all_finite(jax.vmap(target.get)(particles))
 
 
 def smc_init(key: Array, model: FeynmanKacModel, num_particles: int, config: SMCConfig = SMCConfig()) -> SMCState:
@@ -288,9 +303,11 @@ def smc_init(key: Array, model: FeynmanKacModel, num_particles: int, config: SMC
 
 
 def smc_step(
-    key: Array, state: SMCState, t: Array, t_next: Array, model: FeynmanKacModel, config: SMCConfig = SMCConfig()
+    key: Array, state: SMCState, t: Array, t_next: Array, model: FeynmanKacModel, config: SMCConfig = SMCConfig(),
+    target: MoveTarget = MoveTarget(),
 ) -> tuple[SMCState, StepInfo]:
-    """One Feynman-Kac step t -> t_next: move, reweight, resample if ESS < threshold·N, correct."""
+    """One Feynman-Kac step t -> t_next: move, reweight, resample if ESS < threshold·N, correct
+    (``config.corrector`` on ``target``)."""
     n = state.log_weights.shape[0]
     k_move, k_res, k_corr = jax.random.split(key, 3)
     prev = state.particles
@@ -299,7 +316,7 @@ def smc_step(
     log_g = jax.vmap(model.log_potential, in_axes=(None, None, 0, 0))(t, t_next, prev, new)
     lw = state.log_weights + log_g
     # NaN or +inf potentials and non-finite particles are errors; -inf (zero weight) is allowed.
-    nonfinite = jnp.any(jnp.isnan(lw) | (lw == jnp.inf)) | ~_positions_finite(new, model)
+    nonfinite = jnp.any(jnp.isnan(lw) | (lw == jnp.inf)) | ~_positions_finite(new, target)
     log_norm = logsumexp(lw)
     all_zero = log_norm == -jnp.inf
     lw = lw - log_norm
@@ -325,8 +342,7 @@ def smc_step(
         # copy of the particles (the one unavoidable collective of global resampling).
         w_rep = _constrain(jnp.exp(lw_), rep)
         if callable(config.resampling):
-            pos = jax.vmap(model.position)(parts) if model.position is not None else parts
-            idx = resample_fn(k_res, w_rep, n, _constrain(pos, rep))
+            idx = resample_fn(k_res, w_rep, n, _constrain(jax.vmap(target.get)(parts), rep))
         else:
             idx = resample_fn(k_res, w_rep, n)
         idx = _constrain(idx, config.sharding)
@@ -338,27 +354,28 @@ def smc_step(
 
     acceptance = jnp.array(jnp.nan, lw.dtype)
     if config.corrector is not None:
-        kernel = config.corrector.make(model)
+        kernel = config.corrector.make(target)
         new, acc = jax.vmap(kernel, in_axes=(0, 0, None))(jax.random.split(k_corr, n), new, t_next)
         new = _constrain(new, config.sharding)
         acceptance = jnp.mean(acc).astype(lw.dtype)
-        nonfinite = nonfinite | ~_positions_finite(new, model)
+        nonfinite = nonfinite | ~_positions_finite(new, target)
 
     info = StepInfo(ess, do_resample, spread, log_norm, all_zero, nonfinite, acceptance)
     return SMCState(new, lw, state.log_evidence + log_norm), info
 
 
-def check_history(info: StepInfo, times: Array) -> None:
-    """Raise ``ValueError`` for the first step flagged ``all_zero`` or ``nonfinite``."""
+def check_history(info: StepInfo, times: Array, start: int = 0) -> None:
+    """Raise ``ValueError`` for the first step flagged ``all_zero`` or ``nonfinite`` (``info``
+    holds the steps from ``start`` on of the grid ``times``)."""
     all_zero = np.asarray(info.all_zero)
     nonfinite = np.asarray(info.nonfinite)
     ts = np.asarray(times)
     bad = np.flatnonzero(all_zero | nonfinite)
     if bad.size == 0:
         return
-    k = int(bad[0])
+    k = start + int(bad[0])
     where = f"step {k} (t = {ts[k]:.6g} -> {ts[k + 1]:.6g})"
-    if nonfinite[k]:
+    if nonfinite[k - start]:
         raise ValueError(
             f"non-finite values at {where}: a particle coordinate is NaN/inf or a log-potential is "
             "NaN/+inf (check the score / potential functions and the step sizes)"
@@ -369,7 +386,7 @@ def check_history(info: StepInfo, times: Array) -> None:
     )
 
 
-def _check_run_args(num_particles, ts, resampling, ess_threshold, nfe_per_step, sharding):
+def _check_run_args(num_particles, ts, resampling, ess_threshold, sharding):
     _checks.positive_int("num_particles", num_particles)
     if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 2:
         raise ValueError(f"`ts` must be a 1-D grid with at least 2 times, got shape {jnp.shape(ts)}")
@@ -380,51 +397,43 @@ def _check_run_args(num_particles, ts, resampling, ess_threshold, nfe_per_step, 
         if not np.all(np.diff(ts_np) < 0):
             raise ValueError("`ts` must be strictly decreasing (generative time runs 1 -> 0)")
     if not callable(resampling):
-        _checks.choice("resampling", resampling, RESAMPLING)
-    try:
-        _checks.scalar("ess_threshold", ess_threshold, low=0.0, high=1.0)
-    except ValueError:
-        raise ValueError(f"`ess_threshold` must lie in [0, 1], got {ess_threshold!r}") from None
-    _checks.positive_int("nfe_per_step", nfe_per_step, minimum=0)
+        hilbert = ("hilbert",) + tuple(f"hilbert-{s}" for s in ORDERED_RESAMPLING)
+        _checks.choice("resampling", resampling, RESAMPLING + hilbert)
+    _checks.scalar("ess_threshold", ess_threshold, low=0.0, high=1.0)
     if sharding is not None:
         n_dev = len(sharding.device_set)
         if num_particles % n_dev:
             raise ValueError(f"`num_particles` ({num_particles}) must be divisible by the {n_dev} devices of `sharding`")
 
 
-def _scan(key, ts, model, num_particles, config):
+def run_model(
+    key: Array, model: FeynmanKacModel, num_particles: int, ts: Array, config: SMCConfig = SMCConfig(),
+    nfe_per_step: int = 1, nfe_init: int = 0, target: MoveTarget | None = None,
+) -> tuple[WeightedParticles, tuple[Array, Array]]:
+    """The un-jitted core of :func:`run_smc`, for samplers that jit their own program: runs the
+    scan and returns ``(result, flags)``; pass the flags to :func:`finish`. The particles are
+    projected with ``target.position``."""
+    target = MoveTarget() if target is None else target
     k_init, k_run = jax.random.split(key)
     state = smc_init(k_init, model, num_particles, config)
     # init flags: [a start position is non-finite, init_log_weight gave NaN/+inf (or all -inf)]
     # (normalised log-weights are NaN exactly in those cases)
-    init_bad = jnp.stack([~_positions_finite(state.particles, model), jnp.any(jnp.isnan(state.log_weights))])
+    init_bad = jnp.stack([~_positions_finite(state.particles, target), jnp.any(jnp.isnan(state.log_weights))])
     keys = jax.random.split(k_run, ts.shape[0] - 1)
 
     def body(state, inp):
         k, t, t_next = inp
-        return smc_step(k, state, t, t_next, model, config)
+        return smc_step(k, state, t, t_next, model, config, target)
 
     state, info = progress_scan(body, state, (keys, ts[:-1], ts[1:]), enabled=config.progress, desc="smc")
-    return state, info, init_bad
-
-
-def run_model(
-    key: Array, model: FeynmanKacModel, num_particles: int, ts: Array, config: SMCConfig = SMCConfig(),
-    nfe_per_step: int = 1, nfe_init: int = 0,
-) -> tuple[WeightedParticles, tuple[Array, Array]]:
-    """The un-jitted core of :func:`run_smc`, for samplers that jit their own program: runs the
-    scan and returns ``(result, (all_zero, nonfinite))``; pass the flags to :func:`finish`.
-    The particles are projected with ``model.position``."""
-    state, info, init_bad = _scan(key, ts, model, num_particles, config)
     num_steps = ts.shape[0] - 1
     nfe = int(nfe_init) + num_steps * int(nfe_per_step)
     name = "none"
     if config.corrector is not None:
         nfe += num_steps * int(config.corrector.nfe)
         name = config.corrector.name
-    parts = state.particles if model.position is None else jax.vmap(model.position)(state.particles)
-    out = WeightedParticles(parts, state.log_weights, info.ess, info.resampled, state.log_evidence,
-                            info.log_weight_spread, nfe, ts, info.acceptance, name)
+    out = WeightedParticles(jax.vmap(target.get)(state.particles), state.log_weights, info.ess, info.resampled,
+                            state.log_evidence, info.log_weight_spread, nfe, ts, info.acceptance, name)
     return out, (info.all_zero, info.nonfinite, init_bad)
 
 
@@ -479,14 +488,11 @@ def run_smc(
     num_particles: int,
     ts: Array,
     *,
-    resampling: str = "systematic",
-    ess_threshold: float = 0.5,
-    corrector: Any = None,
+    target: MoveTarget | None = None,
     nfe_per_step: int = 1,
     nfe_init: int = 0,
-    sharding: Any = None,
     check: bool = True,
-    progress: bool = False,
+    **options,
 ) -> WeightedParticles:
     """Run the Feynman-Kac particle system of ``model`` on the decreasing grid ``ts``.
 
@@ -500,45 +506,48 @@ def run_smc(
       model: a :class:`FeynmanKacModel`.
       num_particles: N.
       ts: ``(K + 1,)`` strictly decreasing times.
-      resampling: ``"systematic"`` (default), ``"multinomial"``, ``"stratified"`` or
-        ``"residual"`` (``blackjax.smc.resampling``), or a hashable callable
-        ``(key, weights, n, positions) -> indices`` such as the Hilbert-ordered
-        ``probkit.smc.resampling.ordered("systematic")``.
-      ess_threshold: resample when ESS < ess_threshold · N (0: never, 1: every step).
-      corrector: optional :class:`probkit.smc.correctors.Corrector`, applied after resampling
-        at every step, leaving the intermediate target at ``t_next`` invariant.
+      target: optional :class:`~probkit.smc.correctors.MoveTarget`: the intermediate log
+        density / score a ``corrector`` moves on, and the particle's ``position`` (the result
+        holds the positions). Model builders return it: ``model, target = fkc.fkc_model(...)``.
       nfe_per_step: score evaluations per particle of one transition + potential (for ``nfe``).
       nfe_init: score evaluations per particle spent by ``init``/``init_log_weight``.
-      sharding: optional ``jax.sharding.Sharding`` of the particle axis (e.g.
-        ``NamedSharding(Mesh(devices, ("p",)), PartitionSpec("p"))``).
       check: raise ``ValueError`` after the scan if a step had all-zero weights or non-finite
         values (skipped automatically when called under a JAX transformation).
-      progress: show a progress bar (host callback every ~5% of the steps; silent under
-        ``jax.vmap``; :func:`probkit.progress.progress_scan`).
+      **options: the engine's options ``resampling``, ``ess_threshold``, ``corrector``,
+        ``sharding``, ``progress`` (:class:`SMCConfig`).
 
     Returns:
-      :class:`WeightedParticles` (particles projected by ``model.position``).
+      :class:`WeightedParticles` (particles projected by ``target.position``).
     """
     _checks.prng_key(key)
-    has_target = model.log_target is not None or (corrector is not None and not corrector.adjusted
-                                                   and model.target_score is not None)
-    config = make_config(num_particles, ts, resampling, ess_threshold, corrector, sharding, nfe_per_step,
-                         "log_target" if has_target else None, progress=progress)
+    _checks.positive_int("nfe_per_step", nfe_per_step, minimum=0)
+    target = MoveTarget() if target is None else target
+    if options.get("corrector") is not None and target.logdensity_fn is None and target.score_fn is None:
+        raise ValueError("a `corrector` needs `target=MoveTarget(logdensity_fn)` (or a score_fn for langevin)")
+    config = make_config(num_particles, ts, target.logdensity_fn is not None, **options)
     ts = jnp.asarray(ts, dtype=jnp.result_type(float))
-    out, flags = _scan_jit(key, model, int(num_particles), ts, config, int(nfe_per_step), int(nfe_init))
+    out, flags = _scan_jit(key, model, int(num_particles), ts, config, int(nfe_per_step), int(nfe_init), target)
     return finish(out, flags, check)
 
 
-def make_config(num_particles, ts, resampling="systematic", ess_threshold=0.5, corrector=None, sharding=None,
-                nfe_per_step=1, log_target: str | None = "log_target", progress: bool = False) -> SMCConfig:
-    """Validate the engine's arguments (ValueError naming the argument) and bundle them.
-    ``log_target``: the name of the argument giving the model a log density (``None``: it has
-    none, so Metropolis-adjusted correctors are refused)."""
-    _check_run_args(num_particles, ts, resampling, ess_threshold, nfe_per_step, sharding)
+def make_config(num_particles, ts, has_logdensity: bool = True, **options) -> SMCConfig:
+    """Check the engine's ``options`` (:class:`SMCConfig`; ValueError naming the argument) and
+    bundle them. ``has_logdensity=False``: the move target has no log density, so
+    Metropolis-adjusted correctors are refused."""
+    unknown = sorted(set(options) - set(SMCConfig._fields))
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown}; the engine's options are {SMCConfig._fields}")
+    config = SMCConfig(**options)
+    _check_run_args(num_particles, ts, config.resampling, config.ess_threshold, config.sharding)
+    corrector = config.corrector
     if corrector is not None:
         if not all(hasattr(corrector, a) for a in ("make", "name", "nfe", "adjusted")):
             raise ValueError("`corrector` must be a probkit.smc.correctors.Corrector (e.g. mala, hmc, langevin)")
-        if corrector.adjusted and log_target is None:
-            raise ValueError(f"`corrector` {corrector.name!r} is Metropolis-adjusted and needs a log_target; give "
-                             "the exact log density or use probkit.smc.langevin for score-only models")
-    return SMCConfig(resampling, float(ess_threshold), corrector, sharding, bool(progress))
+        if corrector.adjusted and not has_logdensity:
+            raise ValueError(f"`corrector` {corrector.name!r} is Metropolis-adjusted and needs a log density "
+                             "(logdensity_fn); give the exact one or use probkit.smc.langevin for score-only models")
+    resampling = config.resampling
+    if isinstance(resampling, str) and resampling.startswith("hilbert"):
+        resampling = ordered(resampling.split("-", 1)[1] if "-" in resampling else "systematic")
+    return config._replace(resampling=resampling, ess_threshold=float(config.ess_threshold),
+                           progress=bool(config.progress))

@@ -18,7 +18,6 @@ import math
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 Array = jax.Array
