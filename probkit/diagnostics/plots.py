@@ -46,14 +46,14 @@ def _bounds_from(samples: np.ndarray, pad: float = 0.15) -> tuple[float, float, 
 
 
 def density_grid(
-    log_prob_fn: Callable[[Any], Any],
+    logdensity_fn: Callable[[Any], Any],
     bounds: Sequence[float],
     resolution: int = 150,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Evaluate ``exp(log_prob_fn(points))`` on a ``resolution x resolution`` grid.
+    """Evaluate ``exp(logdensity_fn(points))`` on a ``resolution x resolution`` grid.
 
     Args:
-      log_prob_fn: maps an ``(M, 2)`` array of points to ``(M,)`` log densities (unnormalised is
+      logdensity_fn: maps an ``(M, 2)`` array of points to ``(M,)`` log densities (unnormalised is
         fine), e.g. ``jax.vmap(gm.log_prob)``.
       bounds: ``(xmin, xmax, ymin, ymax)``.
 
@@ -67,12 +67,12 @@ def density_grid(
     ys = np.linspace(bounds[2], bounds[3], resolution)
     X, Y = np.meshgrid(xs, ys)
     pts = np.stack([X.ravel(), Y.ravel()], axis=1).astype(np.float32)
-    lp = np.asarray(log_prob_fn(pts), dtype=np.float64).reshape(-1)
+    lp = np.asarray(logdensity_fn(pts), dtype=np.float64).reshape(-1)
     if lp.shape[0] != pts.shape[0]:
-        raise ValueError(f"`log_prob_fn` must map (M, 2) points to (M,) values, got {lp.shape[0]} values for M = {pts.shape[0]}")
+        raise ValueError(f"`logdensity_fn` must map (M, 2) points to (M,) values, got {lp.shape[0]} values for M = {pts.shape[0]}")
     finite = np.isfinite(lp)
     if not finite.any():
-        raise ValueError("`log_prob_fn` is not finite anywhere on the grid")
+        raise ValueError("`logdensity_fn` is not finite anywhere on the grid")
     P = np.where(finite, np.exp(lp - lp[finite].max()), 0.0).reshape(X.shape)
     return X, Y, P
 
@@ -80,7 +80,7 @@ def density_grid(
 def plot_samples_on_density(
     ax: Any,
     samples: Any,
-    log_prob_fn: Callable[[Any], Any] | None = None,
+    logdensity_fn: Callable[[Any], Any] | None = None,
     *,
     grid: tuple[Any, Any, Any] | None = None,
     weights: Any = None,
@@ -98,7 +98,7 @@ def plot_samples_on_density(
 ):
     """Scatter 2-D ``samples`` ``(N, 2)`` over contour lines of a target density.
 
-    The density is ``log_prob_fn`` (``(M, 2) -> (M,)`` log density) evaluated on a grid over
+    The density is ``logdensity_fn`` (``(M, 2) -> (M,)`` log density) evaluated on a grid over
     ``bounds`` (default: the samples' 0.5–99.5 percentile box, padded), or a precomputed
     ``grid = (X, Y, P)`` (see :func:`density_grid`). With ``weights`` / ``log_weights`` the marker
     area is proportional to ``N w_i`` (equal weights give ``size``) and points are drawn in order
@@ -108,8 +108,8 @@ def plot_samples_on_density(
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != 2:
         raise ValueError(f"`samples` must be shaped (N, 2), got {x.shape}")
-    if log_prob_fn is not None and grid is not None:
-        raise ValueError("give either `log_prob_fn` or `grid`, not both")
+    if logdensity_fn is not None and grid is not None:
+        raise ValueError("give either `logdensity_fn` or `grid`, not both")
     w = _weights_or_none(x.shape[0], weights, log_weights)
     if grid is not None:
         if len(grid) != 3:
@@ -117,8 +117,8 @@ def plot_samples_on_density(
         X, Y, P = (np.asarray(g) for g in grid)
         if not (X.shape == Y.shape == P.shape and X.ndim == 2):
             raise ValueError(f"`grid` arrays must share one 2-D shape, got {X.shape}, {Y.shape}, {P.shape}")
-    elif log_prob_fn is not None:
-        X, Y, P = density_grid(log_prob_fn, bounds if bounds is not None else _bounds_from(x), resolution)
+    elif logdensity_fn is not None:
+        X, Y, P = density_grid(logdensity_fn, bounds if bounds is not None else _bounds_from(x), resolution)
     else:
         X = Y = P = None
     if P is not None:
@@ -363,13 +363,13 @@ def plot_chains(result: Any, *, kind: str = "trace", var_names: Sequence[str] = 
     return az.plot_rank(idata, var_names=list(var_names), ax=axes)
 
 
-def plot_diagnostics(result: Any, reference: Any = None, *, log_prob_fn: Callable[[Any], Any] | None = None,
+def plot_diagnostics(result: Any, reference: Any = None, *, logdensity_fn: Callable[[Any], Any] | None = None,
                      max_coords: int = 4, title: str | None = None):
     """One diagnostic figure for any probkit result; returns the matplotlib Figure.
 
     * :class:`probkit.smc.WeightedParticles` (FKC, inverse problems, SMC): ESS / N and log-weight
       spread over time with resampling events, then the weighted marginals (against
-      ``reference`` samples when given; for 2-D particles also the cloud over ``log_prob_fn``'s
+      ``reference`` samples when given; for 2-D particles also the cloud over ``logdensity_fn``'s
       contours).
     * :class:`probkit.dmcmc.DLGResult`: trace and rank plots of the noise level t (ArviZ), and
       the denoised samples' marginals.
@@ -382,14 +382,14 @@ def plot_diagnostics(result: Any, reference: Any = None, *, log_prob_fn: Callabl
     if hasattr(result, "log_weight_spread"):  # WeightedParticles
         x = np.asarray(result.particles).reshape(np.shape(result.log_weights)[0], -1)
         k = min(max_coords, x.shape[1])
-        extra = 1 if (x.shape[1] == 2 and (log_prob_fn is not None or reference is not None)) else 0
+        extra = 1 if (x.shape[1] == 2 and (logdensity_fn is not None or reference is not None)) else 0
         fig, axs = plt.subplots(1, 2 + k + extra, figsize=(3.3 * (2 + k + extra), 3.2), layout="constrained")
         plot_smc_history(axs[:2], result)
         plot_marginals(axs[2:2 + k], x, reference, log_weights=result.log_weights, label="weighted particles")
         if extra:
-            plot_samples_on_density(axs[-1], x, log_prob_fn, log_weights=result.log_weights,
+            plot_samples_on_density(axs[-1], x, logdensity_fn, log_weights=result.log_weights,
                                     bounds=None if reference is None else _bounds_from(np.asarray(reference)))
-            if reference is not None and log_prob_fn is None:
+            if reference is not None and logdensity_fn is None:
                 axs[-1].scatter(*np.asarray(reference)[:1000].T, s=2, c="k", alpha=0.3)
             axs[-1].set_title("particles (area ~ weight)", fontsize=10)
     elif hasattr(result, "t_trace") and hasattr(result, "samples"):  # DLGResult
