@@ -95,22 +95,8 @@ from probkit.smc.resampling import ORDERED_RESAMPLING, ordered
 Array = jax.Array
 PyTree = Any
 
-__all__ = [
-    "FeynmanKacModel",
-    "Particle",
-    "SMCConfig",
-    "SMCState",
-    "StepInfo",
-    "WeightedParticles",
-    "RESAMPLING",
-    "smc_init",
-    "smc_step",
-    "run_smc",
-    "run_model",
-    "finish",
-    "check_history",
-]
-
+__all__ = ["FeynmanKacModel", "Particle", "SMCConfig", "SMCState", "StepInfo", "WeightedParticles", "RESAMPLING",
+           "smc_init", "smc_step", "run_smc", "run_model", "finish", "check_history"]
 
 
 class FeynmanKacModel(NamedTuple):
@@ -273,31 +259,21 @@ def _replicated(sharding):
     return None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
 
-def _all_finite(tree: PyTree) -> Array:
-    ok = jnp.array(True)
-    for a in jax.tree.leaves(tree):
-        if jnp.issubdtype(a.dtype, jnp.inexact):
-            ok = ok & jnp.all(jnp.isfinite(a))
-    return ok
-
-
 def _positions_finite(particles: PyTree, target: MoveTarget) -> Array:
     """All particle *positions* (``target.position``, default the whole particle) are finite.
     Cached fields beside the position may hold -inf (e.g. a zero-weight particle's cached
     log-potential): only the positions are checked here; NaN/+inf log-potentials are flagged
     from the log-weights."""
-    return _all_finite(jax.vmap(target.get)(particles))
+    leaves = [a for a in jax.tree.leaves(jax.vmap(target.get)(particles)) if jnp.issubdtype(a.dtype, jnp.inexact)]
+    return jnp.all(jnp.array([jnp.all(jnp.isfinite(a)) for a in leaves] or [True]))
 
 
 def smc_init(key: Array, model: FeynmanKacModel, num_particles: int, config: SMCConfig = SMCConfig()) -> SMCState:
     """Draw N particles from M_0, weight them by G_0; log Z_0 = log mean G_0."""
     keys = jax.random.split(key, num_particles)
     particles = _constrain(jax.vmap(model.init)(keys), config.sharding)
-    if model.init_log_weight is None:
-        lw = jnp.zeros((num_particles,), jnp.result_type(float))
-    else:
-        lw = jax.vmap(model.init_log_weight)(particles)
-    lw = _constrain(lw, config.sharding)
+    init_lw = model.init_log_weight or (lambda p: jnp.zeros((), jnp.result_type(float)))
+    lw = _constrain(jax.vmap(init_lw)(particles), config.sharding)
     log_norm = logsumexp(lw)
     return SMCState(particles, lw - log_norm, log_norm - math.log(num_particles))
 
@@ -325,10 +301,7 @@ def smc_step(
     spread = jnp.max(jnp.where(finite, lw, -jnp.inf)) - jnp.min(jnp.where(finite, lw, jnp.inf))
     spread = jnp.where(jnp.any(finite), spread, 0.0)
 
-    if config.ess_threshold >= 1.0:
-        do_resample = jnp.array(True)
-    else:
-        do_resample = ess < config.ess_threshold * n
+    do_resample = jnp.array(True) if config.ess_threshold >= 1.0 else ess < config.ess_threshold * n
     # a callable is a position-aware resampler (key, weights, n, positions) -> indices, e.g. the
     # Hilbert-ordered probkit.smc.resampling.ordered(); strings name blackjax schemes
     resample_fn = config.resampling if callable(config.resampling) else _resampler(config.resampling)
@@ -367,9 +340,7 @@ def smc_step(
 def check_history(info: StepInfo, times: Array, start: int = 0) -> None:
     """Raise ``ValueError`` for the first step flagged ``all_zero`` or ``nonfinite`` (``info``
     holds the steps from ``start`` on of the grid ``times``)."""
-    all_zero = np.asarray(info.all_zero)
-    nonfinite = np.asarray(info.nonfinite)
-    ts = np.asarray(times)
+    all_zero, nonfinite, ts = np.asarray(info.all_zero), np.asarray(info.nonfinite), np.asarray(times)
     bad = np.flatnonzero(all_zero | nonfinite)
     if bad.size == 0:
         return
@@ -426,12 +397,9 @@ def run_model(
         return smc_step(k, state, t, t_next, model, config, target)
 
     state, info = progress_scan(body, state, (keys, ts[:-1], ts[1:]), enabled=config.progress, desc="smc")
-    num_steps = ts.shape[0] - 1
-    nfe = int(nfe_init) + num_steps * int(nfe_per_step)
-    name = "none"
-    if config.corrector is not None:
-        nfe += num_steps * int(config.corrector.nfe)
-        name = config.corrector.name
+    corrector = config.corrector
+    nfe = int(nfe_init) + (ts.shape[0] - 1) * (int(nfe_per_step) + (0 if corrector is None else int(corrector.nfe)))
+    name = "none" if corrector is None else corrector.name
     out = WeightedParticles(jax.vmap(target.get)(state.particles), state.log_weights, info.ess, info.resampled,
                             state.log_evidence, info.log_weight_spread, nfe, ts, info.acceptance, name)
     return out, (info.all_zero, info.nonfinite, init_bad)
