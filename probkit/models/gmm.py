@@ -12,7 +12,6 @@ high-dimensional diagonal mixtures stay cheap).
 from __future__ import annotations
 
 import functools
-
 import math
 from typing import Callable
 
@@ -22,15 +21,13 @@ import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.typing import ArrayLike
 
+from probkit._checks import is_traced, positive_int
+
 Array = jax.Array
 
 __all__ = ["GaussianMixture"]
 
 _LOG_2PI = math.log(2 * math.pi)
-
-
-def _is_concrete(*xs: object) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -47,7 +44,7 @@ class GaussianMixture:
         weights = jnp.asarray(weights, dtype=jnp.result_type(float))
         means = jnp.asarray(means, dtype=weights.dtype)
         covs = jnp.asarray(covs, dtype=weights.dtype)
-        if validate and _is_concrete(weights, means, covs):
+        if validate and not is_traced(weights, means, covs):
             self._validate(np.asarray(weights), np.asarray(means), np.asarray(covs))
         self.weights, self.means, self.covs = weights, means, covs
 
@@ -107,16 +104,13 @@ class GaussianMixture:
 
     def full_covs(self) -> Array:
         """Covariances as ``(K, d, d)`` matrices."""
-        if self.is_diag:
-            return jax.vmap(jnp.diag)(self.covs)
-        return self.covs
+        return jax.vmap(jnp.diag)(self.covs) if self.is_diag else self.covs
 
     def mean(self) -> Array:
         return self.weights @ self.means
 
     def covariance(self) -> Array:
-        m = self.mean()
-        dev = self.means - m
+        dev = self.means - self.mean()
         within = jnp.einsum("k,kij->ij", self.weights, self.full_covs())
         return within + jnp.einsum("k,ki,kj->ij", self.weights, dev, dev)
 
@@ -170,9 +164,7 @@ class GaussianMixture:
 
     def sample(self, key: Array, n: int) -> Array:
         """``n`` independent draws, shape ``(n, d)``."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"`n` must be a positive integer, got {n!r}")
-        n = int(n)
+        n = positive_int("n", n)
         k_comp, k_noise = jax.random.split(key)
         comp = jax.random.categorical(k_comp, jnp.log(self.weights), shape=(n,))
         z = jax.random.normal(k_noise, (n, self.dim), self.means.dtype)
@@ -191,16 +183,13 @@ class GaussianMixture:
     # --- diffusion -------------------------------------------------------------------
     def noised(self, process, t: ArrayLike) -> "GaussianMixture":
         """The exact marginal p_t: components N(alpha_t mu_k, alpha_t^2 S_k + sigma_t^2 I)."""
-        if _is_concrete(t):
+        if not is_traced(t):
             t_np = np.asarray(t)
             if t_np.ndim != 0 or not (0.0 <= float(t_np) <= 1.0):
                 raise ValueError(f"`t` must be a scalar in [0, 1], got {t_np}")
         a, s = process.alpha(t), process.sigma(t)
-        if self.is_diag:
-            covs = a**2 * self.covs + s**2
-        else:
-            covs = a**2 * self.covs + s**2 * jnp.eye(self.dim, dtype=self.covs.dtype)
-        return GaussianMixture(self.weights, a * self.means, covs, validate=False)
+        noise = s**2 if self.is_diag else s**2 * jnp.eye(self.dim, dtype=self.covs.dtype)
+        return GaussianMixture(self.weights, a * self.means, a**2 * self.covs + noise, validate=False)
 
     def score_fn(self, process) -> Callable[[Array, Array], Array]:
         """Exact score ``(x, t) -> grad_x log p_t(x)`` for one particle.
@@ -236,10 +225,8 @@ class GaussianMixture:
             p2 = jnp.linalg.inv(other.full_covs())[None, :]
             cov = jnp.linalg.inv(p1 + p2)
             cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2))
-            eta = jnp.einsum("...ij,...j->...i", p1, self.means[:, None]) + jnp.einsum(
-                "...ij,...j->...i", p2, other.means[None, :]
-            )
-            mean = jnp.einsum("...ij,...j->...i", cov, eta)
+            mv = functools.partial(jnp.einsum, "...ij,...j->...i")  # batched matrix-vector products
+            mean = mv(cov, mv(p1, self.means[:, None]) + mv(p2, other.means[None, :]))
             ssum = self.full_covs()[:, None] + other.full_covs()[None, :]
             diff = self.means[:, None] - other.means[None, :]
             chol = jnp.linalg.cholesky(ssum)
@@ -252,8 +239,7 @@ class GaussianMixture:
     def log_normalizer_product(self, other: "GaussianMixture") -> Array:
         """log of int p_self(x) p_other(x) dx."""
         self._check_other(other)
-        log_w, _, _ = self._pair_terms(other)
-        return jax.nn.logsumexp(log_w)
+        return jax.nn.logsumexp(self._pair_terms(other)[0])
 
     def product(self, other: "GaussianMixture") -> "GaussianMixture":
         """The normalised product p_self * p_other / Z, a mixture of K1*K2 components."""
@@ -302,9 +288,9 @@ class GaussianMixture:
             y = y.reshape(-1)  # an operator's observation shape, flattened like its matrix rows
         if y.shape != (A.shape[0],):
             raise ValueError(f"`y` must have shape ({A.shape[0]},), got {y.shape}")
-        if _is_concrete(A) and not np.all(np.isfinite(np.asarray(A))):
+        if not is_traced(A) and not np.all(np.isfinite(np.asarray(A))):
             raise ValueError("`A` must be finite")
-        if _is_concrete(y, noise_std):
+        if not is_traced(y, noise_std):
             if not np.all(np.isfinite(np.asarray(y))):
                 raise ValueError("`y` must be finite")
             ns = np.asarray(noise_std)
@@ -355,8 +341,7 @@ class GaussianMixture:
     def log_marginal_likelihood(self, A, y: ArrayLike, noise_std: ArrayLike) -> Array:
         """log p(y) = log sum_k w_k N(y; A mu_k, A S_k A^T + noise_std^2 I) (``A`` as in :meth:`condition`)."""
         A, y = self._check_observation(A, y, noise_std)
-        log_w, _, _ = self._kalman(A, y, noise_std)
-        return jax.nn.logsumexp(log_w)
+        return jax.nn.logsumexp(self._kalman(A, y, noise_std)[0])
 
 
 def _noised_score(mixture: GaussianMixture, process, x: Array, t: Array) -> Array:
