@@ -17,15 +17,13 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from probkit import _checks
+from probkit.models.gmm import GaussianMixture
 
 Array = jax.Array
 
-__all__ = [
-    "DATASETS", "make_dataset", "eight_gaussians_mixture", "grid_mixture", "random_mixture",
-]
+__all__ = ["DATASETS", "make_dataset", "eight_gaussians_mixture", "grid_mixture", "random_mixture"]
 
 
 # --- raw generators (unstandardised) ---------------------------------------------------
@@ -82,24 +80,15 @@ def _eight_gaussians_raw(key: Array, n: int) -> Array:
     return eight_gaussians_mixture(standardised=False).sample(key, n)
 
 
-# Shift and isotropic scale per dataset: x_std = (x - shift) / scale, with scale^2 = mean of
-# the two coordinate variances (measured on 10^6 draws; exact where noted).
-_STANDARDISE: dict[str, tuple[tuple[float, float], float]] = {
-    "two_moons": ((0.5, 0.25), 0.7120),
-    "checkerboard": ((0.0, 0.0), 2.0 / math.sqrt(3.0)),  # exact: both marginals are U(-2, 2)
-    "swiss_roll": ((2.0007, 0.2141), 6.8039),
-    "rings": ((0.0, 0.0), math.sqrt((1 + 4 + 9 + 16) / 8 + 0.0064)),  # exact: E r^2 / 2 + noise^2
-    "eight_gaussians": ((0.0, 0.0), math.sqrt(2.0 + 0.04)),  # exact: r^2 / 2 + s^2 with r = 2, s = 0.2
-    "pinwheel": ((0.0, 0.0), 1.4835),
-}
-
-_GENERATORS: dict[str, Callable[[Array, int], Array]] = {
-    "two_moons": _two_moons,
-    "checkerboard": _checkerboard,
-    "swiss_roll": _swiss_roll,
-    "rings": _rings,
-    "eight_gaussians": _eight_gaussians_raw,
-    "pinwheel": _pinwheel,
+# Generator, shift and isotropic scale per dataset: x_std = (x - shift) / scale, with scale^2 =
+# the mean of the two coordinate variances (measured on 10^6 draws; exact where noted).
+_GENERATORS: dict[str, tuple[Callable[[Array, int], Array], tuple[float, float], float]] = {
+    "two_moons": (_two_moons, (0.5, 0.25), 0.7120),
+    "checkerboard": (_checkerboard, (0.0, 0.0), 2.0 / math.sqrt(3.0)),  # exact: both marginals are U(-2, 2)
+    "swiss_roll": (_swiss_roll, (2.0007, 0.2141), 6.8039),
+    "rings": (_rings, (0.0, 0.0), math.sqrt((1 + 4 + 9 + 16) / 8 + 0.0064)),  # exact: E r^2 / 2 + noise^2
+    "eight_gaussians": (_eight_gaussians_raw, (0.0, 0.0), math.sqrt(2.0 + 0.04)),  # exact: r^2/2 + s^2, r=2, s=0.2
+    "pinwheel": (_pinwheel, (0.0, 0.0), 1.4835),
 }
 
 DATASETS = tuple(_GENERATORS)
@@ -115,20 +104,14 @@ def make_dataset(name: str, key: Array, n: int, *, standardise: bool = True) -> 
     if name not in _GENERATORS:
         raise ValueError(f"`name` must be one of {DATASETS}, got {name!r}")
     _checks.positive_int("n", n)
-    x = _GENERATORS[name](key, int(n)).astype(jnp.float32)
+    generator, shift, scale = _GENERATORS[name]
+    x = generator(key, int(n)).astype(jnp.float32)
     if standardise:
-        shift, scale = _STANDARDISE[name]
         x = (x - jnp.asarray(shift, jnp.float32)) / scale
     return x
 
 
 # --- exact mixtures ----------------------------------------------------------------------
-def _gmm():
-    from probkit.models.gmm import GaussianMixture
-
-    return GaussianMixture
-
-
 def eight_gaussians_mixture(radius: float = 2.0, std: float = 0.2, *, standardised: bool = True):
     """Eight equally weighted isotropic Gaussians with means on a circle of ``radius``.
 
@@ -145,7 +128,7 @@ def eight_gaussians_mixture(radius: float = 2.0, std: float = 0.2, *, standardis
     if standardised:
         scale = math.sqrt(radius**2 / 2 + std**2)
         means, var = means / scale, var / scale**2
-    return _gmm()(jnp.full(8, 1 / 8), means, jnp.full((8, 2), var))
+    return GaussianMixture(jnp.full(8, 1 / 8), means, jnp.full((8, 2), var))
 
 
 def grid_mixture(k: int = 5, spacing: float = 1.0, std: float = 0.15, weights=None):
@@ -155,14 +138,13 @@ def grid_mixture(k: int = 5, spacing: float = 1.0, std: float = 0.15, weights=No
     with the defaults they span [-2, 2]^2), covariance ``std^2 I``, ``weights`` uniform unless
     given (shape ``(k*k,)``, row-major in (i, j)).
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"`k` must be a positive integer, got {k!r}")
+    k = _checks.positive_int("k", k)
     if not (spacing > 0 and std > 0):
         raise ValueError(f"`spacing` and `std` must be positive, got {spacing!r}, {std!r}")
     c = spacing * (jnp.arange(k) - (k - 1) / 2)
     means = jnp.stack(jnp.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
     w = jnp.full(k * k, 1.0 / (k * k)) if weights is None else jnp.asarray(weights)
-    return _gmm()(w, means, jnp.full((k * k, 2), std**2))
+    return GaussianMixture(w, means, jnp.full((k * k, 2), std**2))
 
 
 def random_mixture(
@@ -183,13 +165,11 @@ def random_mixture(
     Neighbouring means are ``spacing * sqrt(dim/2)`` apart, so the components are very well
     separated: the difficulty of the benchmark lies in the posterior weights.
     """
-    if isinstance(num_components, bool) or not isinstance(num_components, (int, np.integer)) or num_components < 1:
-        raise ValueError(f"`num_components` must be a positive integer, got {num_components!r}")
-    m = math.isqrt(int(num_components))
+    num_components = _checks.positive_int("num_components", num_components)
+    m = math.isqrt(num_components)
     if m * m != num_components:
         raise ValueError(f"`num_components` must be a perfect square (a grid m x m), got {num_components}")
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"`dim` must be a positive integer, got {dim!r}")
+    dim = _checks.positive_int("dim", dim)
     if not (spacing > 0 and std > 0):
         raise ValueError(f"`spacing` and `std` must be positive, got {spacing!r}, {std!r}")
     if weights not in ("random", "uniform"):
@@ -202,4 +182,4 @@ def random_mixture(
         w = w / jnp.sum(w)
     else:
         w = jnp.full(num_components, 1.0 / num_components)
-    return _gmm()(w, means, jnp.full((num_components, dim), std**2))
+    return GaussianMixture(w, means, jnp.full((num_components, dim), std**2))
