@@ -1,13 +1,6 @@
 """Diffusion core: forward processes, reverse dynamics, integrators and time grids."""
-from probkit.diffusion.integrators import (
-    INTEGRATORS,
-    Integrator,
-    IntegratorState,
-    SampleResult,
-    integrate,
-    make_integrator,
-    sample,
-)
+from probkit.diffusion.integrators import (INTEGRATORS, Integrator, IntegratorState, SampleResult, integrate,
+                                           make_integrator, sample)
 from probkit.diffusion.schedules import EDM, GRIDS, VE, VP, Process, VPCosine, time_grid
 from probkit.diffusion.sde import denoise, euler_maruyama_step, reverse_drift
 

@@ -38,15 +38,7 @@ from probkit.diffusion.sde import ancestral_kernel, check_score_output, denoise,
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
 
-__all__ = [
-    "INTEGRATORS",
-    "Integrator",
-    "IntegratorState",
-    "SampleResult",
-    "make_integrator",
-    "integrate",
-    "sample",
-]
+__all__ = ["INTEGRATORS", "Integrator", "IntegratorState", "SampleResult", "make_integrator", "integrate", "sample"]
 
 INTEGRATORS = ("euler_maruyama", "ddpm", "ddim", "heun", "dpm_solver_2m")
 
@@ -95,18 +87,15 @@ def _euler_maruyama(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Int
     return Integrator(_init_plain, step, 1, 0.5)
 
 
-def _ancestral(eta_c: float):
-    def build(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Integrator:
-        eta = eta_ddim if eta_c is None else eta_c
+def _ancestral(eta_c: float | None, process: Process, score_fn: ScoreFn, eta_ddim: float) -> Integrator:
+    eta = eta_ddim if eta_c is None else eta_c  # DDPM: eta_c = 1; DDIM: eta_ddim
 
-        def step(key, state, t, t_next):
-            b, c, std = ancestral_kernel(process, state.x, t, t_next, eta)
-            z = jax.random.normal(key, state.x.shape, state.x.dtype)
-            return IntegratorState(b + c * score_fn(state.x, t) + std * z, ())
+    def step(key, state, t, t_next):
+        b, c, std = ancestral_kernel(process, state.x, t, t_next, eta)
+        z = jax.random.normal(key, state.x.shape, state.x.dtype)
+        return IntegratorState(b + c * score_fn(state.x, t) + std * z, ())
 
-        return Integrator(_init_plain, step, 1, 1.0)
-
-    return build
+    return Integrator(_init_plain, step, 1, 1.0)
 
 
 def _heun(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Integrator:
@@ -137,8 +126,8 @@ def _dpm_solver_2m(process: Process, score_fn: ScoreFn, eta_ddim: float) -> Inte
     return Integrator(init, step, 1, 2.0)
 
 
-_REGISTRY = {"euler_maruyama": _euler_maruyama, "ddpm": _ancestral(1.0), "ddim": _ancestral(None), "heun": _heun,
-             "dpm_solver_2m": _dpm_solver_2m}
+_REGISTRY = {"euler_maruyama": _euler_maruyama, "ddpm": functools.partial(_ancestral, 1.0),
+             "ddim": functools.partial(_ancestral, None), "heun": _heun, "dpm_solver_2m": _dpm_solver_2m}
 
 
 def make_integrator(method: str, process: Process, score_fn: ScoreFn, *, eta_ddim: float = 0.0) -> Integrator:
@@ -204,20 +193,11 @@ def sample(
             raise ValueError(f"`x_init` must have shape {(num_samples, *shape)}, got {x_init.shape}")
     check_score_output(score_fn, x_init[0])
     out, bad = _sample_run(key_run, x_init, ts, process, score_fn, method, float(eta_ddim), bool(progress))
-    check_nonfinite(bad, ts, "`score_fn` (or the step sizes / `x_init`)")
-    return out
-
-
-def check_nonfinite(bad: Array, ts: Array, culprit: str) -> None:
-    """Raise ``ValueError`` for the first step flagged in ``bad`` ``(K,)`` (a sample turned
-    NaN/inf during the step ``ts[k] -> ts[k + 1]``); skipped when traced."""
-    if _checks.is_traced(bad, ts):
-        return
-    idx = np.flatnonzero(np.asarray(bad))
-    if idx.size:
-        k, t = int(idx[0]), np.asarray(ts)
+    if not _checks.is_traced(bad, ts) and np.any(np.asarray(bad)):  # the first step flagged non-finite
+        k, t = int(np.flatnonzero(np.asarray(bad))[0]), np.asarray(ts)
         raise ValueError(f"non-finite samples at step {k} (t = {t[k]:.6g} -> {t[k + 1]:.6g}): "
-                         f"check {culprit}")
+                         "check `score_fn` (or the step sizes / `x_init`)")
+    return out
 
 
 @eqx.filter_jit

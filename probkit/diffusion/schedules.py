@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from probkit import _checks
+
 Array = jax.Array
 
 __all__ = ["Process", "VP", "VPCosine", "VE", "EDM", "time_grid", "GRIDS"]
@@ -102,8 +104,7 @@ class Process:
     def t_from_log_snr(self, lam: ArrayLike, t_lo: float = 0.0, t_hi: float = 1.0) -> Array:
         """Inverse of :meth:`log_snr` by bisection (vectorised, jittable; 60 halvings)."""
         lam = jnp.asarray(lam, dtype=jnp.result_type(float))
-        lo = jnp.full_like(lam, t_lo)
-        hi = jnp.full_like(lam, t_hi)
+        lo, hi = jnp.full_like(lam, t_lo), jnp.full_like(lam, t_hi)
 
         def body(_, bounds):
             lo, hi = bounds
@@ -290,10 +291,9 @@ def time_grid(
 
     ``t_max`` may be traced (jittable; e.g. per-particle start times under ``vmap``).
     """
-    if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
-        raise ValueError(f"`num_steps` must be a positive integer, got {num_steps!r}")
+    num_steps = _checks.positive_int("num_steps", num_steps)
     t_min = process.t_min if t_min is None else t_min
-    if not isinstance(t_max, jax.core.Tracer) and not 0.0 <= t_min < t_max <= 1.0:  # t_max may be traced
+    if not _checks.is_traced(t_max) and not 0.0 <= t_min < t_max <= 1.0:  # t_max may be traced
         raise ValueError(f"need 0 <= `t_min` < `t_max` <= 1, got t_min={t_min}, t_max={t_max}")
     frac = jnp.linspace(0.0, 1.0, num_steps + 1)
     if kind == "uniform":
@@ -311,6 +311,5 @@ def time_grid(
             r_min = jnp.exp(-0.5 * process.log_snr(t_min))
             r = (r_max ** (1 / rho) + frac * (r_min ** (1 / rho) - r_max ** (1 / rho))) ** rho
             lam = -2.0 * jnp.log(r)
-        ts = process.t_from_log_snr(lam, 0.0, 1.0)
-        return ts.at[0].set(t_max).at[-1].set(t_min)
+        return process.t_from_log_snr(lam, 0.0, 1.0).at[0].set(t_max).at[-1].set(t_min)
     raise ValueError(f"`kind` (the samplers' `grid`) must be one of {GRIDS}, got {kind!r}")

@@ -4,21 +4,8 @@ See :mod:`probkit.smc.feynman_kac` for the model abstraction and a worked exampl
 """
 from probkit.smc import correctors
 from probkit.smc.correctors import Corrector, MoveTarget, from_blackjax, hmc, langevin, mala, ula
-from probkit.smc.feynman_kac import (
-    RESAMPLING,
-    FeynmanKacModel,
-    Particle,
-    SMCConfig,
-    SMCState,
-    StepInfo,
-    WeightedParticles,
-    check_history,
-    finish,
-    run_model,
-    run_smc,
-    smc_init,
-    smc_step,
-)
+from probkit.smc.feynman_kac import (RESAMPLING, FeynmanKacModel, Particle, SMCConfig, SMCState, StepInfo,
+                                     WeightedParticles, check_history, finish, run_model, run_smc, smc_init, smc_step)
 
 __all__ = [
     "FeynmanKacModel", "MoveTarget", "Particle", "SMCConfig", "SMCState", "StepInfo", "WeightedParticles", "RESAMPLING",

@@ -252,13 +252,6 @@ def _constrain(tree: PyTree, sharding) -> PyTree:
     return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), tree)
 
 
-def _replicated(sharding):
-    """The fully replicated sharding on the mesh of ``sharding`` (None without a sharding or a
-    mesh: the partitioner decides)."""
-    mesh = getattr(sharding, "mesh", None)
-    return None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-
-
 def _positions_finite(particles: PyTree, target: MoveTarget) -> Array:
     """All particle *positions* (``target.position``, default the whole particle) are finite.
     Cached fields beside the position may hold -inf (e.g. a zero-weight particle's cached
@@ -308,17 +301,15 @@ def smc_step(
 
     def _resample(operand):
         parts, lw_ = operand
-        rep = _replicated(config.sharding)
+        mesh = getattr(config.sharding, "mesh", None)  # replicated on its mesh (no mesh: the partitioner decides)
+        rep = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
         # Sharded runs: the ancestor indices are computed from replicated weights (N floats
         # all-gathered: cumsum/searchsorted on a sharded axis partitions very badly, 7-100x
         # slower per step), then each device gathers its own slice of idx from an all-gathered
         # copy of the particles (the one unavoidable collective of global resampling).
         w_rep = _constrain(jnp.exp(lw_), rep)
-        if callable(config.resampling):
-            idx = resample_fn(k_res, w_rep, n, _constrain(jax.vmap(target.get)(parts), rep))
-        else:
-            idx = resample_fn(k_res, w_rep, n)
-        idx = _constrain(idx, config.sharding)
+        positions = (_constrain(jax.vmap(target.get)(parts), rep),) if callable(config.resampling) else ()
+        idx = _constrain(resample_fn(k_res, w_rep, n, *positions), config.sharding)
         parts = jax.tree.map(lambda a: _constrain(a, rep)[idx], parts)
         return parts, jnp.full_like(lw_, -math.log(n))
 
@@ -355,26 +346,6 @@ def check_history(info: StepInfo, times: Array, start: int = 0) -> None:
         f"all particles have zero weight at {where}: every log-potential is -inf, so the "
         "Feynman-Kac target has no mass on the particles (degenerate weights)"
     )
-
-
-def _check_run_args(num_particles, ts, resampling, ess_threshold, sharding):
-    _checks.positive_int("num_particles", num_particles)
-    if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 2:
-        raise ValueError(f"`ts` must be a 1-D grid with at least 2 times, got shape {jnp.shape(ts)}")
-    if not _checks.is_traced(ts):  # values are checked when concrete
-        ts_np = np.asarray(ts)
-        if not np.all(np.isfinite(ts_np)):
-            raise ValueError("`ts` must be finite")
-        if not np.all(np.diff(ts_np) < 0):
-            raise ValueError("`ts` must be strictly decreasing (generative time runs 1 -> 0)")
-    if not callable(resampling):
-        hilbert = ("hilbert",) + tuple(f"hilbert-{s}" for s in ORDERED_RESAMPLING)
-        _checks.choice("resampling", resampling, RESAMPLING + hilbert)
-    _checks.scalar("ess_threshold", ess_threshold, low=0.0, high=1.0)
-    if sharding is not None:
-        n_dev = len(sharding.device_set)
-        if num_particles % n_dev:
-            raise ValueError(f"`num_particles` ({num_particles}) must be divisible by the {n_dev} devices of `sharding`")
 
 
 def run_model(
@@ -506,7 +477,21 @@ def make_config(num_particles, ts, has_logdensity: bool = True, **options) -> SM
     if unknown:
         raise TypeError(f"unknown option(s) {unknown}; the engine's options are {SMCConfig._fields}")
     config = SMCConfig(**options)
-    _check_run_args(num_particles, ts, config.resampling, config.ess_threshold, config.sharding)
+    _checks.positive_int("num_particles", num_particles)
+    if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 2:
+        raise ValueError(f"`ts` must be a 1-D grid with at least 2 times, got shape {jnp.shape(ts)}")
+    if not _checks.is_traced(ts):  # values are checked when concrete
+        ts_np = np.asarray(ts)
+        if not np.all(np.isfinite(ts_np)):
+            raise ValueError("`ts` must be finite")
+        if not np.all(np.diff(ts_np) < 0):
+            raise ValueError("`ts` must be strictly decreasing (generative time runs 1 -> 0)")
+    if not callable(config.resampling):
+        hilbert = ("hilbert",) + tuple(f"hilbert-{s}" for s in ORDERED_RESAMPLING)
+        _checks.choice("resampling", config.resampling, RESAMPLING + hilbert)
+    _checks.scalar("ess_threshold", config.ess_threshold, low=0.0, high=1.0)
+    if config.sharding is not None and num_particles % (n_dev := len(config.sharding.device_set)):
+        raise ValueError(f"`num_particles` ({num_particles}) must be divisible by the {n_dev} devices of `sharding`")
     corrector = config.corrector
     if corrector is not None:
         if not all(hasattr(corrector, a) for a in ("make", "name", "nfe", "adjusted")):
