@@ -85,8 +85,7 @@ def default_eta(t: Array) -> Array:
 def _eta_fn(process: Process, eta) -> Callable[[Array], Array]:
     """η(t) = eta · g(t) (eta a number or a function of t: always a multiple of g; ``None``: the
     default multiple :func:`default_eta`)."""
-    if eta is None:
-        eta = default_eta
+    eta = default_eta if eta is None else eta
     return lambda t: (eta(t) if callable(eta) else eta) * process.diffusion(t)
 
 
@@ -127,39 +126,29 @@ def fkc_model(
         return Particle(x, jnp.zeros((), dtype))
 
     def transition(key, t, t_next, p):
-        h = t - t_next
-        x = p.x
+        h, x = t - t_next, p.x
         scores = [fn(x, t) for fn in score_fns]
-        total = combine(scores)
         z = jax.random.normal(key, x.shape, x.dtype)
-        x_new = euler_maruyama_step(process, x, total, t, h, z, eta_of_t(t))
+        x_new = euler_maruyama_step(process, x, combine(scores), t, h, z, eta_of_t(t))
         log_g = h * weight_rate(process, scores, b, t, dim) if weighted else jnp.zeros((), dtype)
         return Particle(x_new.astype(dtype), log_g.astype(dtype))
 
     def log_potential(t, t_next, prev, new):
         return new.log_g
 
-    target_logdensity = None
-    if logdensity_fns is not None:
+    def target_logdensity(x, t):
+        return combine([fn(x, t) for fn in logdensity_fns])
 
-        def target_logdensity(x, t):
-            return combine([fn(x, t) for fn in logdensity_fns])
+    log_z1 = 0.5 * dim * (1.0 - big_b) * jnp.log(2 * jnp.pi * var0) - 0.5 * dim * jnp.log(big_b)
 
-    init_log_weight = None
-    if weighted:
-        if logdensity_fns is not None:
+    def init_log_weight(p):  # log dq̃_1 / dN(0, v/B): exact with log densities, else the constant log ∫ q̃_1
+        if logdensity_fns is None:
+            return jnp.asarray(log_z1, dtype)
+        return target_logdensity(p.x, jnp.asarray(1.0, dtype)) - process.prior_log_prob(p.x, big_b)
 
-            def init_log_weight(p):
-                return target_logdensity(p.x, jnp.asarray(1.0, dtype)) - process.prior_log_prob(p.x, big_b)
-
-        else:
-            log_z1 = 0.5 * dim * (1.0 - big_b) * jnp.log(2 * jnp.pi * var0) - 0.5 * dim * jnp.log(big_b)
-
-            def init_log_weight(p):
-                return jnp.asarray(log_z1, dtype)
-
-    return (FeynmanKacModel(init, transition, log_potential, init_log_weight),
-            MoveTarget(target_logdensity, target_score, lambda p: p.x, lambda p, x, t: p._replace(x=x)))
+    return (FeynmanKacModel(init, transition, log_potential, init_log_weight if weighted else None),
+            MoveTarget(None if logdensity_fns is None else target_logdensity, target_score, lambda p: p.x,
+                       lambda p, x, t: p._replace(x=x)))
 
 
 def _validate(process, score_fns, exponents, shape, num_particles, num_steps, eta, logdensity_fns):
