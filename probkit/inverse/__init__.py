@@ -11,15 +11,8 @@ All three samplers share one call signature, so one call compares them::
 from probkit.inverse import operators
 from probkit.inverse.baselines import dps, dps_model, tds_model, twisted_smc
 from probkit.inverse.ensemble import ensemble, ensemble_model
-from probkit.inverse.likelihoods import (
-    PATHS,
-    Likelihood,
-    LikelihoodPath,
-    from_numpyro,
-    gaussian,
-    gaussian_path,
-    tempered_path,
-)
+from probkit.inverse.likelihoods import (PATHS, Likelihood, LikelihoodPath, from_numpyro, gaussian, gaussian_path,
+                                         tempered_path)
 from probkit.inverse.operators import LinearOperator, blur, dense, downsample, from_function, gaussian_blur, mask
 
 __all__ = [

@@ -65,26 +65,29 @@ def _denoiser_vjp(process: Process, score_fn: ScoreFn, x: Array, t: Array):
     return jax.vjp(x0_fn, x, has_aux=True)
 
 
+def _common_checks(process, score_fn, likelihood, num_steps, vjp_cost, grid, t_min):
+    """The checks of :func:`dps` and :func:`twisted_smc`; returns the time grid and ``vjp_cost``."""
+    validate_problem(process, score_fn, likelihood, num_steps)
+    vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
+    return time_grid(process, int(num_steps), grid, t_min=t_min), vjp_cost
+
+
 def dps_model(process: Process, score_fn: ScoreFn, likelihood: Likelihood, *, step_size: float = 1.0) -> FeynmanKacModel:
     """DPS as a Feynman-Kac model with zero potentials (particles: arrays of ``x_shape``)."""
     shape = likelihood.x_shape
     dtype = jnp.result_type(float)
     sd0 = float(process.prior_scale())
-    grad_log_l = likelihood.grad_log_prob
-    is_gauss = likelihood.kind == "gaussian"
 
     def init(key):
         return sd0 * jax.random.normal(key, shape, dtype)
 
     def transition(key, t, t_next, x):
         x0, pullback, s = _denoiser_vjp(process, score_fn, x, t)
-        g_x0 = grad_log_l(x0)
-        (g_x,) = pullback(g_x0)  # ∇ₓ log l(x̂_0(x))
+        (g_x,) = pullback(likelihood.grad_log_prob(x0))  # ∇ₓ log l(x̂_0(x))
         integ = make_integrator("ddpm", process, lambda x_, t_: s)
         x_new = integ.step(key, IntegratorState(x, ()), t, t_next).x
-        if is_gauss:
-            op = likelihood.operator
-            resid = jnp.sqrt(jnp.sum((likelihood.y - op.apply(x0)) ** 2))
+        if likelihood.kind == "gaussian":
+            resid = jnp.sqrt(jnp.sum((likelihood.y - likelihood.operator.apply(x0)) ** 2))
             # ∇‖y - A x̂0‖² = -2 s_y² ∇ log l(x̂0)
             grad_sq = -2.0 * likelihood.noise_std**2 * g_x
             x_new = x_new - step_size / jnp.maximum(resid, 1e-12) * grad_sq
@@ -120,10 +123,8 @@ def dps(
     ``vjp_cost``: NFE charged for the VJP through the score (module docstring). ``**options``:
     the engine's options (:class:`probkit.smc.SMCConfig`, e.g. ``sharding``, ``progress``).
     """
-    validate_problem(process, score_fn, likelihood, num_steps)
-    vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
+    ts, vjp_cost = _common_checks(process, score_fn, likelihood, num_steps, vjp_cost, grid, t_min)
     step_size = _checks.scalar("step_size", step_size, low=0.0, as_array=True)
-    ts = time_grid(process, int(num_steps), grid, t_min=t_min)
     config = make_config(num_particles, ts, **{"ess_threshold": 0.0, **options})
     out, flags = _dps_run(key, process, score_fn, likelihood, step_size, int(num_particles), ts, config, 1 + vjp_cost)
     return finish(out, flags)
@@ -161,16 +162,10 @@ def tds_model(
     shape = likelihood.x_shape
     dtype = jnp.result_type(float)
     var0 = float(process.prior_scale()) ** 2
-    use_path = likelihood.kind == "gaussian" and likelihood.operator.has_gram
-    if use_path:
-        path = gaussian_path(likelihood, process, c=twist_c)
-
-        def twist_of_x0(x0, t):  # N(y; A x0, s² + c r_t² AAᵀ) = l_t^{gauss}(α_t x0)
-            return path.loglikelihood_fn(process.alpha(t) * x0, t)
+    if likelihood.kind == "gaussian" and likelihood.operator.has_gram:  # N(y; A x0, s² + c r_t² AAᵀ)
+        twist_of_x0 = gaussian_path(likelihood, process, c=twist_c).denoised_loglikelihood_fn
     else:
-
-        def twist_of_x0(x0, t):
-            return likelihood.log_prob(x0)
+        twist_of_x0 = lambda x0, t: likelihood.log_prob(x0)  # noqa: E731
 
     def evaluate(x, t):
         x0, pullback, s = _denoiser_vjp(process, score_fn, x, t)
@@ -231,10 +226,8 @@ def twisted_smc(
     1 + ``vjp_cost`` (plus the same once at the start). Other arguments (``**options``: the
     engine's, :class:`probkit.smc.SMCConfig`) as in :func:`probkit.inverse.ensemble`.
     """
-    validate_problem(process, score_fn, likelihood, num_steps)
-    vjp_cost = _checks.positive_int("vjp_cost", vjp_cost, minimum=0)
+    ts, vjp_cost = _common_checks(process, score_fn, likelihood, num_steps, vjp_cost, grid, t_min)
     twist_c = _checks.scalar("twist_c", twist_c, low=0.0)
-    ts = time_grid(process, int(num_steps), grid, t_min=t_min)
     config = make_config(num_particles, ts, False, **options)
     out, flags = _tds_run(key, process, score_fn, likelihood, twist_c, logdensity_fn, int(num_particles), ts, config,
                           1 + vjp_cost)

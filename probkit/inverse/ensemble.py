@@ -101,8 +101,8 @@ def _kernel_coefs(process: Process, integrator: str, eta: float, eta_ddim: float
     ``(b, c, var)`` with the mean affine in the score (so the guided mean is b + c (s + u))."""
     if integrator == "euler_maruyama":
         b, c, std = euler_maruyama_kernel(process, x, t, t - t_next, eta * process.diffusion(t))
-        return b, c, std**2
-    b, c, std = ancestral_kernel(process, x, t, t_next, 1.0 if integrator == "ddpm" else eta_ddim)
+    else:
+        b, c, std = ancestral_kernel(process, x, t, t_next, 1.0 if integrator == "ddpm" else eta_ddim)
     return b, c, std**2
 
 
@@ -154,11 +154,8 @@ def ensemble_model(
     if weighted and weights == "transition" and proposal == "guided" and noiseless:
         raise ValueError("`weights='transition'` needs a noisy kernel (eta > 0, or ddim with eta_ddim > 0); use weights='rate' or proposal='adapted'")
 
-    def _t_eff(t_next):
-        # the last step targets the exact likelihood l = l_0
-        if t_end is None:
-            return t_next
-        return jnp.where(t_next <= t_end, jnp.zeros_like(t_next), t_next)
+    def _t_eff(t_next):  # the last step targets the exact likelihood l = l_0
+        return t_next if t_end is None else jnp.where(t_next <= t_end, jnp.zeros_like(t_next), t_next)
 
     def _twist(x, s, t, t_eff):
         """log l̃_t(x̂_0(x)) (t_eff = 0: the exact likelihood at x) and the proposal's guidance
@@ -168,17 +165,13 @@ def ensemble_model(
         return jnp.where(t_eff == 0, path.loglikelihood_fn(x, t_eff), lt), g / process.alpha(t)
 
     def init(key):
+        x = math.sqrt(var0) * jax.random.normal(key, shape, dtype)
         if twist == "denoised":
-            x = math.sqrt(var0) * jax.random.normal(key, shape, dtype)
             s = score_fn(x, t0)
             log_tw, _ = _twist(x, s, t0, t0)
             log_w = log_tw if logdensity_fn is None else log_tw + logdensity_fn(x, t0) - process.prior_log_prob(x)
             return Particle(x, jnp.asarray(log_w, dtype), s.astype(dtype), log_tw.astype(dtype))
-        if path.init is not None:
-            x, log_w = path.init(key, t0, var0)
-        else:
-            x = math.sqrt(var0) * jax.random.normal(key, shape, dtype)
-            log_w = path.loglikelihood_fn(x, t0)
+        x, log_w = path.init(key, t0, var0) if path.init is not None else (x, path.loglikelihood_fn(x, t0))
         if logdensity_fn is not None:
             log_w = log_w + logdensity_fn(x, t0) - process.prior_log_prob(x)
         return Particle(x.astype(dtype), jnp.asarray(log_w, dtype))
@@ -225,11 +218,8 @@ def ensemble_model(
             return _twist(x, score_fn(x, t), t, _t_eff(t))[0]
         return path.loglikelihood_fn(x, _t_eff(t))
 
-    target_logdensity = None
-    if logdensity_fn is not None:
-
-        def target_logdensity(x, t):
-            return logdensity_fn(x, t) + _log_twist_at(x, t)
+    def target_logdensity(x, t):
+        return logdensity_fn(x, t) + _log_twist_at(x, t)
 
     def target_score(x, t):
         return score_fn(x, t) + jax.grad(_log_twist_at)(x, t)
@@ -242,7 +232,7 @@ def ensemble_model(
         return p._replace(x=x)
 
     return (FeynmanKacModel(init, transition, log_potential, (lambda p: p.log_g) if weighted else None),
-            MoveTarget(target_logdensity, target_score, lambda p: p.x, set_position))
+            MoveTarget(None if logdensity_fn is None else target_logdensity, target_score, lambda p: p.x, set_position))
 
 
 def validate_problem(process, score_fn, likelihood, num_steps):
@@ -338,12 +328,9 @@ def ensemble(
     eta_ddim = _checks.scalar("eta_ddim", eta_ddim, low=0.0, high=1.0)
     if not isinstance(likelihood_path, LikelihoodPath):
         _checks.choice("likelihood_path", likelihood_path, ("gaussian", "tempered"))
-    _checks.choice("weights", weights, WEIGHTS)
-    _checks.choice("proposal", proposal, PROPOSALS)
     noiseless = (integrator == "euler_maruyama" and eta == 0) or (integrator == "ddim" and eta_ddim == 0)
     if twist is None:
         twist = "path" if (weights == "rate" or proposal == "adapted" or not weighted or noiseless) else "denoised"
-    _checks.choice("twist", twist, TWISTS)
     ts = time_grid(process, int(num_steps), grid, t_min=t_min)
     config = make_config(num_particles, ts, logdensity_fn is not None, **options)
     model_options = dict(integrator=integrator, eta=eta, eta_ddim=eta_ddim, weighted=bool(weighted),

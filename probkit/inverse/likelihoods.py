@@ -51,16 +51,8 @@ from probkit.inverse.operators import LinearOperator, as_operator
 
 Array = jax.Array
 
-__all__ = [
-    "Likelihood",
-    "LikelihoodPath",
-    "gaussian",
-    "from_numpyro",
-    "gaussian_path",
-    "tempered_path",
-    "make_path",
-    "PATHS",
-]
+__all__ = ["Likelihood", "LikelihoodPath", "gaussian", "from_numpyro", "gaussian_path", "tempered_path", "make_path",
+           "PATHS"]
 
 _LOG_2PI = math.log(2 * math.pi)
 PATHS = ("gaussian", "tempered")
@@ -121,12 +113,10 @@ class LikelihoodPath(NamedTuple):
 
 
 # ----------------------------------------------------------------------------------------------
-# validation helpers (Python API boundary, concrete values)
-def _check_finite_array(name: str, value: ArrayLike) -> Array:
-    arr = jnp.asarray(value, dtype=jnp.result_type(float))
-    if not isinstance(arr, jax.core.Tracer) and not bool(np.all(np.isfinite(np.asarray(arr)))):
-        raise ValueError(f"`{name}` must be finite (it contains NaN or inf)")
-    return arr
+def _check_finite_y(y: Array) -> Array:
+    if not _checks.is_traced(y) and not bool(np.all(np.isfinite(np.asarray(y)))):
+        raise ValueError("`y` must be finite (it contains NaN or inf)")
+    return y
 
 
 def gaussian(operator: LinearOperator | ArrayLike, y: ArrayLike, noise_std: float,
@@ -140,14 +130,12 @@ def gaussian(operator: LinearOperator | ArrayLike, y: ArrayLike, noise_std: floa
     y_arr = jnp.asarray(y, dtype=jnp.result_type(float))
     if tuple(y_arr.shape) != tuple(op.out_shape):
         raise ValueError(f"`y` must have the operator's output shape {op.out_shape}, got {tuple(y_arr.shape)}")
-    y_arr = _check_finite_array("y", y_arr)
+    y_arr = _check_finite_y(y_arr)
     s = _checks.scalar("noise_std", noise_std, low=0.0, low_open=True)
     m = int(np.prod(op.out_shape))
     const = -0.5 * m * (_LOG_2PI + 2 * math.log(s))
 
-    lap = None
-    if op.has_gram:
-        lap = -op.frobenius_sq() / s**2
+    lap = -op.frobenius_sq() / s**2 if op.has_gram else None
     # a Partial of a module-level function: y and the operator's arrays are pytree leaves, so
     # the samplers trace them (a new y reuses the compiled program)
     return Likelihood(Partial(_gaussian_log_prob, op, y_arr, s, const), tuple(op.in_shape), y_arr, "gaussian", op, s, lap)
@@ -169,7 +157,7 @@ def from_numpyro(dist_fn: Callable[[Array], Any], y: ArrayLike, x_shape: Sequenc
     x_shape = _checks.shape("x_shape", x_shape)
     y_arr = jnp.asarray(y)
     if jnp.issubdtype(y_arr.dtype, jnp.floating):
-        y_arr = _check_finite_array("y", y_arr)
+        y_arr = _check_finite_y(y_arr.astype(jnp.result_type(float)))
     d = dist_fn(jnp.zeros(x_shape, jnp.result_type(float)))
     if not hasattr(d, "log_prob") or not hasattr(d, "batch_shape"):
         raise ValueError("`dist_fn` must return a numpyro distribution")
@@ -237,21 +225,13 @@ def gaussian_path(likelihood: Likelihood, process: Process, c: float = 1.0) -> L
     return LikelihoodPath(log_l, laplacian, init, "gaussian", False, propose, log_l_denoised)
 
 
-def _default_schedule(process: Process) -> Callable[[Array], Array]:
-    def schedule(t):
-        a2, s2 = process.alpha(t) ** 2, process.sigma(t) ** 2
-        return a2 / (a2 + s2)
-
-    return schedule
-
-
 def tempered_path(likelihood: Likelihood, process: Process, schedule: Callable[[Array], Array] | None = None,
                   laplacian: str = "auto", num_probes: int = 4) -> LikelihoodPath:
     """l_t = l(x)^{λ(t)} for any likelihood; ``schedule`` λ(t) with λ(0) = 1 (default
     α_t²/(α_t² + σ_t²)). ``laplacian``: ``"auto"`` (closed form for Gaussian likelihoods with a
     Gram structure, else ``"exact"`` up to d = 256 and ``"hutchinson"`` above), ``"exact"`` or
     ``"hutchinson"`` (``num_probes`` Rademacher probes)."""
-    lam = _default_schedule(process) if schedule is None else schedule
+    lam = Partial(_signal_fraction, process) if schedule is None else schedule
     if not callable(lam):
         raise ValueError("`schedule` must be a callable t -> lambda(t)")
     lam0 = float(lam(jnp.asarray(0.0)))
@@ -259,10 +239,8 @@ def tempered_path(likelihood: Likelihood, process: Process, schedule: Callable[[
         raise ValueError(f"`schedule` must satisfy lambda(0) = 1 so that l_0 = l, got lambda(0) = {lam0}")
     if laplacian not in ("auto", "exact", "hutchinson"):
         raise ValueError(f"`laplacian` must be 'auto', 'exact' or 'hutchinson', got {laplacian!r}")
-    if isinstance(num_probes, bool) or not isinstance(num_probes, int) or num_probes < 1:
-        raise ValueError(f"`num_probes` must be a positive integer, got {num_probes!r}")
-    log_prob = likelihood.log_prob
-    shape = likelihood.x_shape
+    num_probes = _checks.positive_int("num_probes", num_probes)
+    log_prob, shape = likelihood.log_prob, likelihood.x_shape
     dim = int(np.prod(shape))
 
     def log_l(x, t):
@@ -298,12 +276,15 @@ def tempered_path(likelihood: Likelihood, process: Process, schedule: Callable[[
     return LikelihoodPath(log_l, lap_fn, None, "tempered", mode == "hutchinson", None, log_l)
 
 
+def _signal_fraction(process: Process, t: Array) -> Array:
+    a2, s2 = process.alpha(t) ** 2, process.sigma(t) ** 2
+    return a2 / (a2 + s2)
+
+
 def make_path(path: str | LikelihoodPath, likelihood: Likelihood, process: Process, **options) -> LikelihoodPath:
     """Build a path by name (``"gaussian"``, ``"tempered"``) or pass a :class:`LikelihoodPath`."""
     if isinstance(path, LikelihoodPath):
         return path
-    if path == "gaussian":
-        return gaussian_path(likelihood, process, **options)
-    if path == "tempered":
-        return tempered_path(likelihood, process, **options)
+    if path in PATHS:
+        return (gaussian_path if path == "gaussian" else tempered_path)(likelihood, process, **options)
     raise ValueError(f"`likelihood_path` must be one of {PATHS} or a LikelihoodPath, got {path!r}")

@@ -73,25 +73,28 @@ def _elementwise(values: Array, v: Array) -> Array:
     return values * v
 
 
+def _image_shape(in_shape: Sequence[int]) -> tuple[int, ...]:
+    in_shape = _checks.shape("in_shape", in_shape)
+    if len(in_shape) not in (2, 3):
+        raise ValueError(f"`in_shape` must be (H, W) or (C, H, W), got {in_shape}")
+    return in_shape
+
+
 def mask(observed: ArrayLike) -> LinearOperator:
     """Inpainting: keep the entries where the boolean array ``observed`` is True.
 
     A x = x.ravel()[idx] (shape ``(m,)``), Aᵀ y scatters y back and fills zeros; A Aᵀ = I_m.
     """
     obs = np.asarray(observed)
-    if obs.dtype != bool:
-        if not np.all(np.isin(obs, (0, 1))):
-            raise ValueError("`observed` must be a boolean (or 0/1) array")
-        obs = obs.astype(bool)
+    if obs.dtype != bool and not np.all(np.isin(obs, (0, 1))):
+        raise ValueError("`observed` must be a boolean (or 0/1) array")
+    obs = obs.astype(bool)
     if obs.ndim == 0:
         raise ValueError("`observed` must have at least one dimension")
     idx = np.flatnonzero(obs.ravel())
     if idx.size == 0:
         raise ValueError("`observed` must select at least one entry")
-    in_shape = tuple(obs.shape)
-    size = int(obs.size)
-    idx_j = jnp.asarray(idx)
-    m = int(idx.size)
+    in_shape, size, m, idx_j = tuple(obs.shape), int(obs.size), int(idx.size), jnp.asarray(idx)
     return LinearOperator(Partial(_mask_apply, idx_j, size), Partial(_mask_adjoint, idx_j, size, in_shape),
                           in_shape, (m,), jnp.ones((m,)), Partial(_elementwise), f"mask({m}/{size})")
 
@@ -110,17 +113,12 @@ def downsample(in_shape: Sequence[int], factor: int) -> LinearOperator:
     (A x)[.., i, j] = mean of the k×k block; Aᵀ y repeats each value over its block divided by
     k² (so A Aᵀ = I / k²).
     """
-    in_shape = _checks.shape("in_shape", in_shape)
-    if len(in_shape) not in (2, 3):
-        raise ValueError(f"`in_shape` must be (H, W) or (C, H, W), got {in_shape}")
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise ValueError(f"`factor` must be a positive integer, got {factor!r}")
-    k = int(factor)
+    in_shape = _image_shape(in_shape)
+    k = _checks.positive_int("factor", factor)
     h, w = in_shape[-2:]
     if h % k or w % k:
         raise ValueError(f"`factor` {k} must divide the image size {(h, w)}")
-    lead = in_shape[:-2]
-    out_shape = (*lead, h // k, w // k)
+    out_shape = (*in_shape[:-2], h // k, w // k)
     eig = jnp.full(out_shape, 1.0 / (k * k))
     return LinearOperator(Partial(_down_apply, k), Partial(_down_adjoint, k), in_shape, out_shape, eig,
                           Partial(_elementwise), f"downsample(x{k})")
@@ -143,9 +141,7 @@ def blur(in_shape: Sequence[int], kernel: ArrayLike) -> LinearOperator:
     correlation with K (in Fourier space, multiplication by conj(K̂)) — exact — and
     A Aᵀ = F* diag(|K̂|²) F. Computed with FFTs (O(HW log HW), any kernel size).
     """
-    in_shape = _checks.shape("in_shape", in_shape)
-    if len(in_shape) not in (2, 3):
-        raise ValueError(f"`in_shape` must be (H, W) or (C, H, W), got {in_shape}")
+    in_shape = _image_shape(in_shape)
     ker = np.asarray(kernel, dtype=float)
     if ker.ndim != 2 or ker.shape[0] % 2 == 0 or ker.shape[1] % 2 == 0:
         raise ValueError(f"`kernel` must be a 2-D array with odd sizes, got shape {ker.shape}")
@@ -156,10 +152,7 @@ def blur(in_shape: Sequence[int], kernel: ArrayLike) -> LinearOperator:
     if kh > h or kw > w:
         raise ValueError(f"`kernel` {ker.shape} is larger than the image {(h, w)}")
     # Embed the kernel with its centre at (0, 0) (periodically), then take its DFT.
-    emb = np.zeros((h, w))
-    for a in range(kh):
-        for b in range(kw):
-            emb[(a - kh // 2) % h, (b - kw // 2) % w] += ker[a, b]
+    emb = np.roll(np.pad(ker, ((0, h - kh), (0, w - kw))), (-(kh // 2), -(kw // 2)), axis=(0, 1))
     k_hat = jnp.asarray(np.fft.fft2(emb))
     eig = jnp.broadcast_to(jnp.abs(k_hat) ** 2, in_shape).astype(jnp.result_type(float))
     # gram_apply(values, v): values a function of |K̂|² on the DFT grid (broadcast over
@@ -180,8 +173,7 @@ def gaussian_blur(in_shape: Sequence[int], std: float, size: int | None = None) 
     size = 2 * math.ceil(2 * std) + 1 if size is None else size
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1 or size % 2 == 0:
         raise ValueError(f"`size` must be a positive odd integer, got {size!r}")
-    r = np.arange(size) - size // 2
-    g = np.exp(-0.5 * (r / std) ** 2)
+    g = np.exp(-0.5 * ((np.arange(size) - size // 2) / std) ** 2)
     ker = np.outer(g, g)
     return blur(in_shape, ker / ker.sum())
 
@@ -229,13 +221,9 @@ def from_function(fn: Callable[[Array], Array], in_shape: Sequence[int]) -> Line
         raise ValueError("`fn` must be callable")
     in_shape = _checks.shape("in_shape", in_shape)
     proto = jax.ShapeDtypeStruct(in_shape, jnp.result_type(float))
-    out = jax.eval_shape(fn, proto)
     transpose = jax.linear_transpose(fn, proto)
-
-    def adjoint(y):
-        return transpose(y)[0]
-
-    return LinearOperator(fn, adjoint, in_shape, tuple(out.shape), None, None, "function")
+    return LinearOperator(fn, lambda y: transpose(y)[0], in_shape, jax.eval_shape(fn, proto).shape, None, None,
+                          "function")
 
 
 def as_operator(op, in_shape: Sequence[int] | None = None) -> LinearOperator:
