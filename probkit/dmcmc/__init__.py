@@ -12,15 +12,8 @@ the denoising pass, and a learned noise-level estimator for score-only models.
 """
 from probkit.dmcmc.dlg import Denoise, DLGDiagnostics, DLGResult, denoise_samples, diagnostics, dlg
 from probkit.dmcmc.kernel import DLGInfo, DLGKernel, DLGState, build_kernel, noise_scaled_step
-from probkit.dmcmc.noise_level import (
-    NoiseEstimatorFit,
-    NoiseGrid,
-    NoiseLevelEstimator,
-    noise_level_features,
-    noise_level_log_probs,
-    t_conditional_log_probs,
-    train_noise_estimator,
-)
+from probkit.dmcmc.noise_level import (NoiseEstimatorFit, NoiseGrid, NoiseLevelEstimator, noise_level_features,
+                                       noise_level_log_probs, t_conditional_log_probs, train_noise_estimator)
 
 __all__ = [
     "dlg", "Denoise", "NoiseGrid", "DLGResult", "DLGState", "DLGInfo", "DLGKernel", "DLGDiagnostics",

@@ -164,11 +164,7 @@ def dlg(
     x_init: ArrayLike | None = None,
     progress: bool = False,
 ) -> DLGResult:
-    """Denoising Langevin Gibbs (Kim & Ye 2023, arXiv 2209.14593) then a denoising pass.
-
-    Runs ``num_chains`` Gibbs chains (:mod:`probkit.dmcmc.kernel`), keeps every ``thin``-th
-    sweep after ``burn_in`` sweeps (``num_samples`` per chain) and integrates each kept ``(x, t)``
-    from t down to ``denoise.t_min``.
+    """Denoising Langevin Gibbs (Kim & Ye 2023, arXiv 2209.14593) then a denoising pass (module docstring).
 
     Args:
       key: PRNG key.

@@ -51,15 +51,8 @@ from probkit import _checks
 
 Array = jax.Array
 
-__all__ = [
-    "NoiseGrid",
-    "t_conditional_log_probs",
-    "NoiseLevelEstimator",
-    "NoiseEstimatorFit",
-    "noise_level_features",
-    "noise_level_log_probs",
-    "train_noise_estimator",
-]
+__all__ = ["NoiseGrid", "t_conditional_log_probs", "NoiseLevelEstimator", "NoiseEstimatorFit", "noise_level_features",
+           "noise_level_log_probs", "train_noise_estimator"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,11 +84,6 @@ class NoiseGrid(NamedTuple):
         return grid, log_w - jax.nn.logsumexp(log_w)
 
 
-def _range(grid: Array) -> tuple[float, float]:
-    half = 0.5 * float(grid[1] - grid[0])
-    return float(grid[0]) - half, float(grid[-1]) + half
-
-
 def t_conditional_log_probs(
     logdensity_fn: Callable[[Array, Array], Array], x: Array, grid: Array, log_weights: Array
 ) -> Array:
@@ -120,7 +108,8 @@ class NoiseLevelEstimator(NamedTuple):
     @property
     def noise_range(self) -> tuple[float, float]:
         """``(lo, hi)`` of the grid it was trained on."""
-        return _range(self.grid)
+        half = 0.5 * float(self.grid[1] - self.grid[0])
+        return float(self.grid[0]) - half, float(self.grid[-1]) + half
 
     def log_probs(self, x: Array) -> Array:
         """Normalised ``log q(t_j | x)`` for ONE ``x`` of ``event_shape``; shape (G,)."""
@@ -154,10 +143,9 @@ def noise_level_log_probs(estimator: NoiseLevelEstimator, x: Array) -> Array:
 
 
 def _init_mlp(key: Array, sizes: Sequence[int]) -> list:
-    params = []
     keys = jax.random.split(key, len(sizes) - 1)
-    for k, (m, n) in zip(keys, zip(sizes[:-1], sizes[1:])):
-        params.append((jax.random.normal(k, (m, n)) * math.sqrt(1.0 / m), jnp.zeros((n,))))
+    params = [(jax.random.normal(k, (m, n)) * math.sqrt(1.0 / m), jnp.zeros((n,)))
+              for k, m, n in zip(keys, sizes[:-1], sizes[1:])]
     # zero last layer: training starts from the uniform classifier
     params[-1] = (jnp.zeros_like(params[-1][0]), jnp.zeros_like(params[-1][1]))
     return params
@@ -196,8 +184,7 @@ def train_noise_estimator(
     dim = int(np.prod(event_shape))
     key_init, key_train = jax.random.split(key)
     params = _init_mlp(key_init, (dim + 1, *hidden, grid.shape[0]))
-    schedule = optax.cosine_decay_schedule(learning_rate, num_steps, alpha=0.05)
-    opt = optax.adam(schedule)
+    opt = optax.adam(optax.cosine_decay_schedule(learning_rate, num_steps, alpha=0.05))
 
     def loss_fn(params, key):
         k_idx, k_j, k_x = jax.random.split(key, 3)
@@ -208,16 +195,12 @@ def train_noise_estimator(
         logits = jax.vmap(lambda z: _mlp(params, noise_level_features(z)))(x)
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, j))
 
-    @jax.jit
-    def run(params, key):
-        def body(carry, k):
-            params, opt_state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(params, k)
-            updates, opt_state = opt.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
+    def body(carry, k):
+        params, opt_state = carry
+        loss, grads = jax.value_and_grad(loss_fn)(params, k)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
 
-        (params, _), losses = jax.lax.scan(body, (params, opt.init(params)), jax.random.split(key, num_steps))
-        return params, losses
-
-    params, losses = run(params, key_train)
+    run = jax.jit(lambda p, k: jax.lax.scan(body, (p, opt.init(p)), jax.random.split(k, num_steps)))
+    (params, _), losses = run(params, key_train)
     return NoiseEstimatorFit(NoiseLevelEstimator(params, grid, log_w, event_shape), losses)
