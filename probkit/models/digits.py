@@ -15,16 +15,15 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
+from probkit.diffusion.schedules import VP
 from probkit.models.nets import (Params, ScoreFn, ScoreMLPConfig, TrainResult, load_score_model, make_score_fn,
                                  read_metadata, train_score_model)
 from probkit.models.serialization import load_pretrained_file, pretrained_path
 
 Array = jax.Array
 
-__all__ = [
-    "DIGITS_SHAPE", "load_digits_data", "digits_to_images", "train_digits_score_model", "pretrained_digits_path",
-    "load_pretrained_digits", "pretrained_digits_score_fn", "pretrained_digits_metadata", "plot_digits",
-]
+__all__ = ["DIGITS_SHAPE", "load_digits_data", "digits_to_images", "train_digits_score_model", "pretrained_digits_path",
+           "load_pretrained_digits", "pretrained_digits_score_fn", "pretrained_digits_metadata", "plot_digits"]
 
 DIGITS_SHAPE = (8, 8)
 _PIXEL_MAX = 16.0
@@ -80,12 +79,7 @@ def train_digits_score_model(
 ) -> TrainResult:
     """Train a score MLP on :func:`load_digits_data` (default process ``VP()``); see
     :func:`probkit.models.nets.train_score_model` for the other keyword arguments."""
-    if process is None:
-        from probkit.diffusion import VP
-
-        process = VP()
-    data = load_digits_data()
-    return train_score_model(key, data, process, num_steps, batch_size, hidden=hidden, depth=depth,
+    return train_score_model(key, load_digits_data(), VP() if process is None else process, num_steps, batch_size, hidden=hidden, depth=depth,
                              learning_rate=learning_rate, **kwargs)
 
 

@@ -86,8 +86,7 @@ class GaussianMixture:
         return obj
 
     def __repr__(self) -> str:
-        kind = "diag" if self.is_diag else "full"
-        return f"GaussianMixture(K={self.num_components}, d={self.dim}, covs={kind})"
+        return f"GaussianMixture(K={self.num_components}, d={self.dim}, covs={'diag' if self.is_diag else 'full'})"
 
     # --- basic properties ----------------------------------------------------------
     @property
