@@ -117,7 +117,6 @@ class GaussianMixture:
     def component_log_probs(self, x: ArrayLike) -> Array:
         """``log w_k + log N(x; mu_k, S_k)`` for one point ``x`` of shape ``(d,)``; shape ``(K,)``."""
         x = jnp.asarray(x)
-        d = self.dim
         if self.is_diag:
             # sum_j (x_j - mu_kj)^2 / s_kj expanded into matrix products (as scikit-learn's diagonal
             # GMM does): under vmap they are GEMMs over the particles, with no (N, K, d) temporaries,
@@ -133,7 +132,7 @@ class GaussianMixture:
             prec, logdet = self._precisions()
             diff = x[None, :] - self.means
             maha = jnp.einsum("ki,kij,kj->k", diff, prec, diff)
-        return jnp.log(self.weights) - 0.5 * (maha + logdet + d * _LOG_2PI)
+        return jnp.log(self.weights) - 0.5 * (maha + logdet + self.dim * _LOG_2PI)
 
     def _precisions(self) -> tuple[Array, Array]:
         """Full-covariance precisions S_k^{-1} and log det S_k, via Cholesky."""

@@ -406,13 +406,12 @@ def warn_if_degenerate(out: WeightedParticles, stacklevel: int = 4) -> None:
     Skipped for traced results."""
     if _checks.is_traced(out.ess) or jnp.ndim(out.ess) != 1 or jnp.shape(out.ess)[0] == 0:
         return
-    ess = np.asarray(out.ess)
-    n = out.num_particles
-    k = int(np.nanargmin(ess)) if np.any(np.isfinite(ess)) else 0
-    if np.isfinite(ess[k]) and ess[k] < min(DEGENERATE_ESS, DEGENERATE_FRACTION * n):
+    health, n = out.health(), out.num_particles
+    k = health["min_ess_step"]
+    if k >= 0 and health["min_ess"] < min(DEGENERATE_ESS, DEGENERATE_FRACTION * n):
         ts = np.asarray(out.times)
         warnings.warn(
-            f"degenerate SMC run: min ESS {ess[k]:.3g} of {n} particles at step {k} (t = {ts[k]:.4g} -> "
+            f"degenerate SMC run: min ESS {health['min_ess']:.3g} of {n} particles at step {k} (t = {ts[k]:.4g} -> "
             f"{ts[k + 1]:.4g}), too few steps for the weight increments; use more steps (num_steps / ts), "
             "a corrector, more particles or a gentler potential (log_evidence is unreliable)",
             RuntimeWarning, stacklevel=stacklevel)
