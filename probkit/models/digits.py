@@ -79,8 +79,8 @@ def train_digits_score_model(
 ) -> TrainResult:
     """Train a score MLP on :func:`load_digits_data` (default process ``VP()``); see
     :func:`probkit.models.nets.train_score_model` for the other keyword arguments."""
-    return train_score_model(key, load_digits_data(), VP() if process is None else process, num_steps, batch_size, hidden=hidden, depth=depth,
-                             learning_rate=learning_rate, **kwargs)
+    return train_score_model(key, load_digits_data(), VP() if process is None else process, num_steps, batch_size,
+                             hidden=hidden, depth=depth, learning_rate=learning_rate, **kwargs)
 
 
 def pretrained_digits_path() -> str:
