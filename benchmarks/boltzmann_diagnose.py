@@ -41,6 +41,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--stop", type=float, nargs="*", default=[0.02])
     p.add_argument("--tail", type=int, nargs="*", default=[20, 100, 400])
+    p.add_argument("--eta", default="1.0", help="noise multiple of g(t): a number, or 'default' (fkc.default_eta, 2 - t)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args()
     temp, n = a.target, a.num_particles
@@ -64,7 +65,7 @@ def main() -> None:
 
     def runner(weighted, t_stop=0.0):
         model_fk, target = fkc.fkc_model(model.process, (bz.score_fn(model),), (T_TRAIN / temp,), (SYSTEM.internal_dim,),
-                                         eta=1.0, weighted=weighted)
+                                         eta=None if a.eta == "default" else float(a.eta), weighted=weighted)
         if t_stop > 0:
             step = model_fk.transition
 
@@ -100,12 +101,12 @@ def main() -> None:
             y0 = jax.random.normal(jax.random.PRNGKey(300 + seed), (n, SYSTEM.internal_dim))
             add(f"mala{m}_from_noise", metrics(tail(jax.random.PRNGKey(400 + seed), y0, m)))
     summary = {k: {f: [float(np.mean([r[f] for r in v])), float(np.std([r[f] for r in v]))] for f in v[0]} for k, v in rows.items()}
-    print(f"T = {temp}, N = {n}, {a.num_steps} steps, {a.seeds} seeds; reference <E> = {e_ref.mean():.2f}")
+    print(f"T = {temp}, N = {n}, {a.num_steps} steps, {a.seeds} seeds, eta {a.eta}; reference <E> = {e_ref.mean():.2f}")
     for k, s in summary.items():
         print(f"{k:22s} " + "  ".join(f"{f} {m:.3f} ± {sd:.3f}" for f, (m, sd) in s.items()))
     out = a.out or ROOT / "benchmarks" / "results" / f"boltzmann_diagnose_{jax.default_backend()}.json"
     with open(out, "w") as fh:
-        json.dump({"target_T": temp, "num_particles": n, "num_steps": a.num_steps, "seeds": a.seeds,
+        json.dump({"target_T": temp, "num_particles": n, "num_steps": a.num_steps, "seeds": a.seeds, "eta": a.eta,
                    "device": jax.devices()[0].device_kind, "summary": summary, "rows": rows}, fh, indent=1)
     print("wrote", out)
 
