@@ -79,13 +79,6 @@ class Process:
         noise = jax.random.normal(key, x0.shape, dtype=x0.dtype if jnp.issubdtype(x0.dtype, jnp.floating) else None)
         return self.alpha(t) * x0 + self.sigma(t) * noise
 
-    def marginal_log_prob(self, x: ArrayLike, x0: ArrayLike, t: ArrayLike) -> Array:
-        """log N(x; alpha_t x0, sigma_t^2 I), summed over all coordinates."""
-        x, x0 = jnp.asarray(x), jnp.asarray(x0)
-        var = self.sigma(t) ** 2
-        r = x - self.alpha(t) * x0
-        return -0.5 * (jnp.sum(r**2) / var + r.size * jnp.log(2 * jnp.pi * var))
-
     def prior_scale(self) -> Array:
         """Standard deviation of the reference distribution at t = 1, assuming unit-scale data."""
         return jnp.sqrt(self.alpha(1.0) ** 2 + self.sigma(1.0) ** 2)
