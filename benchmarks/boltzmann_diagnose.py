@@ -4,7 +4,7 @@
    scaled-score SDE to t = 0): if errors of the learned score at low noise caused the bias,
    dropping the low-noise weights would remove it.
 2. ``--tail``: M MALA steps on the EXACT energy at the target temperature after the run
-   (``probkit.models.boltzmann.mcmc_sample``: half the steps adapt the step size), applied to the
+   (``probkit.models.boltzmann.mcmc_refine``: half the steps adapt the step size), applied to the
    resampled FKC particles and to the scaled-score SDE's particles alike; and MALA from the
    diffusion prior for the same M. Local relaxation fixes vibrational temperature fast; basin
    populations (set by the sampler) relax slowly.
@@ -76,10 +76,8 @@ def main() -> None:
             model_fk = model_fk._replace(transition=transition)
         return jax.jit(lambda key: run_smc(key, model_fk, n, ts, target=target, resampling="systematic", ess_threshold=0.5))
 
-    def tail(key, y, m):
-        r = bz.mcmc_sample(key, SYSTEM, temp, y.shape[0], 1, thin=m // 2, num_warmup=m // 2, method="mala",
-                           step_size=1e-3, init=y, adapt_rounds=5)
-        return r.samples[:, -1]
+    def tail(key, y, m):  # the exact-energy MCMC corrector at t = 0
+        return bz.mcmc_refine(key, SYSTEM, temp, y, m).samples[:, -1]
 
     rows = {}
 
