@@ -44,15 +44,11 @@ def base_path(path: str | os.PathLike) -> str:
     return p
 
 
-def key_name(path: tuple) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
-
-
 def named_leaves(tree: PyTree, prefix: str = "") -> dict[str, Any]:
     """``{"prefix/blocks/w1": leaf, ...}``: leaves keyed by their tree path."""
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        name = key_name(path)
+        name = jax.tree_util.keystr(path, simple=True, separator="/")
         out[f"{prefix}/{name}" if prefix and name else (prefix or name)] = leaf
     return out
 
@@ -215,17 +211,6 @@ def key_to_json(key: Any, name: str = "key") -> dict[str, Any]:
         raise ValueError(f"`{name}` must be a single JAX PRNG key (jax.random.key or PRNGKey), got shape "
                          f"{data.shape} and dtype {data.dtype}")
     return {"data": [int(v) for v in data], "impl": impl}
-
-
-def key_from_json(d: Any, where: str) -> jax.Array:
-    try:
-        data = np.asarray(d["data"], dtype=np.uint32)
-        impl = d["impl"]
-        if data.ndim != 1 or not (impl is None or isinstance(impl, str)):
-            raise ValueError
-        return jnp.asarray(data) if impl is None else jax.random.wrap_key_data(data, impl=impl)
-    except Exception:  # noqa: BLE001
-        raise ValueError(f"{where}: field 'key' is not a PRNG key record") from None
 
 
 def _sha256_file(path: str) -> str:

@@ -194,13 +194,8 @@ def _posterior_dict(particles: Any, var_name: str) -> dict[str, np.ndarray]:
     leaves = jax.tree_util.tree_leaves_with_path(particles)
     if len(leaves) == 1 and not leaves[0][0]:
         return {var_name: np.asarray(leaves[0][1])[None]}
-    out = {}
-    for path, leaf in leaves:
-        name = var_name + jax.tree_util.keystr(path)
-        for a, b in (("['", "_"), ("']", ""), ("[", "_"), ("]", ""), (".", "_")):
-            name = name.replace(a, b)
-        out[name] = np.asarray(leaf)[None]
-    return out
+    return {f"{var_name}_{jax.tree_util.keystr(path, simple=True, separator='_')}": np.asarray(leaf)[None]
+            for path, leaf in leaves}
 
 
 def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws: int | None, resampling: str):
@@ -221,12 +216,9 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
     if resampled_for_export:
         import jax.numpy as jnp
 
-        from blackjax.smc import resampling as bj_resampling
+        from probkit import _checks, _results
 
-        from probkit import _checks
-
-        resample_fn = getattr(bj_resampling, _checks.choice(
-            "resampling", resampling, ("systematic", "multinomial", "stratified", "residual")))
+        resample_fn = _results.resampler(resampling)
         num_draws = _checks.positive_int("num_draws", n if num_draws is None else num_draws)
         idx = np.asarray(resample_fn(key, jnp.asarray(w, jnp.float32), int(num_draws)))
         posterior = {k: v[:, idx] for k, v in posterior.items()}

@@ -31,12 +31,7 @@ from scipy import stats
 from probkit.privacy._checks import check_delta, check_level, eps64_one_sided
 from probkit.privacy.counts import resolve_counts
 
-__all__ = [
-    "rate_interval",
-    "clopper_pearson_epsilon",
-    "epsilon_lower_bound",
-    "epsilon_confidence_interval",
-]
+__all__ = ["rate_interval", "clopper_pearson_epsilon", "epsilon_lower_bound", "epsilon_confidence_interval"]
 
 Method = Literal["clopper_pearson", "jeffreys"]
 Correction = Literal["bonferroni", "independent"]
