@@ -11,7 +11,8 @@ import numpy as np
 
 __all__ = [
     "is_concrete", "check_open_unit", "check_closed_unit", "check_nonnegative", "check_delta", "check_level",
-    "check_counts", "check_positive_int", "check_scores_labels", "eps_one_sided", "eps64_one_sided",
+    "check_counts", "check_positive_int", "check_scores_labels", "check_binary", "check_both_classes", "eps_one_sided",
+    "eps64_one_sided",
 ]
 
 
@@ -101,21 +102,31 @@ def check_scores_labels(scores, labels, scores_name: str = "scores", labels_name
     s = s.astype(np.float64)
     if not np.all(np.isfinite(s)):
         raise ValueError(f"{scores_name} must be finite; {int(np.sum(~np.isfinite(s)))} entries are NaN or infinite")
-    lab = np.asarray(labels)
-    if lab.shape != s.shape:
-        raise ValueError(f"{labels_name} must have the shape of {scores_name} {s.shape}; got {lab.shape}")
-    if lab.dtype != bool:
-        if not np.issubdtype(lab.dtype, np.number):
-            raise ValueError(f"{labels_name} must be 0/1; got dtype {lab.dtype}")
-        bad = ~np.isin(lab, (0, 1))
-        if np.any(bad):
-            raise ValueError(f"{labels_name} must be 0 (non-member) or 1 (member); got values "
-                             f"{np.unique(lab[bad])[:5].tolist()}")
-        lab = lab.astype(bool)
-    if lab.all() or (~lab).all():
-        which = "non-members (label 0)" if lab.all() else "members (label 1)"
-        raise ValueError(f"{labels_name} has no {which}: both classes are needed")
+    lab = check_binary(labels_name, labels, s.shape)
+    check_both_classes(lab, labels_name)
     return s, lab
+
+
+def check_binary(name: str, v, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A non-empty 1-D array of 0/1 (or bool) values, of ``shape`` when given; returned as bool."""
+    a = np.asarray(v)
+    if a.ndim != 1 or a.size == 0 or (shape is not None and a.shape != shape):
+        raise ValueError(f"{name} must be a non-empty 1-D array{'' if shape is None else f' of shape {shape}'}; "
+                         f"got shape {a.shape}")
+    if a.dtype != bool:
+        if not np.issubdtype(a.dtype, np.number):
+            raise ValueError(f"{name} must be 0/1; got dtype {a.dtype}")
+        bad = ~np.isin(a, (0, 1))
+        if np.any(bad):
+            raise ValueError(f"{name} must contain only 0 and 1; got values {np.unique(a[bad])[:5].tolist()}")
+    return a.astype(bool)
+
+
+def check_both_classes(labels: np.ndarray, name: str = "labels") -> None:
+    """Membership labels (bool, True = member) with both classes present."""
+    if labels.all() or (~labels).all():
+        which = "non-members (label 0)" if labels.all() else "members (label 1)"
+        raise ValueError(f"{name} has no {which}: both classes are needed")
 
 
 def eps_one_sided(fpr, fnr, delta, xp=np):

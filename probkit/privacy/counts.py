@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from probkit.privacy._checks import check_counts, check_scores_labels
+from probkit.privacy._checks import check_binary, check_both_classes, check_counts, check_scores_labels
 
 __all__ = ["AuditCounts", "counts_from_scores", "resolve_counts"]
 
@@ -67,22 +67,10 @@ class AuditCounts(NamedTuple):
     @classmethod
     def from_guesses(cls, guesses, labels) -> "AuditCounts":
         """Counts from 0/1 (or bool) ``guesses`` (1 = "member") and ``labels`` (1 = member)."""
-        g = np.asarray(guesses)
-        lab = np.asarray(labels)
-        for name, v in (("guesses", g), ("labels", lab)):
-            if v.ndim != 1 or v.size == 0:
-                raise ValueError(f"{name} must be a non-empty 1-D array; got shape {v.shape}")
-            if v.dtype != bool and (not np.issubdtype(v.dtype, np.number) or np.any(~np.isin(v, (0, 1)))):
-                raise ValueError(f"{name} must contain only 0 and 1")
-        if g.shape != lab.shape:
-            raise ValueError(f"guesses and labels must have the same length; got {g.size} and {lab.size}")
-        g, lab = g.astype(bool), lab.astype(bool)
-        n_pos = int(lab.sum())
-        n_neg = int(lab.size - n_pos)
-        if n_pos == 0 or n_neg == 0:
-            raise ValueError(f"labels has no {'members (label 1)' if n_pos == 0 else 'non-members (label 0)'}: "
-                             "both classes are needed")
-        return cls(int(np.sum(g & ~lab)), n_neg, int(np.sum(~g & lab)), n_pos)
+        lab = check_binary("labels", labels)
+        g = check_binary("guesses", guesses, lab.shape)
+        check_both_classes(lab)
+        return cls(int(np.sum(g & ~lab)), int(np.sum(~lab)), int(np.sum(~g & lab)), int(np.sum(lab)))
 
     @classmethod
     def from_scores(cls, scores, labels, threshold: float) -> "AuditCounts":
