@@ -133,11 +133,9 @@ def plot_samples_on_density(
         sizes = size * x.shape[0] * w[idx]
     ax.scatter(x[idx, 0], x[idx, 1], s=sizes, c=color, alpha=alpha, linewidths=0, zorder=2)
     if bounds is not None:
-        ax.set_xlim(bounds[0], bounds[1])
-        ax.set_ylim(bounds[2], bounds[3])
+        ax.set(xlim=(bounds[0], bounds[1]), ylim=(bounds[2], bounds[3]))
     elif X is not None:
-        ax.set_xlim(X.min(), X.max())
-        ax.set_ylim(Y.min(), Y.max())
+        ax.set(xlim=(X.min(), X.max()), ylim=(Y.min(), Y.max()))
     ax.set_aspect("equal", adjustable="box")
     if title is not None:
         ax.set_title(title)
@@ -272,8 +270,7 @@ def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | 
     ax_ess.plot(xs, ess / n, color=color, lw=1.3, label=label or "ESS / N")
     if threshold is not None:
         ax_ess.axhline(threshold, ls="--", lw=0.8, color="gray")
-    ax_ess.set_ylim(0, 1.05)
-    ax_ess.set_ylabel("ESS / N")
+    ax_ess.set(ylim=(0, 1.05), ylabel="ESS / N")
     ax_ess.set_title(f"ESS ({int(resampled.sum())} resampling events, grey lines)", fontsize=10)
     spread_color = "C3" if twin else color
     ax_spread.plot(xs, spread, color=spread_color, lw=1.0, ls="-" if not twin else ":", label="log-weight spread")
@@ -355,9 +352,7 @@ def plot_chains(result: Any, *, kind: str = "trace", var_names: Sequence[str] = 
             raise ValueError(f"`result` must be a DLGResult or an InferenceData, got {type(result).__name__}")
         idata = result.to_inference_data(max_coords=max_coords)
     if max_chains is not None:
-        if isinstance(max_chains, bool) or not isinstance(max_chains, (int, np.integer)) or max_chains < 1:
-            raise ValueError(f"`max_chains` must be a positive integer or None, got {max_chains!r}")
-        idata = idata.isel(chain=slice(0, int(max_chains)))
+        idata = idata.isel(chain=slice(0, _checks.positive_int("max_chains", max_chains)))
     if kind == "trace":
         return az.plot_trace(idata, var_names=list(var_names), axes=axes, compact=False)
     return az.plot_rank(idata, var_names=list(var_names), ax=axes)

@@ -389,10 +389,7 @@ def save_classifier(
 def load_classifier(path: str | os.PathLike) -> tuple[Params, ClassifierConfig]:
     """Read a classifier written by :func:`save_classifier`: ``(params, config)``."""
     meta = _io.read_json(path, CLF_FORMAT, FORMAT_VERSION)
-    try:
-        config = ClassifierConfig.from_dict(meta.get("config"))
-    except ValueError as e:
-        raise ValueError(f"`path` {_io.base_path(path)}.json: {e}") from None
+    config = parse_config_process(path, meta, ClassifierConfig, with_process=False)
     return _io.load_params(path, meta, _clf_template(config)), config
 
 

@@ -76,10 +76,12 @@ def load_score_model(path: str | os.PathLike) -> tuple[Params, ScoreMLPConfig, A
     return _io.load_params(path, meta, param_template(config)), config, process
 
 
-def parse_config_process(path: str | os.PathLike, meta: dict[str, Any], config_cls: type) -> tuple[Any, Any]:
-    """``(config, process)`` of a model file's JSON; ValueError naming the file."""
+def parse_config_process(path: str | os.PathLike, meta: dict[str, Any], config_cls: type, with_process: bool = True):
+    """``(config, process)`` of a model file's JSON (``config`` alone if not ``with_process``);
+    ValueError naming the file."""
     try:
-        return config_cls.from_dict(meta.get("config")), process_from_dict(meta.get("process"))
+        config = config_cls.from_dict(meta.get("config"))
+        return (config, process_from_dict(meta.get("process"))) if with_process else config
     except ValueError as e:
         raise ValueError(f"`path` {_io.base_path(path)}.json: {e}") from None
 
