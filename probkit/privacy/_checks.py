@@ -6,24 +6,21 @@ the pure ``jax.numpy`` functions stay jit/vmap-safe.
 """
 from __future__ import annotations
 
-import jax
 import numpy as np
 
+from probkit._checks import is_traced
+
 __all__ = [
-    "is_concrete", "check_open_unit", "check_closed_unit", "check_nonnegative", "check_delta", "check_level",
+    "check_open_unit", "check_closed_unit", "check_nonnegative", "check_delta", "check_level",
     "check_counts", "check_positive_int", "check_scores_labels", "check_binary", "check_both_classes", "eps_one_sided",
     "eps64_one_sided",
 ]
 
 
-def is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def _check_interval(name: str, x, low: float, high: float, low_open: bool, high_open: bool, what: str) -> None:
     """Raise ValueError (``{name} must {what}; got x``) unless every entry of concrete ``x`` is
     finite and in the interval."""
-    if not is_concrete(x):
+    if is_traced(x):
         return
     a = np.asarray(x, dtype=float)
     low_bad = (a <= low) if low_open else (a < low)
@@ -84,7 +81,7 @@ def check_counts(fp, n_negative, fn, n_positive) -> tuple[int, int, int, int]:
 
 def check_positive_int(name: str, n) -> int:
     """A positive integer (Python, NumPy or JAX integer scalar); returns it as an int."""
-    a = np.asarray(n) if is_concrete(n) else None
+    a = None if is_traced(n) else np.asarray(n)
     if a is None or isinstance(n, bool) or a.ndim != 0 or not np.issubdtype(a.dtype, np.integer) or int(a) <= 0:
         raise ValueError(f"{name} must be a positive integer; got {n!r}")
     return int(a)
