@@ -441,19 +441,18 @@ def panel_integrators(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Call
     score = target.score_fn(proc)
     methods = tuple(size["int_methods"])
     results: dict[str, dict[str, Any]] = {m: {} for m in methods}
-    shown = {}
+    shown, s_shown = {}, steps[1 if len(steps) > 1 else 0]
     for m in methods:
         for s in steps:
             r = sample(k_run, proc, score, (2,), n, s, m, grid=DEFAULT_GRIDS[m])
             results[m][str(s)] = {"sliced_wasserstein": _sw(r.samples, exact, k_sw), "nfe": int(r.nfe)}
-            if s == steps[1 if len(steps) > 1 else 0]:
+            if s == s_shown:
                 shown[m] = np.asarray(r.samples)
     best = min(results[m][str(steps[-1])]["sliced_wasserstein"] for m in methods)
     out = {"metric": "sliced W2 to exact draws vs NFE (lower is better)", "num_samples": n, "steps": list(steps),
            "grids": DEFAULT_GRIDS, "sw2_floor": floor, "results": results,
            "checks": [_check(f"best integrator at {steps[-1]} steps <= {tol['sw_factor']} x floor", best, tol["sw_factor"] * floor)]}
     log_t = _grid_log_density(target)
-    s_shown = steps[1 if len(steps) > 1 else 0]
 
     def plot(axes):
         ax = axes[0]

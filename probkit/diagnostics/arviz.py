@@ -207,10 +207,7 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
     n = next(iter(posterior.values())).shape[1]
     if any(a.shape[1] != n for a in posterior.values()):
         raise ValueError("`result.particles` leaves must share the leading (particle) axis")
-    lw = np.asarray(result.log_weights, dtype=np.float64)
-    if lw.shape != (n,):
-        raise ValueError(f"`result.log_weights` must have shape ({n},) (one per particle), got {lw.shape}")
-    w = normalised_weights(n, lw, None)
+    w = normalised_weights(n, np.asarray(result.log_weights, dtype=np.float64), None, "result.")
     final_ess = float(1.0 / np.sum(w**2))
     resampled_for_export = key is not None
     if resampled_for_export:

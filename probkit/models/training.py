@@ -11,13 +11,9 @@ the untrained network, which outputs zero, has loss 1). Times are uniform on ``[
 et al. 2021 (VDM, arXiv 2107.00630): one uniform offset per batch,
 ``t_i = t_min + (1 - t_min) ((u + i/B) mod 1)`` — same marginal, lower-variance loss.
 
-:func:`train_score_model` runs the steps in jitted ``lax.scan`` chunks. Inside the scan every
-step flags a non-finite loss or parameter (no host sync); after each chunk the first flagged
-step is reported as a ``ValueError``. With ``checkpoint=path`` the full training state
-(parameters, EMA, optax state, step, the losses so far) and the run's recipe (key, data digest,
-hyper-parameters) are saved every ``checkpoint_every`` steps as ``.npz`` + ``.json`` (no
-pickle); calling again with the same arguments resumes from the file, and the resumed run
-equals the uninterrupted run bitwise (same per-step keys, same chunk boundaries).
+:func:`train_score_model` runs the steps in jitted ``lax.scan`` chunks, flags non-finite losses
+or parameters inside the scan (no host sync) and writes bitwise-resumable checkpoints (see its
+docstring).
 
 Every DSM trainer of probkit (this one, the class-conditional one of
 :mod:`probkit.models.conditional` and the augmented one of :mod:`probkit.models.boltzmann`)
