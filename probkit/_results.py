@@ -9,6 +9,7 @@ uniform weights.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -32,8 +33,6 @@ class ResultsCore:
     """Methods shared by all results (``particles``, ``log_weights``, ``nfe`` are fields)."""
 
     def _replace(self, **changes):
-        import dataclasses
-
         return dataclasses.replace(self, **changes)
 
     @property

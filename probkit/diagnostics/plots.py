@@ -265,22 +265,19 @@ def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | 
         twin = False
     else:
         ax_ess, ax_spread, twin = axes, axes.twinx(), True
-    for x in xs[resampled]:
-        ax_ess.axvline(x, color="0.8", lw=0.6, zorder=0)
+    for ax in (ax_ess,) if twin else (ax_ess, ax_spread):
+        for x in xs[resampled]:
+            ax.axvline(x, color="0.8", lw=0.6, zorder=0)
+        _time_xaxis(ax, xs, getattr(result, "times", None) is not None, "t (generative time runs left to right)")
     ax_ess.plot(xs, ess / n, color=color, lw=1.3, label=label or "ESS / N")
     if threshold is not None:
         ax_ess.axhline(threshold, ls="--", lw=0.8, color="gray")
     ax_ess.set(ylim=(0, 1.05), ylabel="ESS / N")
     ax_ess.set_title(f"ESS ({int(resampled.sum())} resampling events, grey lines)", fontsize=10)
-    spread_color = "C3" if twin else color
-    ax_spread.plot(xs, spread, color=spread_color, lw=1.0, ls="-" if not twin else ":", label="log-weight spread")
+    ax_spread.plot(xs, spread, color="C3" if twin else color, lw=1.0, ls=":" if twin else "-", label="log-weight spread")
     ax_spread.set_ylabel("max - min log-weight")
     if not twin:
-        for x in xs[resampled]:
-            ax_spread.axvline(x, color="0.8", lw=0.6, zorder=0)
         ax_spread.set_title("log-weight spread (max - min)", fontsize=10)
-    for ax in (ax_ess,) if twin else (ax_ess, ax_spread):
-        _time_xaxis(ax, xs, getattr(result, "times", None) is not None, "t (generative time runs left to right)")
     return ax_ess, ax_spread
 
 

@@ -12,15 +12,12 @@ import json
 import os
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from probkit.privacy._checks import check_binary, check_both_classes, check_counts, check_scores_labels
 
 __all__ = ["AuditCounts", "counts_from_scores", "resolve_counts"]
-
-Array = jax.Array
 
 
 class AuditCounts(NamedTuple):

@@ -283,9 +283,7 @@ def audit_from_scores(
                         lambda a, b: eps64_one_sided(1.0 - b, 1.0 - a, dd))
 
     band_level = 1.0 - (1.0 - level) / d.size if simultaneous else level
-    cp_level = level
-    if mask is None and correction == "bonferroni":
-        cp_level = 1.0 - (1.0 - level) / cand.size
+    cp_level = 1.0 - (1.0 - level) / cand.size if mask is None and correction == "bonferroni" else level
     counts, posts = [], []
     med, mean, lo, hi, cp = (np.empty(d.size) for _ in range(5))
     cpi = np.empty((d.size, 2))
