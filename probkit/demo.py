@@ -59,6 +59,7 @@ import numpy as np
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
+from probkit.diagnostics.metrics import sliced_wasserstein
 from probkit.diffusion import INTEGRATORS, VP, sample
 from probkit.models.gmm import GaussianMixture
 
@@ -127,8 +128,6 @@ def experts() -> tuple[GaussianMixture, GaussianMixture]:
 # ----------------------------------------------------------------------------------- helpers
 def _sw(x: Any, y: Any, key: jax.Array) -> float:
     """Sliced 2-Wasserstein distance, 256 projections (probkit.diagnostics.sliced_wasserstein)."""
-    from probkit.diagnostics.metrics import sliced_wasserstein
-
     return float(sliced_wasserstein(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), key, num_projections=256))
 
 

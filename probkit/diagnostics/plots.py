@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from probkit import _checks
+from probkit.diagnostics.arviz import normalised_weights, step_times
 
 __all__ = [
     "plot_samples_on_density", "plot_hist_1d", "plot_ess_trace", "density_grid",
@@ -31,8 +32,6 @@ __all__ = [
 
 
 def _weights_or_none(n: int, weights: Any, log_weights: Any) -> np.ndarray | None:
-    from probkit.diagnostics.arviz import normalised_weights
-
     if weights is None and log_weights is None:
         return None
     return normalised_weights(n, log_weights, weights)
@@ -255,8 +254,6 @@ def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | 
     resampled = np.asarray(result.resampled, dtype=bool).reshape(-1)
     if spread.shape != (k,) or resampled.shape != (k,):
         raise ValueError("`result.ess`, `result.resampled` and `result.log_weight_spread` must share one length")
-    from probkit.diagnostics.arviz import step_times
-
     xs = step_times(result, k)
     if xs is None:
         xs = np.arange(1, k + 1, dtype=np.float64)

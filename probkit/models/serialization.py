@@ -13,6 +13,7 @@ import os
 from typing import Any, Callable
 
 from probkit import _io
+from probkit.diffusion import EDM, VE, VP, VPCosine
 from probkit.models.score_mlp import Params, ScoreMLPConfig, param_template
 
 __all__ = ["save_score_model", "load_score_model", "read_metadata", "FORMAT_NAME", "FORMAT_VERSION",
@@ -20,23 +21,17 @@ __all__ = ["save_score_model", "load_score_model", "read_metadata", "FORMAT_NAME
 
 FORMAT_NAME = "probkit.score_mlp"
 FORMAT_VERSION = 1
-_PROCESS_NAMES = ("VP", "VPCosine", "VE", "EDM")
-
-
-def _processes() -> dict[str, type]:
-    from probkit import diffusion
-
-    return {name: getattr(diffusion, name) for name in _PROCESS_NAMES}
+_PROCESSES = {cls.__name__: cls for cls in (VP, VPCosine, VE, EDM)}
 
 
 def process_to_dict(process) -> dict[str, Any]:
     """``{"name": "VP", "params": {...}}`` for a :mod:`probkit.diffusion` process."""
-    return _io.to_record(process, _processes(), "process")
+    return _io.to_record(process, _PROCESSES, "process")
 
 
 def process_from_dict(d: Any):
     """Inverse of :func:`process_to_dict` (ValueError on anything else)."""
-    return _io.from_record(d, _processes(), "process")
+    return _io.from_record(d, _PROCESSES, "process")
 
 
 def save_score_model(

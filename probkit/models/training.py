@@ -35,6 +35,7 @@ from jax.typing import ArrayLike
 
 from probkit import _checks, _io
 from probkit.models.score_mlp import Params, ScoreMLPConfig, init_score_mlp, score_mlp_apply
+from probkit.models.serialization import process_to_dict
 
 Array = jax.Array
 
@@ -182,8 +183,6 @@ def _all_finite(tree: Any) -> Array:
 
 
 def _process_record(process) -> Any:
-    from probkit.models.serialization import process_to_dict
-
     try:
         return process_to_dict(process)
     except ValueError:  # a user-defined process: compare its repr

@@ -38,7 +38,7 @@ from scipy import special, stats
 
 from probkit.privacy._checks import check_delta, check_level, check_positive_int, eps64_one_sided
 from probkit.privacy.counts import resolve_counts
-from probkit.privacy.regions import epsilon_from_rates
+from probkit.privacy.regions import epsilon_from_rates, gdp_epsilon
 
 __all__ = [
     "EpsilonPosterior", "epsilon_posterior", "rate_posteriors", "epsilon_posterior_cdf", "epsilon_density",
@@ -391,8 +391,6 @@ class GDPPosterior(NamedTuple):
 
     def epsilon(self, delta: float) -> jax.Array:
         """Posterior draws of eps(delta) of mu-GDP."""
-        from probkit.privacy.regions import gdp_epsilon
-
         check_delta(delta)
         return gdp_epsilon(delta, jnp.maximum(self.mu, 1e-6))
 

@@ -11,6 +11,10 @@ import argparse
 import json
 import os
 
+import numpy as np
+
+from probkit.cli import make_parent_folder
+
 
 def register(subparsers) -> None:
     """Add the ``privacy`` command (sub-commands ``estimate`` and ``report``) to the probkit CLI."""
@@ -111,8 +115,6 @@ def _pyplot():
 
 
 def _posterior_panel(ax, post, interval, cp_lower, level, claim=None) -> None:
-    import numpy as np
-
     lo, hi = post.quantile([0.0005, 0.9995])
     pad = 0.1 * max(hi - lo, 1e-3)
     e = np.linspace(max(lo - pad, 1e-9), hi + pad, 300)
@@ -131,8 +133,6 @@ def _posterior_panel(ax, post, interval, cp_lower, level, claim=None) -> None:
 def load_vector(path: str, name: str):
     """A 1-D array from a ``.npy`` file (no pickle) or a one-column CSV/text file (an optional
     header line is skipped). Errors name the option and the path."""
-    import numpy as np
-
     if not os.path.isfile(path):
         raise ValueError(f"--{name} {path}: no such file")
     if path.endswith(".npy"):
@@ -167,9 +167,7 @@ def _parse_floats(text: str, option: str) -> list[float]:
 
 def _report(args: argparse.Namespace) -> int:
     import jax
-    import numpy as np
 
-    from probkit.cli import make_parent_folder
     from probkit.privacy.scores import audit_from_scores
 
     scores = load_vector(args.scores, "scores")
@@ -214,8 +212,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _report_figure(audit, scores, labels, claim, paths, level) -> None:
-    import numpy as np
-
     from probkit.privacy.regions import eps_delta_tradeoff
 
     plt = _pyplot()

@@ -28,6 +28,7 @@ import optax
 
 from probkit.privacy._checks import check_delta, check_level, check_positive_int
 from probkit.privacy.counts import AuditCounts
+from probkit.privacy.scores import audit_from_scores
 
 __all__ = [
     "accountant_epsilon", "DPSGDConfig", "DPSGDState", "dpsgd_optimizer", "dpsgd_init", "dpsgd_step",
@@ -291,8 +292,6 @@ def dpsgd_audit(key: Array, config: DPSGDConfig = DPSGDConfig()) -> DPSGDAuditRe
     3. eps is estimated by the Bayesian posterior (Jeffreys prior) and the Clopper-Pearson lower
        bound, and compared with the RDP and PLD accountants for (sigma, q, steps, delta).
     """
-    from probkit.privacy.scores import audit_from_scores
-
     config.validate()
     k_data, k_can, k_mem, k_train, k_post = jax.random.split(key, 5)
     x_tr, y_tr, x_te, y_te = load_digits_data(config.num_train, seed=int(jax.random.randint(k_data, (), 0, 2**30)))
