@@ -533,10 +533,8 @@ def run_demo(
             tol = {k: v * _TINY_SCALE.get(k, 1.0) for k, v in tol.items()}
         t0, c0 = time.perf_counter(), time.process_time()
         res, plot = _PANEL_SPECS[name][0](jax.random.PRNGKey(seed * 100 + PANELS.index(name)), cfg, tol)
-        res["tolerances"] = tol
-        res["seconds"] = time.perf_counter() - t0
-        res["cpu_seconds"] = time.process_time() - c0
-        res["passed"] = all(c["passed"] for c in res["checks"])
+        res.update(tolerances=tol, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                   passed=all(c["passed"] for c in res["checks"]))
         summary["panels"][name] = res
         plots[name] = plot
         bar.update()

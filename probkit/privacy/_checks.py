@@ -11,7 +11,7 @@ import numpy as np
 from probkit._checks import is_traced
 
 __all__ = [
-    "check_open_unit", "check_closed_unit", "check_nonnegative", "check_delta", "check_level",
+    "check_closed_unit", "check_nonnegative", "check_delta", "check_level",
     "check_counts", "check_positive_int", "check_scores_labels", "check_binary", "check_both_classes", "eps_one_sided",
     "eps64_one_sided",
 ]
@@ -29,11 +29,6 @@ def _check_interval(name: str, x, low: float, high: float, low_open: bool, high_
         raise ValueError(f"{name} must {what}; got {x!r}")
 
 
-def check_open_unit(name: str, x) -> None:
-    """Raise ValueError unless every entry of concrete ``x`` is finite and in (0, 1)."""
-    _check_interval(name, x, 0.0, 1.0, True, True, "lie in the open interval (0, 1)")
-
-
 def check_closed_unit(name: str, x) -> None:
     _check_interval(name, x, 0.0, 1.0, False, False, "be a probability in [0, 1]")
 
@@ -48,7 +43,8 @@ def check_delta(delta, allow_zero: bool = True, name: str = "delta") -> None:
 
 
 def check_level(level, name: str = "level") -> None:
-    check_open_unit(name, level)
+    """Raise ValueError unless every entry of concrete ``level`` is finite and in (0, 1)."""
+    _check_interval(name, level, 0.0, 1.0, True, True, "lie in the open interval (0, 1)")
 
 
 def _is_count(v) -> bool:

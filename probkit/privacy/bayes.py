@@ -76,7 +76,6 @@ def rate_posteriors(fp, n_negative=None, fn=None, n_positive=None, prior: Prior 
 def _posteriors(fp, n_negative, fn, n_positive, delta, prior: Prior) -> tuple[tuple, tuple, float]:
     """``(alpha posterior, beta posterior, delta)`` from counts (or an AuditCounts) and a checked delta."""
     counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
-    check_delta(delta)
     return (*rate_posteriors(*counts, prior=prior), float(delta))
 
 

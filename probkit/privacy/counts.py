@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from probkit.privacy._checks import check_binary, check_both_classes, check_counts, check_scores_labels
+from probkit.privacy._checks import check_binary, check_both_classes, check_counts, check_delta, check_scores_labels
 
 __all__ = ["AuditCounts", "counts_from_scores", "resolve_counts"]
 
@@ -145,7 +145,8 @@ def resolve_counts(fp, n_negative, fn, n_positive, delta, *, need_delta: bool = 
     """Accept either four counts or an :class:`AuditCounts` in ``fp``'s place.
 
     ``f(counts, delta)`` puts delta in ``n_negative``'s slot; ``f(counts, delta=...)`` leaves the
-    other slots empty. Returns ``((fp, n_negative, fn, n_positive) as validated ints, delta)``.
+    other slots empty. Returns ``((fp, n_negative, fn, n_positive) as validated ints, delta)``, the
+    delta checked to lie in [0, 1) when ``need_delta``.
     """
     if isinstance(fp, AuditCounts):
         counts = fp
@@ -158,6 +159,8 @@ def resolve_counts(fp, n_negative, fn, n_positive, delta, *, need_delta: bool = 
         fp, n_negative, fn, n_positive = counts
     elif any(v is None for v in (n_negative, fn, n_positive)):
         raise ValueError("n_negative, fn and n_positive are required unless fp is an AuditCounts")
-    if need_delta and delta is None:
-        raise ValueError("delta is required")
+    if need_delta:
+        if delta is None:
+            raise ValueError("delta is required")
+        check_delta(delta)
     return check_counts(fp, n_negative, fn, n_positive), delta

@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from probkit.privacy._checks import check_delta, check_level, eps64_one_sided
+from probkit.privacy._checks import check_level, eps64_one_sided
 from probkit.privacy.counts import resolve_counts
 
 __all__ = ["rate_interval", "clopper_pearson_epsilon", "epsilon_lower_bound", "epsilon_confidence_interval"]
@@ -118,7 +118,6 @@ def epsilon_lower_bound(
     docstring). ``delta = 0`` bounds pure DP.
     """
     counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
-    check_delta(delta)
     check_level(level)
     fp, n_negative, fn, n_positive = _oriented(*counts)
     if method == "katz":
@@ -169,7 +168,6 @@ def epsilon_confidence_interval(
     credible interval. ``fp`` may be an :class:`~probkit.privacy.AuditCounts`.
     """
     (fp, n_negative, fn, n_positive), delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
-    check_delta(delta)
     check_level(level)
     per = _per_rate_level(level, correction, 2)
     a_lo, a_hi = rate_interval(fp, n_negative, per, method)

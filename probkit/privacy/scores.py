@@ -193,12 +193,9 @@ def _split_masks(key, lab: np.ndarray, split) -> np.ndarray | None:
         if m.dtype != bool or m.shape != lab.shape:
             raise ValueError(f"split as a mask must be a boolean array of shape {lab.shape}; got {m.dtype} {m.shape}")
         return m
-    try:
-        frac = float(split)
-    except (TypeError, ValueError):
-        raise ValueError(f"split must be a fraction in (0, 1), a boolean mask or None; got {split!r}") from None
-    if not 0.0 < frac < 1.0:
+    if isinstance(split, bool) or not isinstance(split, (int, float, np.integer, np.floating)) or not 0.0 < split < 1.0:
         raise ValueError(f"split must be a fraction in (0, 1), a boolean mask or None; got {split!r}")
+    frac = float(split)
     u = np.asarray(jax.random.uniform(key, lab.shape, dtype=jnp.float32))
     mask = np.zeros(lab.shape, bool)
     for cls in (False, True):
