@@ -286,19 +286,10 @@ class EpsilonPosterior:
         }
 
 
-def epsilon_posterior(
-    fp,
-    n_negative: int | None = None,
-    fn: int | None = None,
-    n_positive: int | None = None,
-    delta: float | None = None,
-    prior: Prior = "jeffreys",
-    num_samples: int = 100_000,
-    key: jax.Array | None = None,
-    method: Literal["integration", "monte_carlo"] = "integration",
-    num_grid: int = 4096,
-    num_eps: int = 512,
-) -> EpsilonPosterior:
+def epsilon_posterior(fp, n_negative: int | None = None, fn: int | None = None, n_positive: int | None = None,
+                      delta: float | None = None, prior: Prior = "jeffreys", num_samples: int = 100_000,
+                      key: jax.Array | None = None, method: Literal["integration", "monte_carlo"] = "integration",
+                      num_grid: int = 4096, num_eps: int = 512) -> EpsilonPosterior:
     """Posterior of eps from the counts of a membership-inference audit.
 
     Args:
@@ -407,14 +398,8 @@ def _gdp_model(neg_scores, pos_scores):
     numpyro.sample("pos", dist.Normal(m + mu * s, s), obs=pos_scores)
 
 
-def gdp_posterior(
-    key: jax.Array,
-    neg_scores,
-    pos_scores,
-    num_samples: int = 1000,
-    num_warmup: int = 500,
-    num_chains: int = 2,
-) -> GDPPosterior:
+def gdp_posterior(key: jax.Array, neg_scores, pos_scores, num_samples: int = 1000, num_warmup: int = 500,
+                  num_chains: int = 2) -> GDPPosterior:
     """Posterior of mu (Gaussian DP; Dong, Roth & Su 2019, arXiv:1905.02383) from raw attack
     scores of non-members (``neg_scores``) and members (``pos_scores``).
 

@@ -99,16 +99,9 @@ def _oriented(fp, n_negative, fn, n_positive):
     return fp, n_negative, fn, n_positive
 
 
-def epsilon_lower_bound(
-    fp,
-    n_negative: int | None = None,
-    fn: int | None = None,
-    n_positive: int | None = None,
-    delta: float | None = None,
-    level: float = 0.95,
-    method: str = "clopper_pearson",
-    correction: Correction = "bonferroni",
-) -> float:
+def epsilon_lower_bound(fp, n_negative: int | None = None, fn: int | None = None, n_positive: int | None = None,
+                        delta: float | None = None, level: float = 0.95, method: str = "clopper_pearson",
+                        correction: Correction = "bonferroni") -> float:
     """One-sided lower confidence bound on eps at ``level``.
 
     ``method``: ``"clopper_pearson"`` or ``"jeffreys"`` (upper bounds on both rates, joined by
@@ -128,15 +121,9 @@ def epsilon_lower_bound(
     return float(eps64_one_sided(a_hi, b_hi, delta))
 
 
-def clopper_pearson_epsilon(
-    fp,
-    n_negative: int | None = None,
-    fn: int | None = None,
-    n_positive: int | None = None,
-    delta: float | None = None,
-    level: float = 0.95,
-    correction: Correction = "bonferroni",
-) -> float:
+def clopper_pearson_epsilon(fp, n_negative: int | None = None, fn: int | None = None, n_positive: int | None = None,
+                            delta: float | None = None, level: float = 0.95,
+                            correction: Correction = "bonferroni") -> float:
     """Clopper-Pearson lower confidence bound on eps (the paper's frequentist baseline).
 
     Upper CP bounds ``alpha_hi``, ``beta_hi`` on the false-positive / false-negative rates, each
@@ -147,16 +134,10 @@ def clopper_pearson_epsilon(
     return epsilon_lower_bound(fp, n_negative, fn, n_positive, delta, level, "clopper_pearson", correction)
 
 
-def epsilon_confidence_interval(
-    fp,
-    n_negative: int | None = None,
-    fn: int | None = None,
-    n_positive: int | None = None,
-    delta: float | None = None,
-    level: float = 0.95,
-    method: Method = "clopper_pearson",
-    correction: Correction = "bonferroni",
-) -> tuple[float, float]:
+def epsilon_confidence_interval(fp, n_negative: int | None = None, fn: int | None = None,
+                                n_positive: int | None = None, delta: float | None = None, level: float = 0.95,
+                                method: Method = "clopper_pearson",
+                                correction: Correction = "bonferroni") -> tuple[float, float]:
     """Two-sided confidence interval for ``eps(alpha, beta)`` at ``level``.
 
     Two-sided intervals ``[alpha_lo, alpha_hi]`` and ``[beta_lo, beta_hi]``, jointly at

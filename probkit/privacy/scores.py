@@ -193,7 +193,7 @@ def _split_masks(key, lab: np.ndarray, split) -> np.ndarray | None:
         if m.dtype != bool or m.shape != lab.shape:
             raise ValueError(f"split as a mask must be a boolean array of shape {lab.shape}; got {m.dtype} {m.shape}")
         return m
-    if isinstance(split, bool) or not isinstance(split, (int, float, np.integer, np.floating)) or not 0.0 < split < 1.0:
+    if isinstance(split, bool) or not isinstance(split, (int, float, np.integer, np.floating)) or not 0 < split < 1:
         raise ValueError(f"split must be a fraction in (0, 1), a boolean mask or None; got {split!r}")
     frac = float(split)
     u = np.asarray(jax.random.uniform(key, lab.shape, dtype=jnp.float32))
