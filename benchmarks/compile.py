@@ -10,6 +10,7 @@ dimension d and the number of particles N. Prints tables, writes JSON.
     python benchmarks/compile.py                      # CPU, small sizes (< 3 min on one core)
     python benchmarks/compile.py --gpu --out benchmarks/results/compile_gpu.json   # + d = 800 inverse
     python benchmarks/compile.py --legacy-d800 ...    # only the d = 800 inverse first/second call
+    PROBKIT_TRITON_GEMM=1 python benchmarks/compile.py --only-d800 --out ...   # d = 800 with Triton GEMMs
                                                       # (public API only: runs on older probkit too)
 
 ``--cache DIR`` turns on JAX's persistent compilation cache (``probkit.enable_compilation_cache``)
@@ -141,6 +142,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gpu", action="store_true", help="GPU sizes and the d = 800 inverse compile")
     ap.add_argument("--legacy-d800", action="store_true", help="only the d = 800 inverse first/second call")
+    ap.add_argument("--only-d800", action="store_true", help="only the d = 800 section (e.g. with PROBKIT_TRITON_GEMM=1)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, no sweep (tests the script)")
     ap.add_argument("--cache", default=None, help="persistent compilation cache directory")
     ap.add_argument("--sizes", type=int, nargs=3, default=None, metavar=("D", "N", "K"),
@@ -151,7 +153,8 @@ def main() -> None:
         probkit.enable_compilation_cache(a.cache)
     dev = jax.devices()[0]
     result = {"device": f"{dev.platform}: {getattr(dev, 'device_kind', '')}", "jax": jax.__version__,
-              "cpu_count": os.cpu_count(), "machine": platform.machine(), "cache": a.cache}
+              "cpu_count": os.cpu_count(), "machine": platform.machine(), "cache": a.cache,
+              "compiler_options": getattr(probkit, "_jit", None) and probkit._jit.COMPILER_OPTIONS}
     t_start = time.perf_counter()
     out = a.out or ("benchmarks/results/compile_gpu.json" if a.gpu else "benchmarks/results/compile_cpu.json")
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
@@ -161,10 +164,10 @@ def main() -> None:
         with open(out, "w") as fh:
             json.dump(result, fh, indent=1)
 
-    if (a.legacy_d800 or a.gpu) and a.sizes is None:
+    if (a.legacy_d800 or a.only_d800 or a.gpu) and a.sizes is None:
         result["d800"] = d800(legacy=a.legacy_d800)
         save()
-    if not a.legacy_d800:
+    if not (a.legacy_d800 or a.only_d800):
         d, n, k = a.sizes or ((64, 4096, 100) if a.gpu else ((2, 16, 3) if a.smoke else (4, 256, 20)))
         fns, args = entry_points(d, n, k)
         rows = {}
@@ -203,17 +206,23 @@ def d800(legacy: bool) -> dict:
     spec.loader.exec_module(bench)
     d, dy, n, nfe = 800, 4, 4096, 1000
     rows = {}
+    backend = {"s": 0.0}  # XLA backend compile seconds (jax.monitoring), per call
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: backend.__setitem__("s", backend["s"] + secs) if event.endswith("backend_compile_duration") else None)
     for name in ("ensemble",) if legacy else ("ensemble", "twisted_smc"):
         fn, steps = getattr(inverse, name), (nfe if name == "ensemble" else nfe // 2 - 1)
-        times = []
+        times, compiles = [], []
         for seed in (0, 1)[: 1 if legacy else 2]:
+            backend["s"] = 0.0
             gm, a, y = bench.problem(seed, d, dy, 0.5)  # new A, y and prior weights each call
             t, _ = _timed(lambda: fn(jax.random.PRNGKey(seed), PROC, gm.score_fn(PROC), inverse.gaussian(a, y, 0.5),
                                      n, steps, logdensity_fn=gm.logdensity_fn(PROC)))
             times.append(t)
-        rows[name] = {"first_s": times[0], "second_s": times[1] if len(times) > 1 else None}
-        print(f"d=800 {name}: first {times[0]:.2f} s" + (f", second {times[1]:.3f} s" if len(times) > 1 else ""),
-              flush=True)
+            compiles.append(backend["s"])
+        rows[name] = {"first_s": times[0], "second_s": times[1] if len(times) > 1 else None,
+                      "first_backend_compile_s": compiles[0]}
+        print(f"d=800 {name}: first {times[0]:.2f} s (XLA backend compile {compiles[0]:.2f} s)"
+              + (f", second {times[1]:.3f} s" if len(times) > 1 else ""), flush=True)
     return {"d": d, "d_y": dy, "num_particles": n, "nfe": nfe, "legacy_api": legacy, "rows": rows}
 
 

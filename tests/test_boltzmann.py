@@ -212,6 +212,32 @@ def test_pretrained_model_and_reference_data():
         bz.load_pretrained("nope")
 
 
+def _reference(temp: float) -> np.ndarray:
+    with np.load(ROOT / "benchmarks" / "data" / f"lj13_T{temp:.1f}.npz", allow_pickle=False) as f:
+        return np.asarray(f["positions"], np.float64)
+
+
+def test_mcmc_refine_keeps_the_target_and_relaxes_towards_it():
+    """exp(-E/T) is invariant: T = 1.5 reference configurations refined at T = 1.5 keep their mean
+    energy (paired difference within 4 standard errors; refining at T = 2 would raise it by ~9),
+    T = 2 configurations refined at T = 1.5 cool down, and one-hot weights start every chain from
+    the one configuration."""
+    def energy(y):
+        return np.asarray(bz.LJ13.energy(bz.from_internal(y, 13, 3)), np.float64)
+
+    y15 = bz.to_internal(jnp.asarray(_reference(1.5)[::32][:256], jnp.float32), 13, 3)
+    r = bz.mcmc_refine(jax.random.PRNGKey(0), bz.LJ13, 1.5, y15, 200)
+    diff = energy(r.samples[:, -1]) - energy(y15)
+    assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(len(diff)), (diff.mean(), diff.std())
+    y2 = bz.to_internal(jnp.asarray(_reference(2.0)[::32][:256], jnp.float32), 13, 3)
+    cool = energy(bz.mcmc_refine(jax.random.PRNGKey(1), bz.LJ13, 1.5, y2, 200).samples[:, -1]) - energy(y2)
+    assert cool.mean() < -10 * cool.std() / np.sqrt(len(cool))
+    lw = jnp.full(256, -jnp.inf).at[7].set(0.0)
+    one = bz.mcmc_refine(jax.random.PRNGKey(2), bz.LJ13, 1.5, y2, 2, log_weights=lw, step_size=1e-6)
+    start = np.asarray(one.samples[:, 0])  # every chain: y2[7] after two tiny MALA steps
+    assert np.abs(start.mean(0) - np.asarray(y2[7])).max() < 5e-3 and start.std(0).max() < 0.02 < float(y2.std(0).min())
+
+
 def test_bad_inputs_raise_value_error_naming_the_argument():
     with pytest.raises(ValueError, match="`x`.*atoms"):
         bz.LJ13.energy(np.zeros((12, 3)))

@@ -161,6 +161,16 @@ def test_vmap_over_guidance_weights_equals_loop():
     _assert_same(jax.vmap(fn)(ws), [fn(w) for w in ws])
 
 
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_every_sampler_runs_inside_a_user_jit(name):
+    """Called inside the user's ``jax.jit`` (nested jit: no host syncs, no compiler options), the
+    sampler gives the draws of the plain call."""
+    inner = jax.jit(lambda: _call(name, 0))()
+    outer = _call(name, 0)
+    assert type(inner) is type(outer) and inner.nfe == outer.nfe
+    np.testing.assert_allclose(np.asarray(inner.particles), np.asarray(outer.particles), rtol=1e-4, atol=1e-4)
+
+
 def test_results_pass_through_jit_and_share_the_core():
     for name in ("anneal", "ensemble", "twisted_smc", "dlg", "sample"):
         out = _call(name, 0)
@@ -197,3 +207,20 @@ def test_import_direction():
             text = path.read_text(encoding="utf-8")
             for name in names:
                 assert f"from {name}" not in text and f"import {name}" not in text, (path.name, name)
+
+
+def test_sampler_programs_compile_with_probkit_options():
+    """Every sampler program jits through probkit._jit (Triton GEMM autotuning off on GPU: the
+    d = 800 compile, docs/compile.md), and the options reach XLA (a CPU compile accepts them)."""
+    import pathlib
+
+    from probkit import _jit
+
+    root = pathlib.Path(probkit.__file__).parent
+    for layer in ("smc", "fkc", "inverse", "dmcmc", "diffusion"):
+        for path in (root / layer).glob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            assert "eqx.filter_jit" not in text and "jax.jit(" not in text.replace("``jax.jit(", ""), path.name
+    assert _jit.COMPILER_OPTIONS.get("xla_gpu_enable_triton_gemm") is False
+    f = _jit.filter_jit(lambda a, b: a @ b)
+    assert f.lower(jnp.ones((3, 2)), jnp.ones((2, 4))).compile() is not None

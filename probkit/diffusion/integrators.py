@@ -23,7 +23,6 @@ import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,6 +33,7 @@ from probkit import _checks
 from probkit._results import EqualWeights
 from probkit.diffusion.schedules import Process, time_grid
 from probkit.diffusion.sde import ancestral_kernel, check_score_output, denoise, euler_maruyama_step, reverse_drift
+from probkit._jit import filter_jit
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
@@ -200,7 +200,7 @@ def sample(
     return out
 
 
-@eqx.filter_jit
+@filter_jit
 def _sample_run(key, x_init, ts, process, score_fn, method, eta_ddim, progress=False) -> tuple[SampleResult, Array]:
     integrator = make_integrator(method, process, score_fn, eta_ddim=eta_ddim)
     num_steps = ts.shape[0] - 1

@@ -21,13 +21,13 @@ import inspect
 import os
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from probkit import _checks, _io
 from probkit.dmcmc.dlg import DLGResult, _assemble, _check_flags, _prepare, _Program, _sweep, _sweep_keys, dlg
+from probkit._jit import filter_jit
 
 Array = jax.Array
 
@@ -42,12 +42,12 @@ def read_dlg_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return _io.read_json(path, DLG_CHECKPOINT_FORMAT, _VERSION)
 
 
-@eqx.filter_jit
+@filter_jit
 def _init(p: _Program):
     return jax.vmap(p.kernel().init)(p.x_init)
 
 
-@eqx.filter_jit
+@filter_jit
 def _chunk(p: _Program, state, keys):
     """Sweeps ``keys`` ``(m, C)``: final state and per-sweep x, t, acceptance and flag ``(m, C, ...)``."""
     kernel = p.kernel()
@@ -59,7 +59,7 @@ def _chunk(p: _Program, state, keys):
     return jax.lax.scan(body, state, keys)
 
 
-@eqx.filter_jit
+@filter_jit
 def _finish(p: _Program, xs, ts, t_trace, acc, acc_post):
     return _assemble(p, p.kernel(), xs, ts, t_trace, acc, acc_post)
 

@@ -22,7 +22,6 @@ import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,6 +36,7 @@ from probkit.dmcmc.kernel import DLGKernel, build_kernel, noise_scaled_step
 from probkit.dmcmc.noise_level import NoiseGrid, NoiseLevelEstimator
 from probkit.progress import progress_scan
 from probkit.smc import correctors
+from probkit._jit import filter_jit
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
@@ -264,7 +264,7 @@ def _sweep(kernel: DLGKernel, state, keys):
     return state, (info, bad)
 
 
-@eqx.filter_jit
+@filter_jit
 def _run(p: _Program, progress: bool = False) -> tuple[DLGResult, Array, Array]:
     num_chains, num_samples, burn_in, thin = p.sizes
     kernel = p.kernel()

@@ -48,6 +48,7 @@ import optax
 from jax.typing import ArrayLike
 
 from probkit import _checks
+from probkit._jit import jit
 
 Array = jax.Array
 
@@ -79,7 +80,7 @@ class NoiseGrid(NamedTuple):
         log_w = jnp.zeros_like(grid) if self.log_prior is None else jnp.asarray(self.log_prior(grid), grid.dtype)
         if log_w.shape != grid.shape:
             raise ValueError(f"`log_prior` must map a (G,) array of noise levels to (G,), got {log_w.shape}")
-        if not np.all(np.isfinite(np.asarray(log_w))):
+        if not _checks.is_traced(log_w) and not np.all(np.isfinite(np.asarray(log_w))):
             raise ValueError("`log_prior` must be finite on the noise range")
         return grid, log_w - jax.nn.logsumexp(log_w)
 
@@ -201,6 +202,6 @@ def train_noise_estimator(
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    run = jax.jit(lambda p, k: jax.lax.scan(body, (p, opt.init(p)), jax.random.split(k, num_steps)))
+    run = jit(lambda p, k: jax.lax.scan(body, (p, opt.init(p)), jax.random.split(k, num_steps)))
     (params, _), losses = run(params, key_train)
     return NoiseEstimatorFit(NoiseLevelEstimator(params, grid, log_w, event_shape), losses)

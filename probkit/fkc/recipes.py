@@ -47,7 +47,6 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -56,6 +55,7 @@ from probkit.diffusion.schedules import Process, time_grid
 from probkit.diffusion.sde import check_score_output, euler_maruyama_step
 from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel, Particle, WeightedParticles, finish, make_config, run_model
+from probkit._jit import filter_jit
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
@@ -182,7 +182,7 @@ def _validate(process, score_fns, exponents, shape, num_particles, num_steps, et
     return shape, b, eta
 
 
-@eqx.filter_jit
+@filter_jit
 def _geometric_run(key, process, score_fns, exponents, shape, num_particles, ts, eta, weighted, logdensity_fns, config):
     model, target = fkc_model(process, score_fns, exponents, shape, eta=eta, weighted=weighted, logdensity_fns=logdensity_fns)
     return run_model(key, model, num_particles, ts, config, nfe_per_step=len(score_fns), target=target)

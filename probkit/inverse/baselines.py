@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 from typing import Callable, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -48,6 +47,7 @@ from probkit.inverse.likelihoods import Likelihood, gaussian_path
 from probkit import _checks
 from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel, WeightedParticles, finish, make_config, run_model
+from probkit._jit import filter_jit
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
@@ -130,7 +130,7 @@ def dps(
     return finish(out, flags)
 
 
-@eqx.filter_jit
+@filter_jit
 def _dps_run(key, process, score_fn, likelihood, step_size, num_particles, ts, config, nfe_per_step):
     with jax.ensure_compile_time_eval():
         model = dps_model(process, score_fn, likelihood, step_size=step_size)
@@ -234,7 +234,7 @@ def twisted_smc(
     return finish(out, flags)
 
 
-@eqx.filter_jit
+@filter_jit
 def _tds_run(key, process, score_fn, likelihood, twist_c, logdensity_fn, num_particles, ts, config, nfe):
     with jax.ensure_compile_time_eval():
         model, target = tds_model(process, score_fn, likelihood, ts[-1], twist_c=twist_c, logdensity_fn=logdensity_fn)

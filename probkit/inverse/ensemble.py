@@ -65,7 +65,6 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -75,6 +74,7 @@ from probkit.diffusion.sde import ancestral_kernel, check_score_output, denoise,
 from probkit.inverse.likelihoods import Likelihood, LikelihoodPath, make_path
 from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel, Particle, WeightedParticles, finish, make_config, run_model
+from probkit._jit import filter_jit
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
@@ -247,7 +247,7 @@ def validate_problem(process, score_fn, likelihood, num_steps):
     check_score_output(score_fn, jnp.zeros(likelihood.x_shape, jnp.result_type(float)))
 
 
-@eqx.filter_jit
+@filter_jit
 def _ensemble_run(key, process, score_fn, likelihood, likelihood_path, path_options, num_particles, ts, config,
                   model_options):
     options = dict(model_options)

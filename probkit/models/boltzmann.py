@@ -72,6 +72,7 @@ from probkit.models.score_mlp import dense_init, init_score_mlp, score_mlp_apply
 from probkit.models.serialization import (FORMAT_NAME, load_pretrained_file, load_score_model, parse_config_process,
                                           process_to_dict, save_score_model)
 from probkit.models.training import StaticArg, check_hyper, dsm_train_init, ema_train_step, fit, noised_batch
+from probkit._jit import jit
 
 Array = jax.Array
 Params = dict[str, Any]
@@ -80,7 +81,7 @@ __all__ = [
     "LennardJones", "DoubleWell", "LJ13", "DW4",
     "helmert", "to_internal", "from_internal", "remove_com",
     "interatomic_distances", "random_orthogonal", "augment",
-    "mcmc_sample", "harmonic_init",
+    "mcmc_sample", "mcmc_refine", "harmonic_init",
     "EGNNConfig", "init_egnn", "egnn_apply", "ScoreModel", "init_model", "eps_apply", "score_fn",
     "dsm_loss", "train_score", "save_model", "load_model", "load_pretrained", "PRETRAINED",
 ]
@@ -354,7 +355,7 @@ def _mcmc_alg(system, temperature, step, method, n_leap):
     return blackjax.mala(logdensity, step)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+@functools.partial(jit, static_argnums=(2, 3, 4))
 def _mcmc_init(y0, temperature, system, method, n_leap):
     return jax.vmap(_mcmc_alg(system, temperature, 1.0, method, n_leap).init)(y0)
 
@@ -367,7 +368,7 @@ def _mcmc_steps(alg, state, key, length):
     return jax.lax.scan(one, state, jax.random.split(key, length))
 
 
-@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7, 8))
+@functools.partial(jit, static_argnums=(4, 5, 6, 7, 8))
 def _mcmc_draws(states, key, step, temperature, system, method, n_leap, thin, num_draws):
     alg = _mcmc_alg(system, temperature, step, method, n_leap)
 
@@ -425,6 +426,42 @@ def mcmc_sample(
             print(f"  warm-up round {r}: acceptance {float(jnp.mean(acc)):.3f} -> step {step:.4g}", flush=True)
     _, (ys, energies, acc) = _mcmc_draws(states, k_run, step, temp, *cfg, thin, num_draws)
     return MCMCResult(ys, energies, jnp.mean(acc), step)
+
+
+def mcmc_refine(
+    key: Array,
+    system: _System,
+    temperature: float,
+    samples: Array,
+    num_steps: int,
+    *,
+    log_weights: Array | None = None,
+    method: str = "mala",
+    step_size: float = 1e-3,
+) -> MCMCResult:
+    """The exact-energy MCMC corrector at t = 0: resample weighted samples (systematic, by
+    ``log_weights``), then ``num_steps`` MCMC steps per particle on ``exp(-E/T)`` (the first half
+    adapt the common step size in up to 5 rounds, :func:`mcmc_sample`; the returned ``samples`` are ``(N, 1, dim)``).
+
+    An SMC sampler's final MCMC move (Del Moral, Doucet and Jasra 2006): when annealing a Boltzmann
+    density (Skreta et al. 2025, arXiv 2503.02819, §5.2) the t = 0 target exp(-E/T) is known up
+    to a constant, so a kernel leaving it invariant can follow the diffusion sampler; it never
+    increases the KL divergence to the target. Local (vibrational) relaxation is fast, while basin
+    populations, set by the sampler, relax slowly. ``samples``: ``(N, dim)`` internal coordinates."""
+    from blackjax.smc import resampling
+
+    y = jnp.asarray(samples)
+    if y.ndim != 2 or y.shape[1] != system.internal_dim:
+        raise ValueError(f"`samples` must have shape (N, {system.internal_dim}), got {y.shape}")
+    steps = _checks.positive_int("num_steps", num_steps, 2)
+    k_res, k_run = jax.random.split(key)
+    if log_weights is not None:
+        lw = jnp.asarray(log_weights)
+        if lw.shape != y.shape[:1]:
+            raise ValueError(f"`log_weights` must have shape ({y.shape[0]},), got {lw.shape}")
+        y = y[resampling.systematic(k_res, jax.nn.softmax(lw), y.shape[0])]
+    return mcmc_sample(k_run, system, temperature, y.shape[0], 1, thin=steps - steps // 2, num_warmup=steps // 2,
+                       method=method, step_size=step_size, init=y, adapt_rounds=min(5, steps // 2))
 
 
 # ----------------------------------------------------------------------------------------------

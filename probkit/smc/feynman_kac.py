@@ -78,7 +78,6 @@ import math
 import warnings
 from typing import Any, Callable, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,6 +90,7 @@ from probkit._results import RESAMPLING, ResultsCore
 from probkit._results import resampler as _resampler
 from probkit.smc.correctors import MoveTarget
 from probkit.smc.resampling import ORDERED_RESAMPLING, ordered
+from probkit._jit import filter_jit
 
 Array = jax.Array
 PyTree = Any
@@ -417,7 +417,7 @@ def warn_if_degenerate(out: WeightedParticles, stacklevel: int = 4) -> None:
             RuntimeWarning, stacklevel=stacklevel)
 
 
-_scan_jit = eqx.filter_jit(run_model)
+_scan_jit = filter_jit(run_model)
 
 
 def run_smc(
