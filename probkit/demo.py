@@ -56,8 +56,6 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.special import logsumexp
-from scipy.stats import multivariate_normal
 
 from probkit.diagnostics.metrics import sliced_wasserstein
 from probkit.diffusion import INTEGRATORS, VP, sample
@@ -139,8 +137,10 @@ _PTS = np.stack(np.meshgrid(_G, _G, indexing="ij"), -1).reshape(-1, 2)
 
 def _grid_log_density(gm: GaussianMixture) -> np.ndarray:
     """log density of a 2-D mixture on the plotting grid, by SciPy (no compilation)."""
+    from scipy.stats import multivariate_normal  # imported on use: it slows down the CLI's start
+
     w, mu, cov = (np.asarray(a, np.float64) for a in (gm.weights, gm.means, gm.full_covs()))
-    return logsumexp([np.log(wk) + multivariate_normal(mk, ck).logpdf(_PTS) for wk, mk, ck in zip(w, mu, cov)], axis=0)
+    return np.logaddexp.reduce([np.log(wk) + multivariate_normal(m, c).logpdf(_PTS) for wk, m, c in zip(w, mu, cov)])
 
 
 def _grid_samples(key: jax.Array, log_dens: np.ndarray, n: int) -> jax.Array:
@@ -152,7 +152,7 @@ def _grid_samples(key: jax.Array, log_dens: np.ndarray, n: int) -> jax.Array:
 
 
 def _grid_log_z(log_dens: np.ndarray) -> float:
-    return float(logsumexp(log_dens) + 2 * np.log(_H))
+    return float(np.logaddexp.reduce(log_dens) + 2 * np.log(_H))
 
 
 def _exact_and_floor(sampler: Callable[[jax.Array], jax.Array], k_exact: jax.Array, k_sw: jax.Array,
