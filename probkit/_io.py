@@ -35,9 +35,7 @@ def base_path(path: str | os.PathLike) -> str:
     """``path`` without a trailing ``.npz`` / ``.json``."""
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"`path` must be a file path (str or os.PathLike), got {type(path).__name__}")
-    p = os.fspath(path)
-    if isinstance(p, bytes):
-        p = os.fsdecode(p)
+    p = os.fsdecode(path)
     for suffix in (".npz", ".json"):
         if p.endswith(suffix):
             return p[: -len(suffix)]
