@@ -154,7 +154,8 @@ def main() -> None:
     dev = jax.devices()[0]
     result = {"device": f"{dev.platform}: {getattr(dev, 'device_kind', '')}", "jax": jax.__version__,
               "cpu_count": os.cpu_count(), "machine": platform.machine(), "cache": a.cache,
-              "compiler_options": getattr(probkit, "_jit", None) and probkit._jit.COMPILER_OPTIONS}
+              "mixture_compiler_options": getattr(getattr(probkit, "_jit", None), "FAST_COMPILE_OPTIONS", None),
+              "triton_gemm_env": os.environ.get("PROBKIT_TRITON_GEMM")}
     t_start = time.perf_counter()
     out = a.out or ("benchmarks/results/compile_gpu.json" if a.gpu else "benchmarks/results/compile_cpu.json")
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)

@@ -183,6 +183,26 @@ fig.savefig(FIG_DIR / "boltzmann_small.png", dpi=80)
 plt.show()
 
 # %% [markdown]
+# ## An exact-energy MCMC corrector at t = 0
+#
+# At $t=0$ the annealed target $\propto e^{-E/T'}$ is known up to a constant, so an SMC sampler can
+# end with MCMC moves that leave it invariant: `bz.mcmc_refine` resamples the weighted particles
+# and runs MALA on the exact energy (the first half of the steps adapt the step size). Local
+# (vibrational) relaxation is fast; the population of basins comes from the diffusion sampler and
+# relaxes slowly. With 48 particles and 30 steps the W1 values below are dominated by Monte Carlo
+# noise (about ±1.5 for 48 draws of an energy with sd 12) and by the coarse time grid; at the
+# benchmark's size (8192 particles, 500 steps, 8 seeds, table below) FKC + 400 MALA steps reaches
+# W1(energy) 0.43 ± 0.18 at $T=1.5$, the scaled-score SDE + the same steps 1.07 ± 0.14.
+
+# %%
+for name, (x, w) in runs.items():
+    y = bz.to_internal(jnp.asarray(x, jnp.float32), 13, 3)
+    refined = bz.mcmc_refine(jax.random.PRNGKey(2), lj, T_target, y, 100, log_weights=jnp.log(jnp.asarray(w)))
+    e = np.asarray(lj.energy(bz.from_internal(refined.samples[:, -1], 13, 3)))
+    print(f"{name:17s} + 100 MALA steps: W1(energy) = {wasserstein_distance(e, e_ref):6.2f}  "
+          f"(acceptance {float(refined.acceptance):.2f})")
+
+# %% [markdown]
 # With 48 particles and 30 steps the histograms are noisy. The full-size comparison
 # (`benchmarks/boltzmann.py`: 8192 particles, 500 steps, several seeds, one GPU) is stored in
 # `benchmarks/results/boltzmann_gpu.json`:

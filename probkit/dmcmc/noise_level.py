@@ -48,7 +48,6 @@ import optax
 from jax.typing import ArrayLike
 
 from probkit import _checks
-from probkit._jit import jit
 
 Array = jax.Array
 
@@ -202,6 +201,6 @@ def train_noise_estimator(
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    run = jit(lambda p, k: jax.lax.scan(body, (p, opt.init(p)), jax.random.split(k, num_steps)))
+    run = jax.jit(lambda p, k: jax.lax.scan(body, (p, opt.init(p)), jax.random.split(k, num_steps)))
     (params, _), losses = run(params, key_train)
     return NoiseEstimatorFit(NoiseLevelEstimator(params, grid, log_w, event_shape), losses)

@@ -72,7 +72,6 @@ from probkit.models.score_mlp import dense_init, init_score_mlp, score_mlp_apply
 from probkit.models.serialization import (FORMAT_NAME, load_pretrained_file, load_score_model, parse_config_process,
                                           process_to_dict, save_score_model)
 from probkit.models.training import StaticArg, check_hyper, dsm_train_init, ema_train_step, fit, noised_batch
-from probkit._jit import jit
 
 Array = jax.Array
 Params = dict[str, Any]
@@ -355,7 +354,7 @@ def _mcmc_alg(system, temperature, step, method, n_leap):
     return blackjax.mala(logdensity, step)
 
 
-@functools.partial(jit, static_argnums=(2, 3, 4))
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
 def _mcmc_init(y0, temperature, system, method, n_leap):
     return jax.vmap(_mcmc_alg(system, temperature, 1.0, method, n_leap).init)(y0)
 
@@ -368,7 +367,7 @@ def _mcmc_steps(alg, state, key, length):
     return jax.lax.scan(one, state, jax.random.split(key, length))
 
 
-@functools.partial(jit, static_argnums=(4, 5, 6, 7, 8))
+@functools.partial(jax.jit, static_argnums=(4, 5, 6, 7, 8))
 def _mcmc_draws(states, key, step, temperature, system, method, n_leap, thin, num_draws):
     alg = _mcmc_alg(system, temperature, step, method, n_leap)
 

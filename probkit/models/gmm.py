@@ -22,6 +22,7 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.typing import ArrayLike
 
 from probkit._checks import is_traced, positive_int
+from probkit._jit import fast_compile
 
 Array = jax.Array
 
@@ -342,9 +343,11 @@ class GaussianMixture:
         return jax.nn.logsumexp(self._kalman(A, y, noise_std)[0])
 
 
+@fast_compile
 def _noised_score(mixture: GaussianMixture, process, x: Array, t: Array) -> Array:
     return mixture.noised(process, t).score(x)
 
 
+@fast_compile
 def _noised_log_prob(mixture: GaussianMixture, process, x: Array, t: Array) -> Array:
     return mixture.noised(process, t).log_prob(x)

@@ -34,7 +34,6 @@ import numpy as np
 from probkit import _checks, _io
 from probkit.smc.correctors import MoveTarget
 from probkit.smc.feynman_kac import FeynmanKacModel, SMCState, check_history, make_config, smc_init, smc_step
-from probkit._jit import jit
 
 Array = jax.Array
 PyTree = Any
@@ -85,8 +84,8 @@ def _run_chunk(state, keys, ts_from, ts_to, model, config, target):
     return jax.lax.scan(body, state, (keys, ts_from, ts_to))
 
 
-_run_chunk_jit = jit(_run_chunk, static_argnums=(4, 5, 6))
-_init_jit = jit(smc_init, static_argnums=(1, 2, 3))
+_run_chunk_jit = jax.jit(_run_chunk, static_argnums=(4, 5, 6))
+_init_jit = jax.jit(smc_init, static_argnums=(1, 2, 3))
 
 
 def _stack_template(info_spec, n: int):
