@@ -29,8 +29,9 @@ def positive_int(name: str, value: Any, minimum: int = 1) -> int:
 
 
 def scalar(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-           low_open: bool = False, as_array: bool = False):
-    """A finite real scalar (Python, NumPy or JAX) in [low, high] (``low_open``: (low, high]).
+           low_open: bool = False, high_open: bool = False, as_array: bool = False):
+    """A finite real scalar (Python, NumPy or JAX; not a string) in [low, high] (``low_open`` /
+    ``high_open``: that end excluded).
 
     Returns a Python float when concrete (a JAX array when ``as_array``); a traced value is
     returned as is."""
@@ -38,6 +39,8 @@ def scalar(name: str, value: Any, *, low: float | None = None, high: float | Non
         if jnp.ndim(value) != 0:
             raise ValueError(f"`{name}` must be a scalar, got shape {jnp.shape(value)}")
         return value
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"`{name}` must be a number, got the string {value!r}")
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"`{name}` must be a finite number, got {value!r}")
     try:
@@ -49,8 +52,8 @@ def scalar(name: str, value: Any, *, low: float | None = None, high: float | Non
     v = float(v)
     if low is not None and (v <= low if low_open else v < low):
         raise ValueError(f"`{name}` must be {'>' if low_open else '>='} {low}, got {value!r}")
-    if high is not None and v > high:
-        raise ValueError(f"`{name}` must be <= {high}, got {value!r}")
+    if high is not None and (v >= high if high_open else v > high):
+        raise ValueError(f"`{name}` must be {'<' if high_open else '<='} {high}, got {value!r}")
     return jnp.asarray(v, jnp.result_type(float)) if as_array else v
 
 

@@ -1,4 +1,5 @@
-"""The results core shared by every sampler's result (lowest layer: imports only JAX/BlackJAX).
+"""The results core shared by every sampler's result (lowest layer: imports only JAX, BlackJAX
+and ``_checks``).
 
 Every result is a pytree dataclass (arrays as leaves, Python metadata such as ``nfe`` as static
 aux data, so results pass through ``jax.jit`` / ``jax.vmap``) with ``particles`` (leading axis
@@ -8,13 +9,15 @@ uniform weights.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from blackjax.smc import resampling as bj_resampling
+
+from probkit import _checks
 
 RESAMPLING = ("systematic", "multinomial", "stratified", "residual")
 
@@ -30,8 +33,6 @@ class ResultsCore:
     """Methods shared by all results (``particles``, ``log_weights``, ``nfe`` are fields)."""
 
     def _replace(self, **changes):
-        import dataclasses
-
         return dataclasses.replace(self, **changes)
 
     @property
@@ -49,10 +50,8 @@ class ResultsCore:
 
     def resample(self, key: jax.Array, n: int | None = None, method: str = "systematic") -> Any:
         """``n`` equally weighted draws (default N) by ``blackjax.smc.resampling``."""
-        n = self.num_particles if n is None else n
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"`n` must be a positive integer, got {n!r}")
-        idx = resampler(method)(key, self.weights, int(n))
+        n = _checks.positive_int("n", self.num_particles if n is None else n)
+        idx = resampler(method)(key, self.weights, n)
         return jax.tree.map(lambda a: a[idx], self.particles)
 
     def to_inference_data(self, var_name: str = "x", *, key: jax.Array | None = None, num_draws: int | None = None,

@@ -21,12 +21,8 @@ import os
 import sys
 import traceback
 
-# (module, attribute) pairs; each attribute is ``register(subparsers) -> None`` and sets
-# ``func(args) -> int`` on the parsers it adds.
-_REGISTRARS = (
-    ("probkit.demo", "register"),
-    ("probkit.privacy.cli", "register"),
-)
+# Modules with ``register(subparsers) -> None``, which sets ``func(args) -> int`` on the parsers it adds.
+_REGISTRARS = ("probkit.demo", "probkit.privacy.cli")
 
 
 # Options that name an output FILE: their missing parent folders are created before the run.
@@ -57,14 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback when a command fails")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name, attr in _REGISTRARS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:  # a subpackage still under construction
-            if err.name is not None and err.name.startswith("probkit"):
-                continue
-            raise
-        getattr(module, attr)(sub)
+    for module_name in _REGISTRARS:
+        importlib.import_module(module_name).register(sub)
     return parser
 
 

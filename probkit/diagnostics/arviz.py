@@ -28,7 +28,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from probkit import _checks, _results
 
 __all__ = ["to_inference_data", "chains_to_inference_data", "weighted_summary", "WeightedSummary", "kish_ess"]
 
@@ -66,8 +70,6 @@ def normalised_weights(n: int, log_weights: Any, weights: Any, prefix: str = "",
     """Probability weights (float64) from ``log_weights`` or non-negative ``weights`` (uniform when
     both are None), checked with errors naming ``{prefix}weights`` / ``{prefix}log_weights``.
     A traced (jitted) argument gets its shape checked only, and ``None`` is returned."""
-    from probkit._checks import is_traced
-
     if log_weights is not None and weights is not None:
         raise ValueError(f"give either `{prefix}weights` or `{prefix}log_weights`, not both")
     if log_weights is None and weights is None:
@@ -76,7 +78,7 @@ def normalised_weights(n: int, log_weights: Any, weights: Any, prefix: str = "",
     raw = log_weights if log_weights is not None else weights
     if np.shape(raw) != (n,):
         raise ValueError(f"`{name}` must have shape ({n},) (one per {rows}), got {np.shape(raw)}")
-    if is_traced(raw):
+    if _checks.is_traced(raw):
         return None
     a = np.asarray(raw, dtype=np.float64)
     if log_weights is not None:
@@ -189,44 +191,26 @@ def step_times(result: Any, k: int) -> np.ndarray | None:
 
 def _posterior_dict(particles: Any, var_name: str) -> dict[str, np.ndarray]:
     """Leaves of a particle pytree as ``{name: (1, N, ...)}`` (names like ``x_key``)."""
-    import jax
-
     leaves = jax.tree_util.tree_leaves_with_path(particles)
     if len(leaves) == 1 and not leaves[0][0]:
         return {var_name: np.asarray(leaves[0][1])[None]}
-    out = {}
-    for path, leaf in leaves:
-        name = var_name + jax.tree_util.keystr(path)
-        for a, b in (("['", "_"), ("']", ""), ("[", "_"), ("]", ""), (".", "_")):
-            name = name.replace(a, b)
-        out[name] = np.asarray(leaf)[None]
-    return out
+    return {f"{var_name}_{jax.tree_util.keystr(path, simple=True, separator='_')}": np.asarray(leaf)[None]
+            for path, leaf in leaves}
 
 
 def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws: int | None, resampling: str):
     import arviz as az
     import xarray as xr
 
-    particles = result.particles
-    posterior = _posterior_dict(particles, var_name)
+    posterior = _posterior_dict(result.particles, var_name)
     n = next(iter(posterior.values())).shape[1]
     if any(a.shape[1] != n for a in posterior.values()):
         raise ValueError("`result.particles` leaves must share the leading (particle) axis")
-    lw = np.asarray(result.log_weights, dtype=np.float64)
-    if lw.shape != (n,):
-        raise ValueError(f"`result.log_weights` must have shape ({n},) (one per particle), got {lw.shape}")
-    w = normalised_weights(n, lw, None)
+    w = normalised_weights(n, np.asarray(result.log_weights, dtype=np.float64), None, "result.")
     final_ess = float(1.0 / np.sum(w**2))
     resampled_for_export = key is not None
     if resampled_for_export:
-        import jax.numpy as jnp
-
-        from blackjax.smc import resampling as bj_resampling
-
-        from probkit import _checks
-
-        resample_fn = getattr(bj_resampling, _checks.choice(
-            "resampling", resampling, ("systematic", "multinomial", "stratified", "residual")))
+        resample_fn = _results.resampler(resampling)
         num_draws = _checks.positive_int("num_draws", n if num_draws is None else num_draws)
         idx = np.asarray(resample_fn(key, jnp.asarray(w, jnp.float32), int(num_draws)))
         posterior = {k: v[:, idx] for k, v in posterior.items()}

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from probkit import _checks
+from probkit.diagnostics.arviz import normalised_weights, step_times
 
 __all__ = [
     "plot_samples_on_density", "plot_hist_1d", "plot_ess_trace", "density_grid",
@@ -31,8 +32,6 @@ __all__ = [
 
 
 def _weights_or_none(n: int, weights: Any, log_weights: Any) -> np.ndarray | None:
-    from probkit.diagnostics.arviz import normalised_weights
-
     if weights is None and log_weights is None:
         return None
     return normalised_weights(n, log_weights, weights)
@@ -133,11 +132,9 @@ def plot_samples_on_density(
         sizes = size * x.shape[0] * w[idx]
     ax.scatter(x[idx, 0], x[idx, 1], s=sizes, c=color, alpha=alpha, linewidths=0, zorder=2)
     if bounds is not None:
-        ax.set_xlim(bounds[0], bounds[1])
-        ax.set_ylim(bounds[2], bounds[3])
+        ax.set(xlim=(bounds[0], bounds[1]), ylim=(bounds[2], bounds[3]))
     elif X is not None:
-        ax.set_xlim(X.min(), X.max())
-        ax.set_ylim(Y.min(), Y.max())
+        ax.set(xlim=(X.min(), X.max()), ylim=(Y.min(), Y.max()))
     ax.set_aspect("equal", adjustable="box")
     if title is not None:
         ax.set_title(title)
@@ -257,8 +254,6 @@ def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | 
     resampled = np.asarray(result.resampled, dtype=bool).reshape(-1)
     if spread.shape != (k,) or resampled.shape != (k,):
         raise ValueError("`result.ess`, `result.resampled` and `result.log_weight_spread` must share one length")
-    from probkit.diagnostics.arviz import step_times
-
     xs = step_times(result, k)
     if xs is None:
         xs = np.arange(1, k + 1, dtype=np.float64)
@@ -267,23 +262,19 @@ def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | 
         twin = False
     else:
         ax_ess, ax_spread, twin = axes, axes.twinx(), True
-    for x in xs[resampled]:
-        ax_ess.axvline(x, color="0.8", lw=0.6, zorder=0)
+    for ax in (ax_ess,) if twin else (ax_ess, ax_spread):
+        for x in xs[resampled]:
+            ax.axvline(x, color="0.8", lw=0.6, zorder=0)
+        _time_xaxis(ax, xs, getattr(result, "times", None) is not None, "t (generative time runs left to right)")
     ax_ess.plot(xs, ess / n, color=color, lw=1.3, label=label or "ESS / N")
     if threshold is not None:
         ax_ess.axhline(threshold, ls="--", lw=0.8, color="gray")
-    ax_ess.set_ylim(0, 1.05)
-    ax_ess.set_ylabel("ESS / N")
+    ax_ess.set(ylim=(0, 1.05), ylabel="ESS / N")
     ax_ess.set_title(f"ESS ({int(resampled.sum())} resampling events, grey lines)", fontsize=10)
-    spread_color = "C3" if twin else color
-    ax_spread.plot(xs, spread, color=spread_color, lw=1.0, ls="-" if not twin else ":", label="log-weight spread")
+    ax_spread.plot(xs, spread, color="C3" if twin else color, lw=1.0, ls=":" if twin else "-", label="log-weight spread")
     ax_spread.set_ylabel("max - min log-weight")
     if not twin:
-        for x in xs[resampled]:
-            ax_spread.axvline(x, color="0.8", lw=0.6, zorder=0)
         ax_spread.set_title("log-weight spread (max - min)", fontsize=10)
-    for ax in (ax_ess,) if twin else (ax_ess, ax_spread):
-        _time_xaxis(ax, xs, getattr(result, "times", None) is not None, "t (generative time runs left to right)")
     return ax_ess, ax_spread
 
 
@@ -355,9 +346,7 @@ def plot_chains(result: Any, *, kind: str = "trace", var_names: Sequence[str] = 
             raise ValueError(f"`result` must be a DLGResult or an InferenceData, got {type(result).__name__}")
         idata = result.to_inference_data(max_coords=max_coords)
     if max_chains is not None:
-        if isinstance(max_chains, bool) or not isinstance(max_chains, (int, np.integer)) or max_chains < 1:
-            raise ValueError(f"`max_chains` must be a positive integer or None, got {max_chains!r}")
-        idata = idata.isel(chain=slice(0, int(max_chains)))
+        idata = idata.isel(chain=slice(0, _checks.positive_int("max_chains", max_chains)))
     if kind == "trace":
         return az.plot_trace(idata, var_names=list(var_names), axes=axes, compact=False)
     return az.plot_rank(idata, var_names=list(var_names), ax=axes)

@@ -46,9 +46,9 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from probkit import _io
-from probkit.models._validate import check_pos_int
-from probkit.models.score_mlp import Params, ScoreMLPConfig, dense_init, init_score_mlp, score_mlp_apply
+from probkit import _checks, _io
+from probkit.models.score_mlp import (Params, ScoreMLPConfig, dense_init, init_score_mlp, param_template,
+                                      score_mlp_apply)
 from probkit.models.serialization import load_pretrained_file, parse_config_process, pretrained_path, process_to_dict
 from probkit.models.training import (StaticArg, TrainResult, check_data, check_hyper, data_scale, dsm_train_init,
                                      ema_train_step, fit, noised_batch)
@@ -96,7 +96,7 @@ class ConditionalScoreConfig(_io.JsonConfig):
         return self.net.event_shape
 
     def _validate(self) -> None:
-        check_pos_int("num_classes", self.num_classes)
+        _checks.positive_int("num_classes", self.num_classes)
 
 
 def init_conditional_score_mlp(
@@ -109,7 +109,7 @@ def init_conditional_score_mlp(
     ``params = {"net": <score MLP params>, "class_emb": (num_classes + 1, time_dim)}``; the
     embedding starts at zero, so the untrained network equals the unconditional one.
     """
-    check_pos_int("num_classes", num_classes)
+    _checks.positive_int("num_classes", num_classes)
     net_params, net_cfg = init_score_mlp(key, dim, hidden, depth, **net_kwargs)
     params = {"net": net_params, "class_emb": jnp.zeros((int(num_classes) + 1, net_cfg.time_dim), jnp.float32)}
     return params, ConditionalScoreConfig(net_cfg, int(num_classes))
@@ -249,7 +249,7 @@ def train_conditional_score_model(
         raise ValueError(f"`labels` must be integers of shape ({arr.shape[0]},), got {lab.dtype} {lab.shape}")
     if num_classes is None:
         num_classes = int(lab.max()) + 1
-    check_pos_int("num_classes", num_classes)
+    _checks.positive_int("num_classes", num_classes)
     if lab.min() < 0 or lab.max() >= num_classes:
         raise ValueError(f"`labels` must lie in 0..{num_classes - 1}, got range {lab.min()}..{lab.max()}")
     hyper = check_hyper(process, num_steps, batch_size, learning_rate, None, weight_decay, grad_clip, ema_decay, t_min)
@@ -261,7 +261,7 @@ def train_conditional_score_model(
     data_j = (jnp.asarray(arr, jnp.float32), jnp.asarray(lab, jnp.int32))
     state, losses = fit(dsm_train_init(params, hyper.optimizer()), jax.random.split(k_train, hyper.num_steps), data_j,
                         _conditional_step, (config, StaticArg(process), hyper, float(p_uncond)),
-                        check_pos_int("chunk_size", chunk_size),
+                        _checks.positive_int("chunk_size", chunk_size),
                         callback=None if callback is None else lambda done, chunk, _: callback(done, chunk))
     return TrainResult(state.ema_params, config, jnp.asarray(losses), state)
 
@@ -280,12 +280,12 @@ class ClassifierConfig(_io.JsonConfig):
 
     def _validate(self) -> None:
         for k, v in self.to_dict().items():
-            check_pos_int(k, v)
+            _checks.positive_int(k, v)
 
 
 def init_classifier(key: Array, dim: int, num_classes: int, hidden: int = 128, depth: int = 2) -> tuple[Params, ClassifierConfig]:
     """LeCun-normal MLP weights; returns ``(params, config)``."""
-    cfg = ClassifierConfig(*(check_pos_int(k, v) for k, v in
+    cfg = ClassifierConfig(*(_checks.positive_int(k, v) for k, v in
                              (("dim", dim), ("num_classes", num_classes), ("hidden", hidden), ("depth", depth))))
     sizes = [cfg.dim] + [cfg.hidden] * cfg.depth + [cfg.num_classes]
     keys = jax.random.split(key, len(sizes) - 1)
@@ -343,14 +343,8 @@ def train_classifier(
 # Save / load (npz of named arrays + json; never pickle)
 # --------------------------------------------------------------------------------------
 def _cond_template(config: ConditionalScoreConfig) -> Params:
-    def build():
-        p, _ = init_conditional_score_mlp(jax.random.PRNGKey(0), config.net.event_shape, config.num_classes,
-                                          config.net.hidden, config.net.depth,
-                                          **{k: v for k, v in config.net.to_dict().items()
-                                             if k not in ("event_shape", "hidden", "depth")})
-        return p
-
-    return jax.eval_shape(build)
+    emb = jax.ShapeDtypeStruct((config.num_classes + 1, config.net.time_dim), jnp.float32)
+    return {"net": param_template(config.net), "class_emb": emb}
 
 
 def save_conditional_score_model(
@@ -395,10 +389,7 @@ def save_classifier(
 def load_classifier(path: str | os.PathLike) -> tuple[Params, ClassifierConfig]:
     """Read a classifier written by :func:`save_classifier`: ``(params, config)``."""
     meta = _io.read_json(path, CLF_FORMAT, FORMAT_VERSION)
-    try:
-        config = ClassifierConfig.from_dict(meta.get("config"))
-    except ValueError as e:
-        raise ValueError(f"`path` {_io.base_path(path)}.json: {e}") from None
+    config = parse_config_process(path, meta, ClassifierConfig, with_process=False)
     return _io.load_params(path, meta, _clf_template(config)), config
 
 

@@ -66,21 +66,13 @@ def digits_to_images(x: ArrayLike, scale: tuple[float, float] = (-1.0, 1.0)) -> 
     return np.clip(img, 0.0, _PIXEL_MAX).reshape(*x.shape[:-1], *DIGITS_SHAPE)
 
 
-def train_digits_score_model(
-    key: Array,
-    process=None,
-    num_steps: int = 16_000,
-    batch_size: int = 256,
-    *,
-    hidden: int = 256,
-    depth: int = 3,
-    learning_rate: float = 2e-3,
-    **kwargs: Any,
-) -> TrainResult:
-    """Train a score MLP on :func:`load_digits_data` (default process ``VP()``); see
-    :func:`probkit.models.nets.train_score_model` for the other keyword arguments."""
+def train_digits_score_model(key: Array, process=None, num_steps: int = 16_000, batch_size: int = 256,
+                             **kwargs: Any) -> TrainResult:
+    """Train a score MLP on :func:`load_digits_data` (default process ``VP()``); the keyword
+    arguments (``hidden``, ``depth``, ``learning_rate``, ...) and their defaults are those of
+    :func:`probkit.models.nets.train_score_model`."""
     return train_score_model(key, load_digits_data(), VP() if process is None else process, num_steps, batch_size,
-                             hidden=hidden, depth=depth, learning_rate=learning_rate, **kwargs)
+                             **kwargs)
 
 
 def pretrained_digits_path() -> str:

@@ -34,6 +34,7 @@ Training lives in :mod:`probkit.models.training`, saving and loading in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable
 
@@ -42,8 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from probkit import _io
-from probkit.models._validate import check_pos_float, check_pos_int
+from probkit import _checks, _io
 
 Array = jax.Array
 Params = dict[str, Any]
@@ -55,13 +55,6 @@ __all__ = [
 ]
 
 TIME_INPUTS = ("log_snr", "t")
-
-
-def _shape_from_json(shape: Any) -> tuple[int, ...]:
-    if not isinstance(shape, (list, tuple)) or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
-        raise ValueError(f"`config` field 'event_shape' must be a list of integers, got {shape!r}")
-    return tuple(int(s) for s in shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,33 +84,25 @@ class ScoreMLPConfig(_io.JsonConfig):
     min_freq: float = 0.1
     max_freq: float = 30.0
     gaussian_skip: bool = True
-    _from_json = {"event_shape": _shape_from_json}
+    _from_json = {"event_shape": functools.partial(_checks.shape, "event_shape")}
 
     @property
     def dim(self) -> int:
         return int(math.prod(self.event_shape))
 
     def _validate(self) -> None:
-        _validate_config(self)
-
-
-def _validate_config(cfg: ScoreMLPConfig) -> None:
-    if len(cfg.event_shape) == 0 or any(int(s) < 1 for s in cfg.event_shape):
-        raise ValueError(f"`dim` / `event_shape` must be positive ints, got {cfg.event_shape}")
-    for name in ("hidden", "depth", "time_dim", "embed_dim"):
-        check_pos_int(name, getattr(cfg, name))
-    if cfg.embed_dim % 2:
-        raise ValueError(f"`embed_dim` must be even (sin and cos features), got {cfg.embed_dim}")
-    if cfg.time_input not in TIME_INPUTS:
-        raise ValueError(f"`time_input` must be one of {TIME_INPUTS}, got {cfg.time_input!r}")
-    if cfg.data_std is not None:
-        check_pos_float("data_std", cfg.data_std)
-    check_pos_float("min_freq", cfg.min_freq)
-    check_pos_float("max_freq", cfg.max_freq)
-    if not isinstance(cfg.gaussian_skip, bool):
-        raise ValueError(f"`gaussian_skip` must be a bool, got {cfg.gaussian_skip!r}")
-    if cfg.min_freq >= cfg.max_freq:
-        raise ValueError(f"need `min_freq` < `max_freq`, got {cfg.min_freq}, {cfg.max_freq}")
+        for name in ("hidden", "depth", "time_dim", "embed_dim"):
+            _checks.positive_int(name, getattr(self, name))
+        if self.embed_dim % 2:
+            raise ValueError(f"`embed_dim` must be even (sin and cos features), got {self.embed_dim}")
+        _checks.choice("time_input", self.time_input, TIME_INPUTS)
+        for name in ("data_std", "min_freq", "max_freq"):
+            if getattr(self, name) is not None:
+                _checks.scalar(name, getattr(self, name), low=0.0, low_open=True)
+        if not isinstance(self.gaussian_skip, bool):
+            raise ValueError(f"`gaussian_skip` must be a bool, got {self.gaussian_skip!r}")
+        if self.min_freq >= self.max_freq:
+            raise ValueError(f"need `min_freq` < `max_freq`, got {self.min_freq}, {self.max_freq}")
 
 
 def _lecun(key: Array, fan_in: int, fan_out: int, scale: float = 1.0, lead: tuple[int, ...] = ()) -> Array:
@@ -134,23 +119,6 @@ def sinusoidal_embedding(c: Array, embed_dim: int, min_freq: float = 0.1, max_fr
     """``[sin(f_k c), cos(f_k c), c]`` at ``embed_dim // 2`` geometric frequencies ``f_k``."""
     ang = c * jnp.exp(jnp.linspace(math.log(min_freq), math.log(max_freq), embed_dim // 2))
     return jnp.concatenate([jnp.sin(ang), jnp.cos(ang), c[None]])
-
-
-def _make_config(dim: int | tuple[int, ...], hidden: int, depth: int, **kw: Any) -> ScoreMLPConfig:
-    if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool):
-        event_shape: tuple[int, ...] = (int(dim),)
-    else:
-        try:
-            event_shape = tuple(int(s) for s in dim)
-        except (TypeError, ValueError):
-            raise ValueError(f"`dim` must be an int or a tuple of ints, got {dim!r}") from None
-    hidden, depth = check_pos_int("hidden", hidden), check_pos_int("depth", depth)
-    for name in ("embed_dim", "time_dim"):  # NumPy integers stored as Python ints (JSON-able config)
-        if name in kw:
-            kw[name] = check_pos_int(name, kw[name])
-    cfg = ScoreMLPConfig(event_shape, hidden, depth, **kw)
-    _validate_config(cfg)
-    return cfg
 
 
 def _init_params(key: Array, cfg: ScoreMLPConfig, center: Array | None = None) -> Params:
@@ -195,10 +163,14 @@ def init_score_mlp(
     Returns ``(params, config)``: ``params`` a dict pytree of float32 arrays, ``config`` a
     hashable :class:`ScoreMLPConfig` (pass it as a static/closed-over value).
     """
-    cfg = _make_config(dim, hidden, depth, embed_dim=embed_dim, time_dim=time_dim, time_input=time_input,
-                       data_std=None if data_std is None else check_pos_float("data_std", data_std),
-                       min_freq=check_pos_float("min_freq", min_freq),
-                       max_freq=check_pos_float("max_freq", max_freq), gaussian_skip=bool(gaussian_skip))
+    pos = dict(low=0.0, low_open=True)
+    cfg = ScoreMLPConfig(  # NumPy scalars stored as Python ints / floats: a JSON-able config
+        _checks.shape("dim", (dim,) if isinstance(dim, (int, np.integer)) else dim),
+        _checks.positive_int("hidden", hidden), _checks.positive_int("depth", depth),
+        _checks.positive_int("embed_dim", embed_dim), _checks.positive_int("time_dim", time_dim), time_input,
+        None if data_std is None else _checks.scalar("data_std", data_std, **pos),
+        _checks.scalar("min_freq", min_freq, **pos), _checks.scalar("max_freq", max_freq, **pos), bool(gaussian_skip))
+    cfg._validate()
     mean = np.asarray(data_mean, dtype=np.float32)
     if mean.ndim and mean.shape != cfg.event_shape and mean.shape != (cfg.dim,):
         raise ValueError(f"`data_mean` must be a scalar or of shape {cfg.event_shape}, got {mean.shape}")
@@ -269,7 +241,6 @@ def make_score_fn(params: Params, config: ScoreMLPConfig, process) -> ScoreFn:
 def count_params(params: Params) -> int:
     """Number of scalar parameters."""
     return int(sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))
-
 
 
 def param_template(config: ScoreMLPConfig) -> Params:

@@ -13,6 +13,7 @@ import os
 from typing import Any, Callable
 
 from probkit import _io
+from probkit.diffusion import EDM, VE, VP, VPCosine
 from probkit.models.score_mlp import Params, ScoreMLPConfig, param_template
 
 __all__ = ["save_score_model", "load_score_model", "read_metadata", "FORMAT_NAME", "FORMAT_VERSION",
@@ -20,23 +21,17 @@ __all__ = ["save_score_model", "load_score_model", "read_metadata", "FORMAT_NAME
 
 FORMAT_NAME = "probkit.score_mlp"
 FORMAT_VERSION = 1
-_PROCESS_NAMES = ("VP", "VPCosine", "VE", "EDM")
-
-
-def _processes() -> dict[str, type]:
-    from probkit import diffusion
-
-    return {name: getattr(diffusion, name) for name in _PROCESS_NAMES}
+_PROCESSES = {cls.__name__: cls for cls in (VP, VPCosine, VE, EDM)}
 
 
 def process_to_dict(process) -> dict[str, Any]:
     """``{"name": "VP", "params": {...}}`` for a :mod:`probkit.diffusion` process."""
-    return _io.to_record(process, _processes(), "process")
+    return _io.to_record(process, _PROCESSES, "process")
 
 
 def process_from_dict(d: Any):
     """Inverse of :func:`process_to_dict` (ValueError on anything else)."""
-    return _io.from_record(d, _processes(), "process")
+    return _io.from_record(d, _PROCESSES, "process")
 
 
 def save_score_model(
@@ -76,10 +71,12 @@ def load_score_model(path: str | os.PathLike) -> tuple[Params, ScoreMLPConfig, A
     return _io.load_params(path, meta, param_template(config)), config, process
 
 
-def parse_config_process(path: str | os.PathLike, meta: dict[str, Any], config_cls: type) -> tuple[Any, Any]:
-    """``(config, process)`` of a model file's JSON; ValueError naming the file."""
+def parse_config_process(path: str | os.PathLike, meta: dict[str, Any], config_cls: type, with_process: bool = True):
+    """``(config, process)`` of a model file's JSON (``config`` alone if not ``with_process``);
+    ValueError naming the file."""
     try:
-        return config_cls.from_dict(meta.get("config")), process_from_dict(meta.get("process"))
+        config = config_cls.from_dict(meta.get("config"))
+        return (config, process_from_dict(meta.get("process"))) if with_process else config
     except ValueError as e:
         raise ValueError(f"`path` {_io.base_path(path)}.json: {e}") from None
 

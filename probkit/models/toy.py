@@ -172,8 +172,7 @@ def random_mixture(
     dim = _checks.positive_int("dim", dim)
     if not (spacing > 0 and std > 0):
         raise ValueError(f"`spacing` and `std` must be positive, got {spacing!r}, {std!r}")
-    if weights not in ("random", "uniform"):
-        raise ValueError(f"`weights` must be 'random' or 'uniform', got {weights!r}")
+    _checks.choice("weights", weights, ("random", "uniform"))
     c = jnp.arange(m) - (m - 1) / 2
     grid = jnp.stack(jnp.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)  # (K, 2) = (i, j)
     means = spacing * grid[:, jnp.arange(dim) % 2]  # (s i, s j, s i, s j, ...)

@@ -11,13 +11,9 @@ the untrained network, which outputs zero, has loss 1). Times are uniform on ``[
 et al. 2021 (VDM, arXiv 2107.00630): one uniform offset per batch,
 ``t_i = t_min + (1 - t_min) ((u + i/B) mod 1)`` — same marginal, lower-variance loss.
 
-:func:`train_score_model` runs the steps in jitted ``lax.scan`` chunks. Inside the scan every
-step flags a non-finite loss or parameter (no host sync); after each chunk the first flagged
-step is reported as a ``ValueError``. With ``checkpoint=path`` the full training state
-(parameters, EMA, optax state, step, the losses so far) and the run's recipe (key, data digest,
-hyper-parameters) are saved every ``checkpoint_every`` steps as ``.npz`` + ``.json`` (no
-pickle); calling again with the same arguments resumes from the file, and the resumed run
-equals the uninterrupted run bitwise (same per-step keys, same chunk boundaries).
+:func:`train_score_model` runs the steps in jitted ``lax.scan`` chunks, flags non-finite losses
+or parameters inside the scan (no host sync) and writes bitwise-resumable checkpoints (see its
+docstring).
 
 Every DSM trainer of probkit (this one, the class-conditional one of
 :mod:`probkit.models.conditional` and the augmented one of :mod:`probkit.models.boltzmann`)
@@ -37,9 +33,9 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from probkit import _io
-from probkit.models._validate import check_pos_float, check_pos_int, check_real
+from probkit import _checks, _io
 from probkit.models.score_mlp import Params, ScoreMLPConfig, init_score_mlp, score_mlp_apply
+from probkit.models.serialization import process_to_dict
 
 Array = jax.Array
 
@@ -187,8 +183,6 @@ def _all_finite(tree: Any) -> Array:
 
 
 def _process_record(process) -> Any:
-    from probkit.models.serialization import process_to_dict
-
     try:
         return process_to_dict(process)
     except ValueError:  # a user-defined process: compare its repr
@@ -241,14 +235,13 @@ def check_hyper(process, num_steps: Any, batch_size: Any, learning_rate: Any = 2
     ``t_min`` defaults to ``process.t_min``."""
     if not all(hasattr(process, a) for a in ("alpha", "sigma", "log_snr", "t_min")):
         raise ValueError(f"`process` must be a probkit.diffusion process, got {type(process).__name__}")
-    if warmup_steps is not None and (isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer))
-                                     or warmup_steps < 0):
-        raise ValueError(f"`warmup_steps` must be a non-negative integer, got {warmup_steps!r}")
-    return Hyper(check_pos_int("num_steps", num_steps), check_pos_float("learning_rate", learning_rate),
-                 None if warmup_steps is None else int(warmup_steps), check_real("weight_decay", weight_decay, 0.0),
-                 check_pos_float("grad_clip", grad_clip), check_pos_int("batch_size", batch_size),
-                 check_real("t_min", process.t_min if t_min is None else t_min, 0.0, 1.0, True, True),
-                 check_real("ema_decay", ema_decay, 0.0, 1.0, high_open=True))
+    pos = dict(low=0.0, low_open=True)
+    return Hyper(_checks.positive_int("num_steps", num_steps), _checks.scalar("learning_rate", learning_rate, **pos),
+                 None if warmup_steps is None else _checks.positive_int("warmup_steps", warmup_steps, minimum=0),
+                 _checks.scalar("weight_decay", weight_decay, low=0.0), _checks.scalar("grad_clip", grad_clip, **pos),
+                 _checks.positive_int("batch_size", batch_size),
+                 _checks.scalar("t_min", process.t_min if t_min is None else t_min, high=1.0, high_open=True, **pos),
+                 _checks.scalar("ema_decay", ema_decay, low=0.0, high=1.0, high_open=True))
 
 
 class StaticArg:
@@ -390,14 +383,14 @@ def train_score_model(
     arr = check_data(data)
     hyper = check_hyper(process, num_steps, batch_size, learning_rate, warmup_steps, weight_decay, grad_clip,
                         ema_decay, t_min)
-    chunk_size = check_pos_int("chunk_size", chunk_size)
+    chunk_size = _checks.positive_int("chunk_size", chunk_size)
     if callback is not None and not callable(callback):
         raise ValueError("`callback` must be callable")
     if checkpoint is not None:
         if not isinstance(checkpoint, (str, os.PathLike)):
             raise ValueError(f"`checkpoint` must be a path, got {type(checkpoint).__name__}")
         checkpoint = _io.base_path(checkpoint)
-        every = chunk_size if checkpoint_every is None else check_pos_int("checkpoint_every", checkpoint_every)
+        every = chunk_size if checkpoint_every is None else _checks.positive_int("checkpoint_every", checkpoint_every)
         if every % chunk_size:
             raise ValueError(f"`checkpoint_every` ({every}) must be a multiple of `chunk_size` ({chunk_size}): "
                              "checkpoints are written between jitted chunks")

@@ -6,34 +6,27 @@ the pure ``jax.numpy`` functions stay jit/vmap-safe.
 """
 from __future__ import annotations
 
-import jax
 import numpy as np
 
+from probkit._checks import is_traced
+
 __all__ = [
-    "is_concrete", "check_open_unit", "check_closed_unit", "check_nonnegative", "check_delta", "check_level",
-    "check_counts", "check_positive_int", "check_scores_labels", "eps_one_sided", "eps64_one_sided",
+    "check_closed_unit", "check_nonnegative", "check_delta", "check_level",
+    "check_counts", "check_positive_int", "check_scores_labels", "check_binary", "check_both_classes", "eps_one_sided",
+    "eps64_one_sided",
 ]
-
-
-def is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
 
 def _check_interval(name: str, x, low: float, high: float, low_open: bool, high_open: bool, what: str) -> None:
     """Raise ValueError (``{name} must {what}; got x``) unless every entry of concrete ``x`` is
     finite and in the interval."""
-    if not is_concrete(x):
+    if is_traced(x):
         return
     a = np.asarray(x, dtype=float)
     low_bad = (a <= low) if low_open else (a < low)
     high_bad = (a >= high) if high_open else (a > high)
     if not np.all(np.isfinite(a)) or np.any(low_bad) or np.any(high_bad):
         raise ValueError(f"{name} must {what}; got {x!r}")
-
-
-def check_open_unit(name: str, x) -> None:
-    """Raise ValueError unless every entry of concrete ``x`` is finite and in (0, 1)."""
-    _check_interval(name, x, 0.0, 1.0, True, True, "lie in the open interval (0, 1)")
 
 
 def check_closed_unit(name: str, x) -> None:
@@ -50,7 +43,8 @@ def check_delta(delta, allow_zero: bool = True, name: str = "delta") -> None:
 
 
 def check_level(level, name: str = "level") -> None:
-    check_open_unit(name, level)
+    """Raise ValueError unless every entry of concrete ``level`` is finite and in (0, 1)."""
+    _check_interval(name, level, 0.0, 1.0, True, True, "lie in the open interval (0, 1)")
 
 
 def _is_count(v) -> bool:
@@ -83,7 +77,7 @@ def check_counts(fp, n_negative, fn, n_positive) -> tuple[int, int, int, int]:
 
 def check_positive_int(name: str, n) -> int:
     """A positive integer (Python, NumPy or JAX integer scalar); returns it as an int."""
-    a = np.asarray(n) if is_concrete(n) else None
+    a = None if is_traced(n) else np.asarray(n)
     if a is None or isinstance(n, bool) or a.ndim != 0 or not np.issubdtype(a.dtype, np.integer) or int(a) <= 0:
         raise ValueError(f"{name} must be a positive integer; got {n!r}")
     return int(a)
@@ -101,21 +95,31 @@ def check_scores_labels(scores, labels, scores_name: str = "scores", labels_name
     s = s.astype(np.float64)
     if not np.all(np.isfinite(s)):
         raise ValueError(f"{scores_name} must be finite; {int(np.sum(~np.isfinite(s)))} entries are NaN or infinite")
-    lab = np.asarray(labels)
-    if lab.shape != s.shape:
-        raise ValueError(f"{labels_name} must have the shape of {scores_name} {s.shape}; got {lab.shape}")
-    if lab.dtype != bool:
-        if not np.issubdtype(lab.dtype, np.number):
-            raise ValueError(f"{labels_name} must be 0/1; got dtype {lab.dtype}")
-        bad = ~np.isin(lab, (0, 1))
-        if np.any(bad):
-            raise ValueError(f"{labels_name} must be 0 (non-member) or 1 (member); got values "
-                             f"{np.unique(lab[bad])[:5].tolist()}")
-        lab = lab.astype(bool)
-    if lab.all() or (~lab).all():
-        which = "non-members (label 0)" if lab.all() else "members (label 1)"
-        raise ValueError(f"{labels_name} has no {which}: both classes are needed")
+    lab = check_binary(labels_name, labels, s.shape)
+    check_both_classes(lab, labels_name)
     return s, lab
+
+
+def check_binary(name: str, v, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A non-empty 1-D array of 0/1 (or bool) values, of ``shape`` when given; returned as bool."""
+    a = np.asarray(v)
+    if a.ndim != 1 or a.size == 0 or (shape is not None and a.shape != shape):
+        raise ValueError(f"{name} must be a non-empty 1-D array{'' if shape is None else f' of shape {shape}'}; "
+                         f"got shape {a.shape}")
+    if a.dtype != bool:
+        if not np.issubdtype(a.dtype, np.number):
+            raise ValueError(f"{name} must be 0/1; got dtype {a.dtype}")
+        bad = ~np.isin(a, (0, 1))
+        if np.any(bad):
+            raise ValueError(f"{name} must contain only 0 and 1; got values {np.unique(a[bad])[:5].tolist()}")
+    return a.astype(bool)
+
+
+def check_both_classes(labels: np.ndarray, name: str = "labels") -> None:
+    """Membership labels (bool, True = member) with both classes present."""
+    if labels.all() or (~labels).all():
+        which = "non-members (label 0)" if labels.all() else "members (label 1)"
+        raise ValueError(f"{name} has no {which}: both classes are needed")
 
 
 def eps_one_sided(fpr, fnr, delta, xp=np):

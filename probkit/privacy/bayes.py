@@ -38,7 +38,7 @@ from scipy import special, stats
 
 from probkit.privacy._checks import check_delta, check_level, check_positive_int, eps64_one_sided
 from probkit.privacy.counts import resolve_counts
-from probkit.privacy.regions import epsilon_from_rates
+from probkit.privacy.regions import epsilon_from_rates, gdp_epsilon
 
 __all__ = [
     "EpsilonPosterior", "epsilon_posterior", "rate_posteriors", "epsilon_posterior_cdf", "epsilon_density",
@@ -51,16 +51,13 @@ Prior = Union[str, Sequence[float]]
 _TAIL = 1e-10
 
 
+_PRIORS = {"jeffreys": (0.5, 0.5), "uniform": (1.0, 1.0)}
+
+
 def _prior_params(prior: Prior) -> tuple[float, float]:
-    if isinstance(prior, str):
-        if prior == "jeffreys":
-            return 0.5, 0.5
-        if prior == "uniform":
-            return 1.0, 1.0
-        raise ValueError(f"prior must be 'jeffreys', 'uniform' or a pair (a, b); got {prior!r}")
     try:
-        a, b = (float(v) for v in prior)
-    except (TypeError, ValueError):
+        a, b = _PRIORS[prior] if isinstance(prior, str) else (float(v) for v in prior)
+    except (KeyError, TypeError, ValueError):
         raise ValueError(f"prior must be 'jeffreys', 'uniform' or a pair (a, b); got {prior!r}") from None
     if not (np.isfinite(a) and np.isfinite(b) and a > 0 and b > 0):
         raise ValueError(f"prior Beta parameters must be finite and positive; got {prior!r}")
@@ -74,6 +71,12 @@ def rate_posteriors(fp, n_negative=None, fn=None, n_positive=None, prior: Prior 
     (fp, n_negative, fn, n_positive), _ = resolve_counts(fp, n_negative, fn, n_positive, None, need_delta=False)
     a0, b0 = _prior_params(prior)
     return (a0 + fp, b0 + n_negative - fp), (a0 + fn, b0 + n_positive - fn)
+
+
+def _posteriors(fp, n_negative, fn, n_positive, delta, prior: Prior) -> tuple[tuple, tuple, float]:
+    """``(alpha posterior, beta posterior, delta)`` from counts (or an AuditCounts) and a checked delta."""
+    counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
+    return (*rate_posteriors(*counts, prior=prior), float(delta))
 
 
 # Probit-space tabulation of the Beta survival function (see _cdf_table).
@@ -158,10 +161,7 @@ def epsilon_posterior_cdf(eps, fp, n_negative=None, fn=None, n_positive=None, de
                           prior: Prior = "jeffreys", num_grid: int = 8192):
     """Posterior CDF ``P(eps <= e | counts)`` by numerical integration (see module docstring).
     ``fp`` may be an :class:`~probkit.privacy.AuditCounts` (then pass ``delta``)."""
-    counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
-    check_delta(delta)
-    a_post, b_post = rate_posteriors(*counts, prior=prior)
-    return _cdf_table(eps, a_post, b_post, float(delta), num_grid)
+    return _cdf_table(eps, *_posteriors(fp, n_negative, fn, n_positive, delta, prior), num_grid)
 
 
 def epsilon_density(eps, fp, n_negative=None, fn=None, n_positive=None, delta=None,
@@ -169,10 +169,7 @@ def epsilon_density(eps, fp, n_negative=None, fn=None, n_positive=None, delta=No
     """Posterior density of eps at ``eps > 0`` (the continuous part; the atom at 0 has mass
     ``epsilon_posterior_cdf(0, ...)``), by differentiating the CDF's integral in e under the
     integral sign (see module docstring). ``fp`` may be an :class:`~probkit.privacy.AuditCounts`."""
-    counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
-    check_delta(delta)
-    a_post, b_post = rate_posteriors(*counts, prior=prior)
-    return _pdf_table(eps, a_post, b_post, float(delta), num_grid)
+    return _pdf_table(eps, *_posteriors(fp, n_negative, fn, n_positive, delta, prior), num_grid)
 
 
 @partial(jax.jit, static_argnames=("num_samples",))
@@ -289,19 +286,10 @@ class EpsilonPosterior:
         }
 
 
-def epsilon_posterior(
-    fp,
-    n_negative: int | None = None,
-    fn: int | None = None,
-    n_positive: int | None = None,
-    delta: float | None = None,
-    prior: Prior = "jeffreys",
-    num_samples: int = 100_000,
-    key: jax.Array | None = None,
-    method: Literal["integration", "monte_carlo"] = "integration",
-    num_grid: int = 4096,
-    num_eps: int = 512,
-) -> EpsilonPosterior:
+def epsilon_posterior(fp, n_negative: int | None = None, fn: int | None = None, n_positive: int | None = None,
+                      delta: float | None = None, prior: Prior = "jeffreys", num_samples: int = 100_000,
+                      key: jax.Array | None = None, method: Literal["integration", "monte_carlo"] = "integration",
+                      num_grid: int = 4096, num_eps: int = 512) -> EpsilonPosterior:
     """Posterior of eps from the counts of a membership-inference audit.
 
     Args:
@@ -323,15 +311,12 @@ def epsilon_posterior(
       :class:`EpsilonPosterior` with ``samples``, ``mean``, ``mode``, ``interval(level)``,
       ``hpd_interval(level)``, ``prob_exceeds(eps)``, ``cdf(eps)``.
     """
-    counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
-    check_delta(delta)
-    a_post, b_post = rate_posteriors(*counts, prior=prior)
+    a_post, b_post, delta = _posteriors(fp, n_negative, fn, n_positive, delta, prior)
     num_samples = check_positive_int("num_samples", num_samples)
     if key is None:
         if method == "monte_carlo":
             raise ValueError("key (a jax PRNG key) is required for method='monte_carlo'")
         key = jax.random.PRNGKey(0)  # only used to draw ``samples`` by inverse CDF
-    delta = float(delta)
     if method == "integration":
         # eps decreases in both rates: extreme quantiles of the rates bracket all but ~2e-10.
         # eps = max(eps_ll(alpha, beta), eps_ll(1 - beta, 1 - alpha)) with eps_ll decreasing in
@@ -396,8 +381,6 @@ class GDPPosterior(NamedTuple):
 
     def epsilon(self, delta: float) -> jax.Array:
         """Posterior draws of eps(delta) of mu-GDP."""
-        from probkit.privacy.regions import gdp_epsilon
-
         check_delta(delta)
         return gdp_epsilon(delta, jnp.maximum(self.mu, 1e-6))
 
@@ -415,14 +398,8 @@ def _gdp_model(neg_scores, pos_scores):
     numpyro.sample("pos", dist.Normal(m + mu * s, s), obs=pos_scores)
 
 
-def gdp_posterior(
-    key: jax.Array,
-    neg_scores,
-    pos_scores,
-    num_samples: int = 1000,
-    num_warmup: int = 500,
-    num_chains: int = 2,
-) -> GDPPosterior:
+def gdp_posterior(key: jax.Array, neg_scores, pos_scores, num_samples: int = 1000, num_warmup: int = 500,
+                  num_chains: int = 2) -> GDPPosterior:
     """Posterior of mu (Gaussian DP; Dong, Roth & Su 2019, arXiv:1905.02383) from raw attack
     scores of non-members (``neg_scores``) and members (``pos_scores``).
 

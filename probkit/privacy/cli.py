@@ -11,6 +11,10 @@ import argparse
 import json
 import os
 
+import numpy as np
+
+from probkit.cli import make_parent_folder
+
 
 def register(subparsers) -> None:
     """Add the ``privacy`` command (sub-commands ``estimate`` and ``report``) to the probkit CLI."""
@@ -62,13 +66,10 @@ def register(subparsers) -> None:
 
 
 def _parse_prior(text: str):
+    """'jeffreys', 'uniform' or a pair 'a,b' (checked by ``epsilon_posterior``)."""
     if text in ("jeffreys", "uniform"):
         return text
-    try:
-        a, b = (float(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"prior must be 'jeffreys', 'uniform' or 'a,b'; got {text!r}") from None
-    return (a, b)
+    return tuple(_parse_floats(text, "--prior ('jeffreys', 'uniform' or a,b)"))
 
 
 def _estimate(args: argparse.Namespace) -> int:
@@ -95,27 +96,25 @@ def _estimate(args: argparse.Namespace) -> int:
             print(f"  P(eps > {args.claimed_eps:g}) = {summary['prob_exceeds_claimed']:.4g}")
         print(f"Clopper-Pearson {pct} lower bound on eps: {cp:.4f}")
     if args.plot:
-        _plot(post, args, summary)
+        fig, ax = _pyplot().subplots(figsize=(6, 3.5))
+        _posterior_panel(ax, post, summary["interval"], cp, args.level)
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        _pyplot().close(fig)
         print(f"plot saved to {args.plot}")
     return 0
 
 
-def _plot(post, args, summary) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    _posterior_panel(ax, post, summary["interval"], summary["clopper_pearson_lower_bound"], args.level)
-    fig.tight_layout()
-    fig.savefig(args.plot, dpi=120)
-    plt.close(fig)
+    return plt
 
 
 def _posterior_panel(ax, post, interval, cp_lower, level, claim=None) -> None:
-    import numpy as np
-
     lo, hi = post.quantile([0.0005, 0.9995])
     pad = 0.1 * max(hi - lo, 1e-3)
     e = np.linspace(max(lo - pad, 1e-9), hi + pad, 300)
@@ -134,8 +133,6 @@ def _posterior_panel(ax, post, interval, cp_lower, level, claim=None) -> None:
 def load_vector(path: str, name: str):
     """A 1-D array from a ``.npy`` file (no pickle) or a one-column CSV/text file (an optional
     header line is skipped). Errors name the option and the path."""
-    import numpy as np
-
     if not os.path.isfile(path):
         raise ValueError(f"--{name} {path}: no such file")
     if path.endswith(".npy"):
@@ -170,9 +167,7 @@ def _parse_floats(text: str, option: str) -> list[float]:
 
 def _report(args: argparse.Namespace) -> int:
     import jax
-    import numpy as np
 
-    from probkit.cli import make_parent_folder
     from probkit.privacy.scores import audit_from_scores
 
     scores = load_vector(args.scores, "scores")
@@ -217,14 +212,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _report_figure(audit, scores, labels, claim, paths, level) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     from probkit.privacy.regions import eps_delta_tradeoff
 
+    plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
     # ROC (held-out) against the claimed region: an (eps, delta)-DP mechanism keeps every attack's
     # TPR <= 1 - f(FPR), f the claim's trade-off curve.

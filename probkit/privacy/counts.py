@@ -12,15 +12,12 @@ import json
 import os
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from probkit.privacy._checks import check_counts, check_scores_labels
+from probkit.privacy._checks import check_binary, check_both_classes, check_counts, check_delta, check_scores_labels
 
 __all__ = ["AuditCounts", "counts_from_scores", "resolve_counts"]
-
-Array = jax.Array
 
 
 class AuditCounts(NamedTuple):
@@ -67,22 +64,10 @@ class AuditCounts(NamedTuple):
     @classmethod
     def from_guesses(cls, guesses, labels) -> "AuditCounts":
         """Counts from 0/1 (or bool) ``guesses`` (1 = "member") and ``labels`` (1 = member)."""
-        g = np.asarray(guesses)
-        lab = np.asarray(labels)
-        for name, v in (("guesses", g), ("labels", lab)):
-            if v.ndim != 1 or v.size == 0:
-                raise ValueError(f"{name} must be a non-empty 1-D array; got shape {v.shape}")
-            if v.dtype != bool and (not np.issubdtype(v.dtype, np.number) or np.any(~np.isin(v, (0, 1)))):
-                raise ValueError(f"{name} must contain only 0 and 1")
-        if g.shape != lab.shape:
-            raise ValueError(f"guesses and labels must have the same length; got {g.size} and {lab.size}")
-        g, lab = g.astype(bool), lab.astype(bool)
-        n_pos = int(lab.sum())
-        n_neg = int(lab.size - n_pos)
-        if n_pos == 0 or n_neg == 0:
-            raise ValueError(f"labels has no {'members (label 1)' if n_pos == 0 else 'non-members (label 0)'}: "
-                             "both classes are needed")
-        return cls(int(np.sum(g & ~lab)), n_neg, int(np.sum(~g & lab)), n_pos)
+        lab = check_binary("labels", labels)
+        g = check_binary("guesses", guesses, lab.shape)
+        check_both_classes(lab)
+        return cls(int(np.sum(g & ~lab)), int(np.sum(~lab)), int(np.sum(~g & lab)), int(np.sum(lab)))
 
     @classmethod
     def from_scores(cls, scores, labels, threshold: float) -> "AuditCounts":
@@ -160,7 +145,8 @@ def resolve_counts(fp, n_negative, fn, n_positive, delta, *, need_delta: bool = 
     """Accept either four counts or an :class:`AuditCounts` in ``fp``'s place.
 
     ``f(counts, delta)`` puts delta in ``n_negative``'s slot; ``f(counts, delta=...)`` leaves the
-    other slots empty. Returns ``((fp, n_negative, fn, n_positive) as validated ints, delta)``.
+    other slots empty. Returns ``((fp, n_negative, fn, n_positive) as validated ints, delta)``, the
+    delta checked to lie in [0, 1) when ``need_delta``.
     """
     if isinstance(fp, AuditCounts):
         counts = fp
@@ -173,6 +159,8 @@ def resolve_counts(fp, n_negative, fn, n_positive, delta, *, need_delta: bool = 
         fp, n_negative, fn, n_positive = counts
     elif any(v is None for v in (n_negative, fn, n_positive)):
         raise ValueError("n_negative, fn and n_positive are required unless fp is an AuditCounts")
-    if need_delta and delta is None:
-        raise ValueError("delta is required")
+    if need_delta:
+        if delta is None:
+            raise ValueError("delta is required")
+        check_delta(delta)
     return check_counts(fp, n_negative, fn, n_positive), delta

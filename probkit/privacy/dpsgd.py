@@ -28,6 +28,7 @@ import optax
 
 from probkit.privacy._checks import check_delta, check_level, check_positive_int
 from probkit.privacy.counts import AuditCounts
+from probkit.privacy.scores import audit_from_scores
 
 __all__ = [
     "accountant_epsilon", "DPSGDConfig", "DPSGDState", "dpsgd_optimizer", "dpsgd_init", "dpsgd_step",
@@ -45,15 +46,7 @@ def accountant_epsilon(
     ``dp_accounting``: ``"rdp"`` (Mironov 2017) or ``"pld"`` (privacy-loss distributions, tighter)."""
     from dp_accounting import dp_event
 
-    if delta == 0:
-        raise ValueError("delta must be positive: the (subsampled) Gaussian mechanism is not pure DP "
-                         "(its eps at delta = 0 is infinite)")
-    check_delta(delta, allow_zero=False)
-    if not noise_multiplier > 0:
-        raise ValueError(f"noise_multiplier must be positive; got {noise_multiplier!r}")
-    if not 0 < sampling_rate <= 1:
-        raise ValueError(f"sampling_rate must lie in (0, 1]; got {sampling_rate!r}")
-    check_positive_int("steps", steps)
+    _check_mechanism(noise_multiplier, sampling_rate, steps, delta)
     event = dp_event.SelfComposedDpEvent(
         dp_event.PoissonSampledDpEvent(sampling_rate, dp_event.GaussianDpEvent(noise_multiplier)), steps
     )
@@ -77,6 +70,19 @@ def accountant_epsilon(
         return float(acc.get_epsilon(delta))
     finally:
         absl_logger.setLevel(level)
+
+
+def _check_mechanism(noise_multiplier, sampling_rate, steps, delta) -> None:
+    """The settings of the subsampled Gaussian mechanism (ValueError naming the argument)."""
+    if delta == 0:
+        raise ValueError("delta must be positive: the (subsampled) Gaussian mechanism is not pure DP "
+                         "(its eps at delta = 0 is infinite)")
+    check_delta(delta, allow_zero=False)
+    if not noise_multiplier > 0:
+        raise ValueError(f"noise_multiplier must be positive; got {noise_multiplier!r}")
+    if not 0 < sampling_rate <= 1:
+        raise ValueError(f"sampling_rate must lie in (0, 1]; got {sampling_rate!r}")
+    check_positive_int("steps", steps)
 
 
 # ----------------------------------------------------------------------------- DP-SGD
@@ -104,16 +110,14 @@ class DPSGDConfig:
     calibrate_per_canary: bool = True  # z-score each canary's scores against its calibration non-members
 
     def validate(self) -> None:
-        for name in ("num_models", "num_train", "canaries_per_model", "steps"):
+        _check_mechanism(self.noise_multiplier, self.sampling_rate, self.steps, self.delta)
+        for name in ("num_models", "num_train", "canaries_per_model"):
             check_positive_int(name, getattr(self, name))
         if self.num_models < 4:
             raise ValueError(f"num_models must be at least 4; got {self.num_models}")
-        if not 0 < self.sampling_rate <= 1:
-            raise ValueError(f"sampling_rate must lie in (0, 1]; got {self.sampling_rate!r}")
-        for name in ("noise_multiplier", "clip_norm", "learning_rate"):
+        for name in ("clip_norm", "learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
-        check_delta(self.delta, allow_zero=False)
         check_level(self.level)
         if self.model_batch is not None:
             check_positive_int("model_batch", self.model_batch)
@@ -122,12 +126,6 @@ class DPSGDConfig:
 class DPSGDState(NamedTuple):
     params: Any
     opt_state: Any
-
-
-def _init_params(num_features: int, num_classes: int) -> dict[str, Array]:
-    # Softmax regression from a fixed (zero) start shared by all models: the only randomness is
-    # DP-SGD's own (sampling and noise), as in an audit of a fixed training pipeline.
-    return {"w": jnp.zeros((num_features, num_classes)), "b": jnp.zeros(num_classes)}
 
 
 def _loss(params, x: Array, y: Array) -> Array:
@@ -192,7 +190,9 @@ def train_dpsgd_models(
     its Poisson-sampling keys and the noise key of its optax DP aggregate. Returns stacked
     final params.
     """
-    params0 = _init_params(x.shape[1], 10)
+    # Softmax regression from a fixed (zero) start shared by all models: the only randomness is
+    # DP-SGD's own (sampling and noise), as in an audit of a fixed training pipeline.
+    params0 = {"w": jnp.zeros((x.shape[1], 10)), "b": jnp.zeros(10)}
 
     def train_one(k, pres):
         k_sample, k_noise = jax.random.split(k)
@@ -292,8 +292,6 @@ def dpsgd_audit(key: Array, config: DPSGDConfig = DPSGDConfig()) -> DPSGDAuditRe
     3. eps is estimated by the Bayesian posterior (Jeffreys prior) and the Clopper-Pearson lower
        bound, and compared with the RDP and PLD accountants for (sigma, q, steps, delta).
     """
-    from probkit.privacy.scores import audit_from_scores
-
     config.validate()
     k_data, k_can, k_mem, k_train, k_post = jax.random.split(key, 5)
     x_tr, y_tr, x_te, y_te = load_digits_data(config.num_train, seed=int(jax.random.randint(k_data, (), 0, 2**30)))

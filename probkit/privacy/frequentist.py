@@ -28,15 +28,10 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from probkit.privacy._checks import check_delta, check_level, eps64_one_sided
+from probkit.privacy._checks import check_level, eps64_one_sided
 from probkit.privacy.counts import resolve_counts
 
-__all__ = [
-    "rate_interval",
-    "clopper_pearson_epsilon",
-    "epsilon_lower_bound",
-    "epsilon_confidence_interval",
-]
+__all__ = ["rate_interval", "clopper_pearson_epsilon", "epsilon_lower_bound", "epsilon_confidence_interval"]
 
 Method = Literal["clopper_pearson", "jeffreys"]
 Correction = Literal["bonferroni", "independent"]
@@ -104,16 +99,9 @@ def _oriented(fp, n_negative, fn, n_positive):
     return fp, n_negative, fn, n_positive
 
 
-def epsilon_lower_bound(
-    fp,
-    n_negative: int | None = None,
-    fn: int | None = None,
-    n_positive: int | None = None,
-    delta: float | None = None,
-    level: float = 0.95,
-    method: str = "clopper_pearson",
-    correction: Correction = "bonferroni",
-) -> float:
+def epsilon_lower_bound(fp, n_negative: int | None = None, fn: int | None = None, n_positive: int | None = None,
+                        delta: float | None = None, level: float = 0.95, method: str = "clopper_pearson",
+                        correction: Correction = "bonferroni") -> float:
     """One-sided lower confidence bound on eps at ``level``.
 
     ``method``: ``"clopper_pearson"`` or ``"jeffreys"`` (upper bounds on both rates, joined by
@@ -123,7 +111,6 @@ def epsilon_lower_bound(
     docstring). ``delta = 0`` bounds pure DP.
     """
     counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
-    check_delta(delta)
     check_level(level)
     fp, n_negative, fn, n_positive = _oriented(*counts)
     if method == "katz":
@@ -134,15 +121,9 @@ def epsilon_lower_bound(
     return float(eps64_one_sided(a_hi, b_hi, delta))
 
 
-def clopper_pearson_epsilon(
-    fp,
-    n_negative: int | None = None,
-    fn: int | None = None,
-    n_positive: int | None = None,
-    delta: float | None = None,
-    level: float = 0.95,
-    correction: Correction = "bonferroni",
-) -> float:
+def clopper_pearson_epsilon(fp, n_negative: int | None = None, fn: int | None = None, n_positive: int | None = None,
+                            delta: float | None = None, level: float = 0.95,
+                            correction: Correction = "bonferroni") -> float:
     """Clopper-Pearson lower confidence bound on eps (the paper's frequentist baseline).
 
     Upper CP bounds ``alpha_hi``, ``beta_hi`` on the false-positive / false-negative rates, each
@@ -153,16 +134,10 @@ def clopper_pearson_epsilon(
     return epsilon_lower_bound(fp, n_negative, fn, n_positive, delta, level, "clopper_pearson", correction)
 
 
-def epsilon_confidence_interval(
-    fp,
-    n_negative: int | None = None,
-    fn: int | None = None,
-    n_positive: int | None = None,
-    delta: float | None = None,
-    level: float = 0.95,
-    method: Method = "clopper_pearson",
-    correction: Correction = "bonferroni",
-) -> tuple[float, float]:
+def epsilon_confidence_interval(fp, n_negative: int | None = None, fn: int | None = None,
+                                n_positive: int | None = None, delta: float | None = None, level: float = 0.95,
+                                method: Method = "clopper_pearson",
+                                correction: Correction = "bonferroni") -> tuple[float, float]:
     """Two-sided confidence interval for ``eps(alpha, beta)`` at ``level``.
 
     Two-sided intervals ``[alpha_lo, alpha_hi]`` and ``[beta_lo, beta_hi]``, jointly at
@@ -174,7 +149,6 @@ def epsilon_confidence_interval(
     credible interval. ``fp`` may be an :class:`~probkit.privacy.AuditCounts`.
     """
     (fp, n_negative, fn, n_positive), delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
-    check_delta(delta)
     check_level(level)
     per = _per_rate_level(level, correction, 2)
     a_lo, a_hi = rate_interval(fp, n_negative, per, method)

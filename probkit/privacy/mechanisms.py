@@ -21,13 +21,8 @@ from jax.scipy.stats import laplace
 
 from probkit.privacy._checks import check_delta, check_positive_int
 from probkit.privacy.counts import AuditCounts
-from probkit.privacy.regions import (
-    epsilon_from_rates,
-    gaussian_tradeoff,
-    gdp_epsilon,
-    laplace_tradeoff,
-    randomized_response_tradeoff,
-)
+from probkit.privacy.regions import (epsilon_from_rates, gaussian_tradeoff, gdp_epsilon, laplace_tradeoff,
+                                     randomized_response_tradeoff)
 
 __all__ = [
     "GaussianMechanism", "LaplaceMechanism", "RandomizedResponse", "Mechanism", "simulate_scores",

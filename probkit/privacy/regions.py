@@ -33,7 +33,8 @@ import numpy as np
 from jax.scipy.special import log_ndtr, ndtr, ndtri
 from jax.scipy.stats import laplace
 
-from probkit.privacy._checks import check_closed_unit, check_delta, check_nonnegative, eps_one_sided, is_concrete
+from probkit._checks import is_traced
+from probkit.privacy._checks import check_closed_unit, check_delta, check_nonnegative, eps_one_sided
 
 __all__ = [
     "epsilon_from_rates", "delta_from_rates", "gaussian_tradeoff", "laplace_tradeoff",
@@ -204,7 +205,7 @@ def gdp_mu(eps, delta) -> Array:
     Used to build Gaussian mechanisms with a known (eps, delta). ``delta = 0`` is refused: no
     mu > 0 gives pure DP."""
     check_nonnegative("eps", eps)
-    if is_concrete(delta) and np.any(np.asarray(delta) == 0):
+    if not is_traced(delta) and np.any(np.asarray(delta) == 0):
         raise ValueError("delta must be positive: mu-GDP with mu > 0 is never (eps, 0)-DP")
     check_delta(delta)
     eps = jnp.asarray(eps, dtype=jnp.result_type(eps, delta, jnp.float32))

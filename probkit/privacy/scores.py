@@ -193,12 +193,9 @@ def _split_masks(key, lab: np.ndarray, split) -> np.ndarray | None:
         if m.dtype != bool or m.shape != lab.shape:
             raise ValueError(f"split as a mask must be a boolean array of shape {lab.shape}; got {m.dtype} {m.shape}")
         return m
-    try:
-        frac = float(split)
-    except (TypeError, ValueError):
-        raise ValueError(f"split must be a fraction in (0, 1), a boolean mask or None; got {split!r}") from None
-    if not 0.0 < frac < 1.0:
+    if isinstance(split, bool) or not isinstance(split, (int, float, np.integer, np.floating)) or not 0 < split < 1:
         raise ValueError(f"split must be a fraction in (0, 1), a boolean mask or None; got {split!r}")
+    frac = float(split)
     u = np.asarray(jax.random.uniform(key, lab.shape, dtype=jnp.float32))
     mask = np.zeros(lab.shape, bool)
     for cls in (False, True):
@@ -283,9 +280,7 @@ def audit_from_scores(
                         lambda a, b: eps64_one_sided(1.0 - b, 1.0 - a, dd))
 
     band_level = 1.0 - (1.0 - level) / d.size if simultaneous else level
-    cp_level = level
-    if mask is None and correction == "bonferroni":
-        cp_level = 1.0 - (1.0 - level) / cand.size
+    cp_level = 1.0 - (1.0 - level) / cand.size if mask is None and correction == "bonferroni" else level
     counts, posts = [], []
     med, mean, lo, hi, cp = (np.empty(d.size) for _ in range(5))
     cpi = np.empty((d.size, 2))
@@ -301,13 +296,12 @@ def audit_from_scores(
         cp[j] = clopper_pearson_epsilon(c, float(delta), level=cp_level)
         cpi[j] = epsilon_confidence_interval(c, float(delta), level=level)
 
-    fpr = held_counts.fp / held_counts.n_negative
-    tpr = 1.0 - held_counts.fn / held_counts.n_positive
     gdp_summary = _gdp_summary(k_gdp, cal_counts, held_counts, d, level, band_level) if gdp else None
     return ScoreAudit(
         deltas=d, level=float(level), band_level=float(band_level), honest=mask is not None,
         thresholds=cand[idx], flipped=np.asarray(flip, bool), counts=tuple(counts), eps_median=med, eps_mean=mean,
-        eps_lower=lo, eps_upper=hi, cp_lower=cp, cp_interval=cpi, posteriors=tuple(posts), roc=(fpr, tpr),
+        eps_lower=lo, eps_upper=hi, cp_lower=cp, cp_interval=cpi, posteriors=tuple(posts),
+        roc=(held_counts.fpr, 1.0 - held_counts.fnr),
         n_calibration=(int(cal_neg.size), int(cal_pos.size)), n_heldout=(int(held_neg.size), int(held_pos.size)),
         gdp=gdp_summary,
     )
@@ -337,10 +331,9 @@ def _gdp_summary(key, cal_counts: AuditCounts, held_counts: AuditCounts, deltas,
     with jax.enable_x64(True):
         eps_q = np.asarray(_gdp_epsilon_jit(jnp.asarray(deltas)[:, None], jnp.maximum(jnp.asarray(mu_q), 1e-9)[None, :]))
     # probit slope of the held-out ROC over thresholds with >= 20 counts on each side
-    fpr = held_counts.fp / nn
-    tpr = 1.0 - held_counts.fn / npos
     ok = (held_counts.fp >= 20) & (held_counts.fp <= nn - 20) & (held_counts.fn >= 20) & (held_counts.fn <= npos - 20)
-    slope = float(np.polyfit(special.ndtri(fpr[ok]), special.ndtri(tpr[ok]), 1)[0]) if ok.sum() >= 3 else float("nan")
+    slope = (float(np.polyfit(special.ndtri(held_counts.fpr[ok]), special.ndtri(1.0 - held_counts.fnr[ok]), 1)[0])
+             if ok.sum() >= 3 else float("nan"))
     return {
         "mu_mean": float(mu.mean()), "mu_interval": [float(v) for v in np.quantile(mu, [(1 - level) / 2, (1 + level) / 2])],
         "mu_lower": float(np.quantile(mu, 1.0 - level)),
