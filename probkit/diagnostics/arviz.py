@@ -105,18 +105,13 @@ def _weighted_quantiles(x: np.ndarray, w: np.ndarray, probs: np.ndarray) -> np.n
     """Inverse weighted CDF, ``inf {x : F_w(x) >= p}``, along axis 0 (the definition of
     ``np.quantile(..., method="inverted_cdf")`` on the sample with integer weights expanded)."""
     order = np.argsort(x, axis=0, kind="stable")
-    xs = np.take_along_axis(x, order, axis=0)
     cw = np.cumsum(w[order], axis=0)
     cw /= cw[-1]
-    out = np.empty((len(probs),) + x.shape[1:])
-    flat_xs, flat_cw = xs.reshape(x.shape[0], -1), cw.reshape(x.shape[0], -1)
-    flat_out = out.reshape(len(probs), -1)
-    for j in range(flat_xs.shape[1]):
-        # searchsorted on cw with a small slack so that p equal to a cumulative weight up to
-        # rounding picks that point (as inverted_cdf does in exact arithmetic)
-        idx = np.searchsorted(flat_cw[:, j], probs - 1e-12, side="left")
-        flat_out[:, j] = flat_xs[np.clip(idx, 0, x.shape[0] - 1), j]
-    return out
+    # the first point whose cumulative weight reaches p (searchsorted, side="left"), with a small
+    # slack so that p equal to a cumulative weight up to rounding picks that point (as
+    # inverted_cdf does in exact arithmetic)
+    idx = np.sum(cw[None] < (probs - 1e-12).reshape((-1,) + (1,) * x.ndim), axis=1)
+    return np.take_along_axis(np.take_along_axis(x, order, axis=0), np.minimum(idx, x.shape[0] - 1), axis=0)
 
 
 def weighted_summary(
@@ -157,10 +152,8 @@ def chains_to_inference_data(chains: Any, var_name: str = "x", sample_stats: Map
     """
     import arviz as az
 
-    if isinstance(chains, Mapping):
-        posterior = {str(k): np.asarray(v) for k, v in chains.items()}
-    else:
-        posterior = {var_name: np.asarray(chains)}
+    named = chains if isinstance(chains, Mapping) else {var_name: chains}
+    posterior = {str(k): np.asarray(v) for k, v in named.items()}
     if not posterior:
         raise ValueError("`chains` is empty")
     shape = None

@@ -1,14 +1,8 @@
-"""Sample-based distances between (weighted) empirical measures, in JAX.
-
-* :func:`sliced_wasserstein` — mean over random unit directions of the 1-D Wasserstein-p
-  distance between projections (Rabin, Peyré, Delon & Bernot 2011; Bonneel, Rabin, Peyré &
-  Pfister 2015), computed exactly for weighted measures through their quantile functions.
-* :func:`mmd` — maximum mean discrepancy (Gretton, Borgwardt, Rasch, Schölkopf & Smola 2012,
-  JMLR 13) with a sum of RBF kernels over several bandwidths (default: multiples of the median
-  heuristic), as a V- or U-statistic.
-* :func:`energy_distance` — Székely & Rizzo's energy distance
-  ``sqrt(2 E|X-Y| - E|X-X'| - E|Y-Y'|)`` (V-statistic; in 1-D it equals
-  ``scipy.stats.energy_distance``, weights included).
+"""Sample-based distances between (weighted) empirical measures, in JAX: the sliced Wasserstein
+distance (Rabin, Peyré, Delon & Bernot 2011; Bonneel, Rabin, Peyré & Pfister 2015), exact for
+weighted measures through their quantile functions; the maximum mean discrepancy with a sum of
+RBF kernels (Gretton, Borgwardt, Rasch, Schölkopf & Smola 2012, JMLR 13); Székely & Rizzo's
+energy distance.
 
 **Weights.** Every function takes optional probability weights ``x_weights`` / ``y_weights``
 (non-negative, any positive total: they are normalised internally) *or* log-weights

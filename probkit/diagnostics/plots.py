@@ -1,20 +1,9 @@
 """Small matplotlib helpers for tutorials and reports.
 
-Each function draws on a given ``matplotlib.axes.Axes`` and returns it; none creates figures,
-calls ``pyplot.show`` or picks a backend, so they work headless (``MPLBACKEND=Agg``).
-matplotlib is imported lazily. Inputs may be JAX or NumPy arrays.
-
-* :func:`plot_samples_on_density` — 2-D samples (optionally weighted) over the contour lines of
-  a target density.
-* :func:`plot_hist_1d` — (weighted) histogram with an optional density curve.
-* :func:`plot_ess_trace` — ESS history of a particle run, with resampling steps marked.
-* :func:`plot_smc_history` — ESS / N and log-weight spread over time of a
-  :class:`~probkit.smc.WeightedParticles` result, with resampling events as vertical lines.
-* :func:`plot_marginals` — per-coordinate (weighted) histograms, against a reference sample.
-* :func:`plot_chains` — trace or rank plots of DLG chains (:class:`~probkit.dmcmc.DLGResult`)
-  through ArviZ.
-* :func:`plot_diagnostics` — one figure for any probkit result (the only helper that creates a
-  figure): weighted particles, DLG chains, plain samples, an epsilon posterior.
+Each function draws on a given ``matplotlib.axes.Axes`` and returns it; none creates figures (but
+:func:`plot_diagnostics`, one figure for any probkit result), calls ``pyplot.show`` or picks a
+backend, so they work headless (``MPLBACKEND=Agg``). matplotlib is imported lazily. Inputs may
+be JAX or NumPy arrays.
 """
 from __future__ import annotations
 
@@ -195,9 +184,9 @@ def plot_ess_trace(
     """ESS history of a particle run: one point per step (``ess`` ``(K,)``).
 
     With ``num_particles`` the y-axis is ESS / N; ``threshold`` (in the y-axis' units, e.g. the
-    resampling threshold 0.5 with ``num_particles``) is drawn as a dashed line; steps flagged in ``resampled`` ``(K,)`` are marked with dots. The x-axis is the
-    step index, or ``times`` ``(K,)`` (e.g. the time t at the end of each step; pass
-    ``result.times[1:]``) — the axis is then inverted so generative time runs left to right.
+    resampling threshold 0.5 with ``num_particles``) is drawn as a dashed line; steps flagged in
+    ``resampled`` ``(K,)`` are marked with dots. The x-axis is the step index, or ``times``
+    ``(K,)`` (e.g. ``result.times[1:]``), inverted so generative time runs left to right.
     """
     e = np.asarray(ess, dtype=np.float64).reshape(-1)
     k = e.shape[0]
@@ -257,11 +246,8 @@ def plot_smc_history(axes: Any, result: Any, *, color: str = "C0", label: str | 
     xs = step_times(result, k)
     if xs is None:
         xs = np.arange(1, k + 1, dtype=np.float64)
-    if isinstance(axes, (list, tuple, np.ndarray)):
-        ax_ess, ax_spread = np.ravel(axes)[:2]
-        twin = False
-    else:
-        ax_ess, ax_spread, twin = axes, axes.twinx(), True
+    twin = not isinstance(axes, (list, tuple, np.ndarray))
+    ax_ess, ax_spread = (axes, axes.twinx()) if twin else np.ravel(axes)[:2]
     for ax in (ax_ess,) if twin else (ax_ess, ax_spread):
         for x in xs[resampled]:
             ax.axvline(x, color="0.8", lw=0.6, zorder=0)
@@ -298,10 +284,8 @@ def plot_marginals(
     ``axes``: one Axes per coordinate (default coords: the first ``len(axes)``). Returns ``axes``.
     """
     x = np.asarray(samples, dtype=np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    x = x.reshape(x.shape[0], -1)
-    axs = np.ravel(np.asarray(axes, dtype=object)) if isinstance(axes, (list, tuple, np.ndarray)) else np.array([axes], dtype=object)
+    x = x.reshape(x.shape[0], -1)  # (N,) -> (N, 1)
+    axs = np.ravel(np.array(axes, dtype=object))
     coords = list(range(min(len(axs), x.shape[1]))) if coords is None else list(coords)
     if len(coords) > len(axs):
         raise ValueError(f"got {len(coords)} `coords` but only {len(axs)} axes")
@@ -311,7 +295,7 @@ def plot_marginals(
     ref = None
     if reference is not None:
         ref = np.asarray(reference, dtype=np.float64)
-        ref = ref[:, None] if ref.ndim == 1 else ref.reshape(ref.shape[0], -1)
+        ref = ref.reshape(ref.shape[0], -1)
         if ref.shape[1] != x.shape[1]:
             raise ValueError(f"`reference` must have {x.shape[1]} coordinates like `samples`, got {ref.shape[1]}")
     for ax, c in zip(axs, coords):
