@@ -47,21 +47,15 @@ def check_level(level, name: str = "level") -> None:
     _check_interval(name, level, 0.0, 1.0, True, True, "lie in the open interval (0, 1)")
 
 
-def _is_count(v) -> bool:
-    a = np.asarray(v)
-    if a.ndim != 0 or a.dtype == bool or not np.issubdtype(a.dtype, np.number):
-        return False
-    f = float(a)
-    return bool(np.isfinite(f) and f >= 0 and f == np.floor(f))
-
-
 def check_counts(fp, n_negative, fn, n_positive) -> tuple[int, int, int, int]:
     """Validate attack outcome counts (concrete non-negative integers, NumPy/JAX scalars
     accepted) and return them as Python ints; name the offending argument."""
     for name, v in (("fp", fp), ("n_negative", n_negative), ("fn", fn), ("n_positive", n_positive)):
-        if np.ndim(v) != 0:
-            raise ValueError(f"{name} must be a scalar count; got shape {np.shape(v)}")
-        if not _is_count(v):
+        a = np.asarray(v)
+        if a.ndim != 0:
+            raise ValueError(f"{name} must be a scalar count; got shape {a.shape}")
+        f = float(a) if a.dtype != bool and np.issubdtype(a.dtype, np.number) else -1.0
+        if not (np.isfinite(f) and f >= 0 and f == np.floor(f)):
             raise ValueError(f"{name} must be a non-negative integer count; got {v!r}")
     fp, n_negative, fn, n_positive = (int(np.asarray(v)) for v in (fp, n_negative, fn, n_positive))
     if n_negative <= 0:

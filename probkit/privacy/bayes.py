@@ -49,19 +49,7 @@ Prior = Union[str, Sequence[float]]
 
 # Tail mass left outside the tabulated eps range (each side, per rate).
 _TAIL = 1e-10
-
-
 _PRIORS = {"jeffreys": (0.5, 0.5), "uniform": (1.0, 1.0)}
-
-
-def _prior_params(prior: Prior) -> tuple[float, float]:
-    try:
-        a, b = _PRIORS[prior] if isinstance(prior, str) else (float(v) for v in prior)
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"prior must be 'jeffreys', 'uniform' or a pair (a, b); got {prior!r}") from None
-    if not (np.isfinite(a) and np.isfinite(b) and a > 0 and b > 0):
-        raise ValueError(f"prior Beta parameters must be finite and positive; got {prior!r}")
-    return a, b
 
 
 def rate_posteriors(fp, n_negative=None, fn=None, n_positive=None, prior: Prior = "jeffreys"):
@@ -69,7 +57,12 @@ def rate_posteriors(fp, n_negative=None, fn=None, n_positive=None, prior: Prior 
     rate alpha and the false-negative rate beta under a Beta(a0, b0) prior on each. ``fp`` may be
     an :class:`~probkit.privacy.AuditCounts` (then leave the other counts out)."""
     (fp, n_negative, fn, n_positive), _ = resolve_counts(fp, n_negative, fn, n_positive, None, need_delta=False)
-    a0, b0 = _prior_params(prior)
+    try:
+        a0, b0 = _PRIORS[prior] if isinstance(prior, str) else (float(v) for v in prior)
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"prior must be 'jeffreys', 'uniform' or a pair (a, b); got {prior!r}") from None
+    if not (np.isfinite(a0) and np.isfinite(b0) and a0 > 0 and b0 > 0):
+        raise ValueError(f"prior Beta parameters must be finite and positive; got {prior!r}")
     return (a0 + fp, b0 + n_negative - fp), (a0 + fn, b0 + n_positive - fn)
 
 
@@ -82,25 +75,6 @@ def _posteriors(fp, n_negative, fn, n_positive, delta, prior: Prior) -> tuple[tu
 # Probit-space tabulation of the Beta survival function (see _cdf_table).
 _Z_MAX = 8.5
 _NUM_TABLE = 4097
-
-
-def _beta_sf_table(params: tuple[float, float], num: int = _NUM_TABLE) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes ``(x_k, z_k)`` with ``x_k = F^-1(Phi(z_k))`` on an even z-grid in [-8.5, 8.5] (float64)."""
-    z = np.linspace(-_Z_MAX, _Z_MAX, num)
-    x = special.betaincinv(params[0], params[1], special.ndtr(z))
-    return np.maximum.accumulate(x), z
-
-
-def _beta_sf(x: np.ndarray, table: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``1 - F(x)`` from the probit table: ``Phi(-z(x))`` with z(x) interpolated linearly.
-
-    Close to the posterior bulk a Beta CDF is nearly Gaussian, so z(x) is nearly linear and the
-    interpolation error is O(h^2) with h = 17 / 4096 in z (below 1e-6 in probability); outside
-    the table the survival function is 1 or 0 up to Phi(-8.5) ~ 1e-17.
-    """
-    xs, zs = table
-    z = np.interp(x, xs, zs, left=-40.0, right=40.0)
-    return special.ndtr(-z)
 
 
 def _midpoint(eps, alpha_post, delta: float, num_grid: int, integrand, budget: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,13 +95,21 @@ def _cdf_table(eps, alpha_post, beta_post, delta: float, num_grid: int) -> np.nd
     """P(eps <= e) for each e in ``eps`` by the quantile-coordinate midpoint rule (float64).
 
     Outer integral over alpha: :func:`_midpoint`. Inner integral over beta: the Beta survival
-    function, tabulated once in probit space (:func:`_beta_sf_table`) and interpolated, so the
-    (E, M) grid costs one ``np.interp`` per point instead of one incomplete-Beta evaluation.
-    float64 throughout: posteriors of audits with 1e7 trials are concentrated to ~1e-4.
+    function, tabulated once in probit space (nodes ``x_k = F^-1(Phi(z_k))`` on an even z-grid in
+    [-8.5, 8.5]) and read as ``Phi(-z(x))`` with z(x) interpolated linearly, so the (E, M) grid
+    costs one ``np.interp`` per point instead of one incomplete-Beta evaluation. Close to the
+    posterior bulk a Beta CDF is nearly Gaussian, so z(x) is nearly linear and the interpolation
+    error is O(h^2) with h = 17 / 4096 in z (below 1e-6 in probability); outside the table the
+    survival function is 1 or 0 up to Phi(-8.5) ~ 1e-17. float64 throughout: posteriors of
+    audits with 1e7 trials are concentrated to ~1e-4.
     """
-    table = _beta_sf_table(beta_post)
-    e, out = _midpoint(eps, alpha_post, delta, num_grid,
-                       lambda lower, upper, *_: np.maximum(_beta_sf(lower, table) - _beta_sf(upper, table), 0.0),
+    z = np.linspace(-_Z_MAX, _Z_MAX, _NUM_TABLE)
+    x = np.maximum.accumulate(special.betaincinv(beta_post[0], beta_post[1], special.ndtr(z)))
+
+    def sf(b):
+        return special.ndtr(-np.interp(b, x, z, left=-40.0, right=40.0))
+
+    e, out = _midpoint(eps, alpha_post, delta, num_grid, lambda lower, upper, *_: np.maximum(sf(lower) - sf(upper), 0.0),
                        2_000_000)
     return np.where(e < 0, 0.0, out)
 

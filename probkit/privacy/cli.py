@@ -65,18 +65,14 @@ def register(subparsers) -> None:
     privacy.set_defaults(func=lambda args: (privacy.print_help(), 0)[1])
 
 
-def _parse_prior(text: str):
-    """'jeffreys', 'uniform' or a pair 'a,b' (checked by ``epsilon_posterior``)."""
-    if text in ("jeffreys", "uniform"):
-        return text
-    return tuple(_parse_floats(text, "--prior ('jeffreys', 'uniform' or a,b)"))
-
-
 def _estimate(args: argparse.Namespace) -> int:
     from probkit.privacy.bayes import epsilon_posterior
     from probkit.privacy.frequentist import clopper_pearson_epsilon
 
-    post = epsilon_posterior(args.fp, args.negatives, args.fn, args.positives, args.delta, prior=_parse_prior(args.prior))
+    prior = args.prior  # 'jeffreys', 'uniform' or a pair 'a,b' (checked by epsilon_posterior)
+    if prior not in ("jeffreys", "uniform"):
+        prior = tuple(_parse_floats(prior, "--prior ('jeffreys', 'uniform' or a,b)"))
+    post = epsilon_posterior(args.fp, args.negatives, args.fn, args.positives, args.delta, prior=prior)
     summary = post.summary(args.level)
     cp = clopper_pearson_epsilon(args.fp, args.negatives, args.fn, args.positives, args.delta, args.level)
     summary["clopper_pearson_lower_bound"] = cp
@@ -150,7 +146,6 @@ def load_vector(path: str, name: str):
                 continue
         if arr is None:
             raise ValueError(f"--{name} {path}: not a CSV/text file of numbers (one column)")
-    arr = np.asarray(arr)
     if arr.ndim == 2 and 1 in arr.shape:
         arr = arr.ravel()
     if arr.ndim != 1:

@@ -6,13 +6,8 @@ per-example clipping, Gaussian noise), each with out-of-distribution canaries pr
 probability 1/2; a loss-threshold test on the canaries gives audit counts, from which eps is
 estimated (Zanella-Béguelin et al. 2023, "Bayesian Estimation of Differential Privacy", ICML,
 arXiv:2206.05199) and set beside the RDP (Mironov 2017, arXiv:1702.07476) and PLD accountants of
-``dp_accounting`` for the same noise, rate and steps.
-
-Clipping, summing and noising are optax's DP aggregate
-(``optax.contrib.differentially_private_aggregate``, which calls
-``optax.per_example_global_norm_clip``); it divides by the number of rows, so Poisson sampling
-(rows masked to zero) takes an extra ``optax.scale(rows / (q n))`` to divide by the expected
-batch size ``q n`` instead.
+``dp_accounting`` for the same noise, rate and steps. Clipping, summing and noising are optax's
+DP aggregate (:func:`dpsgd_optimizer`).
 """
 from __future__ import annotations
 
@@ -322,10 +317,8 @@ def dpsgd_audit(key: Array, config: DPSGDConfig = DPSGDConfig()) -> DPSGDAuditRe
     calibration[:half] = True
     audit = audit_from_scores(score.ravel(), mem.ravel(), deltas=[config.delta], level=config.level,
                               split=calibration.ravel(), thresholds=np.unique(score[:half]), gdp=False, key=k_post)
-    counts, threshold, post = audit.counts[0], float(audit.thresholds[0]), audit.posteriors[0]
-    lo, hi = post.interval(config.level)
-    cp = audit.cp_lower[0]
+    post = audit.posteriors[0]
     rdp = accountant_epsilon(config.noise_multiplier, config.sampling_rate, config.steps, config.delta, "rdp")
     pld = accountant_epsilon(config.noise_multiplier, config.sampling_rate, config.steps, config.delta, "pld")
-    return DPSGDAuditResult(counts, threshold, post, (lo, hi), float(post.mean), float(cp), rdp, pld,
-                            test_accuracy, train_seconds, config)
+    return DPSGDAuditResult(audit.counts[0], float(audit.thresholds[0]), post, post.interval(config.level),
+                            float(post.mean), float(audit.cp_lower[0]), rdp, pld, test_accuracy, train_seconds, config)

@@ -92,13 +92,6 @@ def _katz_lower(fp, n_negative, fn, n_positive, delta, level):
     return max(side(tn, n_negative, fn, n_positive), side(tp, n_positive, fp, n_negative), 0.0)
 
 
-def _oriented(fp, n_negative, fn, n_positive):
-    """Flip a worse-than-random attack (observed FPR + FNR > 1) to its complement."""
-    if fp / n_negative + fn / n_positive > 1.0:
-        return n_negative - fp, n_negative, n_positive - fn, n_positive
-    return fp, n_negative, fn, n_positive
-
-
 def epsilon_lower_bound(fp, n_negative: int | None = None, fn: int | None = None, n_positive: int | None = None,
                         delta: float | None = None, level: float = 0.95, method: str = "clopper_pearson",
                         correction: Correction = "bonferroni") -> float:
@@ -110,9 +103,10 @@ def epsilon_lower_bound(fp, n_negative: int | None = None, fn: int | None = None
     :class:`~probkit.privacy.AuditCounts`; a worse-than-random attack is flipped first (module
     docstring). ``delta = 0`` bounds pure DP.
     """
-    counts, delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
+    (fp, n_negative, fn, n_positive), delta = resolve_counts(fp, n_negative, fn, n_positive, delta)
     check_level(level)
-    fp, n_negative, fn, n_positive = _oriented(*counts)
+    if fp / n_negative + fn / n_positive > 1.0:  # a worse-than-random attack is bounded as its flip
+        fp, fn = n_negative - fp, n_positive - fn
     if method == "katz":
         return _katz_lower(fp, n_negative, fn, n_positive, delta, level)
     per = _per_rate_level(level, correction, 2)

@@ -92,18 +92,15 @@ def gaussian_tradeoff(alpha, mu) -> Array:
     return ndtr(ndtri(1.0 - alpha) - mu)
 
 
-def _laplace_quantile(p):
-    return jnp.where(p < 0.5, jnp.log(2.0 * jnp.minimum(p, 0.5)), -jnp.log(2.0 * (1.0 - jnp.maximum(p, 0.5))))
-
-
 def laplace_tradeoff(alpha, eps) -> Array:
     """Trade-off curve of the Laplace mechanism with ``eps = sensitivity / scale``: the optimal
     test between Lap(0, 1) and Lap(eps, 1), ``beta(alpha) = F(F^{-1}(1 - alpha) - eps)`` with F the
     standard Laplace CDF (Dong, Roth & Su 2019)."""
     check_closed_unit("alpha", alpha)
     check_nonnegative("eps", eps)
-    alpha = jnp.asarray(alpha, dtype=jnp.result_type(alpha, jnp.float32))
-    return laplace.cdf(_laplace_quantile(1.0 - alpha) - eps)
+    p = 1.0 - jnp.asarray(alpha, dtype=jnp.result_type(alpha, jnp.float32))
+    quantile = jnp.where(p < 0.5, jnp.log(2.0 * jnp.minimum(p, 0.5)), -jnp.log(2.0 * (1.0 - jnp.maximum(p, 0.5))))
+    return laplace.cdf(quantile - eps)
 
 
 def eps_delta_tradeoff(alpha, eps, delta) -> Array:

@@ -1,33 +1,16 @@
 """Privacy audits from raw attack scores: honest threshold choice and privacy curves with bands.
 
-An auditor starts from one membership score per trial and a label (1: the target record was in,
-0: it was out). The test "member iff score > t" has counts for every threshold t; the best t is
-unknown. Choosing t on the same data that then estimates eps inflates the estimate (the maximum
-of many noisy estimates is biased upward; on a null mechanism it finds privacy loss that is not
-there). :func:`audit_from_scores` therefore
-
-1. splits each class at random into a calibration part and a held-out part (``split``);
-2. on the calibration part, for every delta, picks the threshold (and orientation: the flipped
-   attack "member iff score <= t" when that is stronger) that maximises a conservative eps
-   estimate, the Jeffreys upper ``level``-quantiles of both rates plugged into the bound;
-3. on the held-out part, computes the posterior of eps at that threshold (Zanella-Béguelin et
-   al. 2023, "Bayesian Estimation of Differential Privacy", ICML, arXiv:2206.05199), its
-   credible band, and the Clopper-Pearson bounds; the counts there are honest binomials.
-
-The eps(delta) values over a grid of deltas form the privacy curve with credible bands
-(pointwise at ``level``, or simultaneous over the deltas by Bonferroni with
-``simultaneous=True``). With ``split=None`` everything runs on all the data: the frequentist
-lower bound is then corrected for the choice among the T candidate thresholds (Bonferroni: each
-is a ``1 - (1 - level) / T`` bound, so their maximum is a ``level`` bound), but the posterior is
-not, and is biased upward (``ScoreAudit.honest`` is False).
-
-Beyond eps: the attack's rates also bound mu of Gaussian DP (Dong, Roth & Su 2019,
-arXiv:1905.02383): ``mu >= |Phi^-1(FPR) + Phi^-1(FNR)|``. Its posterior at a threshold chosen on
-calibration data gives an eps(delta) curve for every delta at once, valid where the mechanism is
-mu-GDP (its ROC binormal with unit slope; ``ScoreAudit.gdp["probit_slope"]`` checks that).
-
-Counting is vectorised in JAX (one sort per class, then ``searchsorted`` for all thresholds), so
-10^6 scores and hundreds of thresholds take well under a second after compilation.
+From one membership score per trial and its label (1: member), :func:`audit_from_scores` picks
+the test "member iff score > t" (or its flip, "member iff score <= t") on a calibration split,
+where a conservative eps estimate (the Jeffreys upper ``level``-quantiles of both rates plugged
+into the bound) is largest, then on the held-out rest, where the counts are honest binomials,
+computes the posterior of eps (Zanella-Béguelin et al. 2023, "Bayesian Estimation of
+Differential Privacy", ICML, arXiv:2206.05199), its credible band and the Clopper-Pearson
+bounds: a threshold chosen on the data that then estimates eps biases the estimate upward. The
+attack's rates also bound mu of Gaussian DP, ``mu >= |Phi^-1(FPR) + Phi^-1(FNR)|`` (Dong, Roth &
+Su 2019, arXiv:1905.02383), which gives an eps(delta) band for every delta at once where the
+mechanism is mu-GDP. The privacy guide (``docs/privacy.md``, "Audits from raw scores") details
+simultaneous bands, ``split=None`` with its Bonferroni correction, and the probit-slope check.
 """
 from __future__ import annotations
 
@@ -84,9 +67,7 @@ def candidate_thresholds(scores, num: int) -> np.ndarray:
 def _jeffreys_bounds(k, n, level):
     """Jeffreys lower and upper ``level`` quantiles of a rate (vectorised, float64)."""
     k = np.asarray(k, np.float64)
-    lo = special.betaincinv(k + 0.5, n - k + 0.5, 1.0 - level)
-    hi = special.betaincinv(k + 0.5, n - k + 0.5, level)
-    return lo, hi
+    return special.betaincinv(k + 0.5, n - k + 0.5, 1.0 - level), special.betaincinv(k + 0.5, n - k + 0.5, level)
 
 
 def _select(counts: AuditCounts, level: float, plain_fn, flipped_fn):
@@ -257,10 +238,7 @@ def audit_from_scores(
     key = jax.random.fold_in(jax.random.PRNGKey(0), 0x5CE5) if key is None else key
     k_split, k_gdp = jax.random.split(key)
     mask = _split_masks(k_split, lab, split)
-    if mask is None:
-        cal, held = np.ones(lab.shape, bool), np.ones(lab.shape, bool)
-    else:
-        cal, held = mask, ~mask
+    cal, held = (np.ones(lab.shape, bool),) * 2 if mask is None else (mask, ~mask)
     for name, m in (("calibration", cal), ("held-out", held)):
         if not (np.any(m & lab) and np.any(m & ~lab)):
             raise ValueError(f"split leaves the {name} part without both classes; use more data or another split")
