@@ -1,37 +1,21 @@
 """Class-conditional score networks for classifier-free guidance, and a small classifier.
 
-**Conditional score network.** One noise-prediction MLP eps_theta(x, t, y) serves every class
-y in {0, ..., C-1} and, through a *null* label y = C, the unconditional model (Ho & Salimans
-2022, "Classifier-Free Diffusion Guidance", arXiv 2207.12598). It is the residual MLP of
-:mod:`probkit.models.nets` (same preconditioning, Gaussian skip and noise-level embedding) with a
-learned class embedding e_y (one row of a ``(C + 1, time_dim)`` table) added to the first layer
-of the noise-level MLP,
+One noise-prediction MLP eps_theta(x, t, y) serves every class y in {0, ..., C-1} and, through a
+*null* label y = C, the unconditional model (Ho & Salimans 2022, "Classifier-Free Diffusion
+Guidance", arXiv 2207.12598). It is the residual MLP of :mod:`probkit.models.score_mlp` with a
+learned class embedding e_y (one row of a ``(C + 1, time_dim)`` table, zero at initialisation:
+the untrained model ignores the label) added to the first layer of the noise-level MLP,
 
     temb = silu(W2 silu(W1 gamma(c_t) + b1 + e_y) + b2),
 
-implemented by shifting ``b1`` by e_y and calling :func:`probkit.models.nets.score_mlp_apply`,
-so the two networks cannot drift apart. The table starts at zero (the untrained model ignores
-the label). Training minimises the denoising score matching loss of :mod:`probkit.models.nets`
-with *condition dropout*: each label is replaced by the null label with probability
-``p_uncond``, so one network learns grad log p_t(x | y) and grad log p_t(x); the score is
-s_theta(x, t, y) = -eps_theta(x, t, y) / sigma_t.
+implemented by shifting ``b1`` by e_y and calling
+:func:`~probkit.models.score_mlp.score_mlp_apply`, so the two networks cannot drift apart.
+Training is denoising score matching with *condition dropout*: each label is replaced by the
+null label with probability ``p_uncond``, so one network learns grad log p_t(x | y) and
+grad log p_t(x); the score is s_theta(x, t, y) = -eps_theta(x, t, y) / sigma_t.
 
-:func:`conditional_score_fn` returns ``score_fn(x, t)`` for one label as a
-``jax.tree_util.Partial`` whose parameters and label are *traced* leaves: a sampler compiled
-for one class (or one set of weights) is reused for every other.
-
-**Classifier.** :func:`init_classifier` / :func:`classifier_logits`: an MLP
-``dim -> hidden -> ... -> C`` (SiLU) trained by cross-entropy with :func:`train_classifier`,
-used to evaluate guided samples.
-
-**Files.** Both are saved without pickle as ``<path>.npz`` (arrays keyed by tree path) plus
-``<path>.json`` (format name and version, config, process, array shapes, metadata), like
-:func:`probkit.models.nets.save_score_model`.
-
-**The digits.** :func:`load_digits_split` is a fixed stratified train/test split of
-scikit-learn's 8x8 digits; :func:`load_pretrained_conditional_digits` and
-:func:`load_pretrained_digits_classifier` load the networks trained on its train split by
-``benchmarks/train_guidance.py`` that ship with probkit.
+The MLP classifier evaluates guided samples. Both networks, trained on the train split of
+:func:`load_digits_split` by ``benchmarks/train_guidance.py``, ship with probkit.
 """
 from __future__ import annotations
 
@@ -140,23 +124,16 @@ def check_label(label: Any, num_classes: int, name: str = "label", allow_null: b
     return jnp.asarray(arr, jnp.int32)
 
 
-def _class_embedding(params: Params, config: ConditionalScoreConfig, label: Array) -> Array:
-    table = params["class_emb"]
-    valid = (label >= 0) & (label <= config.num_classes)
-    row = table[jnp.clip(label, 0, config.num_classes)]
-    return jnp.where(valid, row, jnp.nan)
-
-
 def conditional_apply(
     params: Params, config: ConditionalScoreConfig, x: ArrayLike, t: ArrayLike, label: ArrayLike, process
 ) -> Array:
     """Noise prediction ``eps_theta(x, t, label)`` for ONE particle; ``label = num_classes`` is
     the null (unconditional) label."""
     label = jnp.asarray(label, jnp.int32)
-    net = dict(params["net"])
-    time = dict(net["time"])
-    time["b1"] = time["b1"] + _class_embedding(params, config, label)
-    net["time"] = time
+    valid = (label >= 0) & (label <= config.num_classes)  # an unknown (traced) label gives NaN
+    emb = jnp.where(valid, params["class_emb"][jnp.clip(label, 0, config.num_classes)], jnp.nan)
+    time = params["net"]["time"]
+    net = {**params["net"], "time": {**time, "b1": time["b1"] + emb}}
     return score_mlp_apply(net, config.net, x, t, process)
 
 

@@ -1,15 +1,7 @@
-"""Score networks: architecture, denoising score matching and pickle-free save/load.
-
-This module re-exports the three modules it was split into, so ``probkit.models.nets``
-imports keep working:
-
-* :mod:`probkit.models.score_mlp` — the residual MLP noise predictor
-  (:class:`ScoreMLPConfig`, :func:`init_score_mlp`, :func:`score_mlp_apply`,
-  :func:`make_score_fn`);
-* :mod:`probkit.models.training` — denoising score matching with optax, non-finite flags and
-  bitwise-resumable checkpoints (:func:`train_score_model`);
-* :mod:`probkit.models.serialization` — ``.npz`` + ``.json`` files (:func:`save_score_model`,
-  :func:`load_score_model`).
+"""Score networks: re-exports the three modules this one was split into, so that
+``probkit.models.nets`` imports keep working: :mod:`probkit.models.score_mlp` (the residual MLP
+noise predictor), :mod:`probkit.models.training` (denoising score matching) and
+:mod:`probkit.models.serialization` (pickle-free ``.npz`` + ``.json`` files).
 """
 from __future__ import annotations
 

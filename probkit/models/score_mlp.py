@@ -6,9 +6,6 @@ Models", arXiv 2006.11239); by Tweedie's formula the score is
 
     grad log p_t(x) = -E[eps | x_t = x] / sigma_t  ~=  s_theta(x, t) = -eps_theta(x, t) / sigma_t.
 
-It is trained by denoising score matching in :mod:`probkit.models.training` (the loss and
-the time sampler are documented there).
-
 Architecture (parameters are a plain dict pytree of arrays; no flax/equinox):
 
 * input preconditioning ``c_in(t) (x - alpha_t mu)`` with

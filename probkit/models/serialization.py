@@ -1,10 +1,6 @@
-"""Save and load score networks without pickle: a ``.npz`` of named arrays and a ``.json``.
-
-``<path>.npz`` holds the parameters keyed by their tree path (``blocks/w1``); ``<path>.json``
-holds the format name and version, the network config, the diffusion process (class name and
-hyperparameters), each array's shape and stored dtype, the SHA-256 of the ``.npz`` and the
-user's metadata. Loading never unpickles and turns every corrupt-file case into a
-``ValueError`` naming the file.
+"""Save and load score networks without pickle: a ``.npz`` of named arrays and a ``.json``
+(format, config, process, array shapes, the ``.npz``'s SHA-256, metadata; see
+:func:`save_score_model`).
 """
 from __future__ import annotations
 

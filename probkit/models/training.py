@@ -11,15 +11,8 @@ the untrained network, which outputs zero, has loss 1). Times are uniform on ``[
 et al. 2021 (VDM, arXiv 2107.00630): one uniform offset per batch,
 ``t_i = t_min + (1 - t_min) ((u + i/B) mod 1)`` — same marginal, lower-variance loss.
 
-:func:`train_score_model` runs the steps in jitted ``lax.scan`` chunks, flags non-finite losses
-or parameters inside the scan (no host sync) and writes bitwise-resumable checkpoints (see its
-docstring).
-
-Every DSM trainer of probkit (this one, the class-conditional one of
-:mod:`probkit.models.conditional` and the augmented one of :mod:`probkit.models.boltzmann`)
-shares these pieces: :func:`check_hyper` (validated optimiser settings), :func:`ema_train_step`
-(minibatch, optax update, EMA), :func:`noised_batch` (the forward noising) and :func:`fit`
-(the chunked host loop with the non-finite flags).
+Every DSM trainer of probkit (this one, the conditional one, the Boltzmann one) shares
+:func:`check_hyper`, :func:`ema_train_step`, :func:`noised_batch` and the host loop :func:`fit`.
 """
 from __future__ import annotations
 
@@ -189,13 +182,6 @@ def _process_record(process) -> Any:
         return {"repr": repr(process)}
 
 
-def _save_checkpoint(path: str, state: TrainState, losses: np.ndarray, done: int, recipe: dict[str, Any]) -> None:
-    arrays = _io.tree_to_arrays(state, "state")
-    arrays["losses"] = np.asarray(losses[:done], np.float32)
-    meta = {"format": CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION, "step": int(done), "recipe": recipe}
-    _io.write_files(path, arrays, meta, keep_previous=True)
-
-
 def _load_checkpoint(path: str, template: TrainState, recipe: dict[str, Any]) -> tuple[TrainState, np.ndarray, int]:
     meta, arrays, base = _io.read_checkpoint(path, CHECKPOINT_FORMAT, _CHECKPOINT_VERSION)
     where = f"`checkpoint` {base}.npz"
@@ -288,13 +274,11 @@ def fit(state: TrainState, keys: Array, data: Any, make_step: Callable, static: 
     parameters became non-finite, then call ``after_chunk(state, losses, done)`` (checkpoints) and
     ``callback(done, chunk_losses, state)``; ``progress=True`` shows a ``tqdm`` bar with the
     chunk's mean loss. Returns the final state and the per-step losses."""
+    from tqdm.auto import tqdm
+
     num_steps = keys.shape[0]
     losses = np.zeros(num_steps, np.float32) if losses is None else losses
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=num_steps, initial=done, desc="train", unit="step", leave=False)
+    bar = tqdm(total=num_steps, initial=done, desc="train", unit="step", leave=False, disable=not progress)
     while done < num_steps:
         n = min(chunk_size - done % chunk_size, num_steps - done)
         new_state, (chunk_losses, ok) = _run_chunk(state, keys[done : done + n], data, make_step, static)
@@ -311,13 +295,11 @@ def fit(state: TrainState, keys: Array, data: Any, make_step: Callable, static: 
         done += n
         if after_chunk is not None:
             after_chunk(state, losses, done)
-        if bar is not None:
-            bar.update(n)
-            bar.set_postfix(loss=f"{float(np.mean(chunk_losses)):.4g}")
+        bar.update(n)
+        bar.set_postfix(loss=f"{float(np.mean(chunk_losses)):.4g}")
         if callback is not None:
             callback(done, chunk_losses, state)
-    if bar is not None:
-        bar.close()
+    bar.close()
     return state, losses
 
 
@@ -366,17 +348,14 @@ def train_score_model(
     the chunk that contains it a ``ValueError`` names the first such step (lower
     ``learning_rate`` or ``grad_clip``, or rescale ``data``). Nothing is checkpointed past it.
 
-    Checkpoints: with ``checkpoint=path`` the full state (parameters, EMA, optax state, step,
-    losses so far) is written to ``<path>.npz`` + ``<path>.json`` (no pickle; the previous
-    pair is kept as ``<path>.prev.*``) every ``checkpoint_every`` steps (a multiple of
-    ``chunk_size``; default ``chunk_size``) and at the end. With ``resume=True`` (default) a
-    call that finds the file continues from it: run the same call again after an
-    interruption. The JSON records the recipe (key, a digest of ``data`` and of the initial
-    parameters, every hyper-parameter, the process); a call whose arguments differ raises
-    ``ValueError`` naming the argument. A resumed run equals the uninterrupted run bitwise.
+    Checkpoints (docs/checkpointing.md): with ``checkpoint=path`` the full state is written to
+    ``<path>.npz`` + ``<path>.json`` every ``checkpoint_every`` steps (a multiple of
+    ``chunk_size``; default ``chunk_size``) and at the end. With ``resume=True`` (default) the
+    same call continues from the file, bitwise equal to an uninterrupted run; a call whose
+    arguments differ from the recorded recipe raises ``ValueError`` naming the argument.
 
     ``progress=True`` shows a ``tqdm`` bar of the steps done, updated after each chunk with the
-    chunk's mean loss (host side, between the jitted chunks; nothing enters the compiled program).
+    chunk's mean loss (host side: nothing enters the compiled program).
 
     Returns :class:`TrainResult` (EMA parameters).
     """
@@ -424,7 +403,9 @@ def train_score_model(
 
         def after_chunk(state: TrainState, losses: np.ndarray, done: int) -> None:
             if done % every == 0 or done == hyper.num_steps:
-                _save_checkpoint(checkpoint, state, losses, done, recipe)
+                arrays = {**_io.tree_to_arrays(state, "state"), "losses": np.asarray(losses[:done], np.float32)}
+                meta = {"format": CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION, "step": int(done), "recipe": recipe}
+                _io.write_files(checkpoint, arrays, meta, keep_previous=True)
 
     state, losses = fit(state, jax.random.split(k_train, hyper.num_steps), jnp.asarray(arr, jnp.float32), _dsm_step,
                         (config, StaticArg(process), hyper, make_dsm_train_step), chunk_size, done=done, losses=losses,
