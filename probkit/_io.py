@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from typing import Any, Iterable
 
 import jax
@@ -249,9 +250,7 @@ def write_files(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: di
     (a checkpoint survives a crash in the middle of the next save).
     """
     base = base_path(path)
-    folder = os.path.dirname(base)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(base) or ".", exist_ok=True)
     npz, js = base + ".npz", base + ".json"
     if keep_previous and os.path.exists(npz) and os.path.exists(js):
         os.replace(npz, base + ".prev.npz")
@@ -342,7 +341,6 @@ def read_checkpoint(path: str | os.PathLike, format_name: str, version: int) -> 
     previous generation ``<base>.prev.*`` with a warning; raises the first pair's
     ``ValueError`` if neither is intact.
     """
-    import warnings
 
     def read_pair(base: str) -> tuple[dict, dict]:
         meta = read_json(base, format_name, version)

@@ -82,13 +82,6 @@ def make_parent_folder(path: str, option: str) -> str:
     return path
 
 
-def _make_output_folders(args: argparse.Namespace) -> None:
-    for name in OUTPUT_FILE_OPTIONS:
-        value = getattr(args, name, None)
-        if isinstance(value, str) and value:
-            make_parent_folder(value, f"--{name.replace('_', '-')}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the ``probkit`` command; returns the exit status (0 ok, 1 failure, 2 bad arguments)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -101,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "func", None) is None:
             parser.print_help()
             return 0 if args.command is None else 2
-        _make_output_folders(args)
+        for name in OUTPUT_FILE_OPTIONS:
+            if isinstance(value := getattr(args, name, None), str) and value:
+                make_parent_folder(value, f"--{name.replace('_', '-')}")
         if not os.environ.get("PROBKIT_NO_COMPILE_CACHE"):  # reuse compiled programs across runs
             from probkit import enable_compilation_cache
 

@@ -151,10 +151,6 @@ def _grid_samples(key: jax.Array, log_dens: np.ndarray, n: int) -> jax.Array:
     return jnp.asarray(_PTS[idx] + _H * (rng.random((n, 2)) - 0.5), jnp.float32)
 
 
-def _grid_log_z(log_dens: np.ndarray) -> float:
-    return float(np.logaddexp.reduce(log_dens) + 2 * np.log(_H))
-
-
 def _exact_and_floor(sampler: Callable[[jax.Array], jax.Array], k_exact: jax.Array, k_sw: jax.Array,
                      reps: int = 3) -> tuple[jax.Array, float]:
     """Exact reference draws, and the mean SW2 between them and independent exact draws of the
@@ -226,7 +222,7 @@ def panel_fkc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
         fk = c["run"](k_run, True)
         plain = c["run"](k_run, False)
         x_fk = fk.resample(k_rs, n)
-        log_z = c.get("exact_log_z", _grid_log_z(c["log_dens"]))
+        log_z = c.get("exact_log_z", float(np.logaddexp.reduce(c["log_dens"]) + 2 * np.log(_H)))
         exact, floor = _exact_and_floor(lambda k, c=c: _grid_samples(k, c["log_dens"], n), k_ex, k_sw)
         res = {
             "sw2_fkc": _sw(x_fk, exact, k_sw), "sw2_unweighted": _sw(plain.particles, exact, k_sw), "sw2_floor": floor,
@@ -321,15 +317,6 @@ def panel_inverse(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable
     return out, plot
 
 
-def _dlg_config(budget: int, mcmc_fraction: float = 0.25, samples_per_chain: int = 8) -> tuple[int, int, int]:
-    """(thin, burn_in, denoise_steps) spending about ``mcmc_fraction`` of ``budget`` NFE on MALA
-    sweeps (2 NFE each) and the rest on the Euler-Maruyama denoising pass (1 NFE a step)."""
-    thin = max(1, int(math.floor(mcmc_fraction * budget / 2)) - 1)
-    burn = samples_per_chain
-    nfe_mcmc = (burn + samples_per_chain * thin) * 2 / samples_per_chain
-    return thin, burn, int(budget - nfe_mcmc)
-
-
 def panel_dmcmc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
     """(c) DLG + Euler-Maruyama denoising vs Euler-Maruyama from noise, at equal NFE."""
     from probkit import dmcmc, smc
@@ -345,7 +332,10 @@ def panel_dmcmc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
     keep = {}
     for b in size["dlg_budgets"]:
         plain = sample(k_run, proc, target.score_fn(proc), (2,), n, b, "euler_maruyama", grid="uniform")
-        thin, burn, steps = _dlg_config(b, samples_per_chain=spc)
+        # about a quarter of the budget on MALA sweeps (2 NFE each), the rest on the Euler-Maruyama
+        # denoising pass (1 NFE a step)
+        thin, burn = max(1, int(math.floor(0.25 * b / 2)) - 1), spc
+        steps = int(b - (burn + spc * thin) * 2 / spc)
         res = dmcmc.dlg(k_run, proc, target.score_fn(proc), (2,), logdensity_fn=target.logdensity_fn(proc),
                         num_chains=n // spc, num_samples=spc, burn_in=burn, thin=thin,
                         x_move=smc.mala(dmcmc.noise_scaled_step(proc, 1.0)), t_move=dmcmc.NoiseGrid((0.02, 0.5), 64),
@@ -387,8 +377,7 @@ def panel_privacy(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable
     mech = privacy.GaussianMechanism(mu=2.0)
     delta, n, level = 1e-5, size["priv_n"], tol["level"]
     thr = 1.0 + mech.mu / 2  # a fixed attack; its own epsilon is the estimand
-    fpr, fnr = (float(r) for r in mech.rates(thr))
-    true_eps = float(privacy.epsilon_from_rates(fpr, fnr, delta))
+    true_eps = float(privacy.epsilon_from_rates(*(float(r) for r in mech.rates(thr)), delta))
     counts = privacy.simulate_counts(key, mech, n, n, thr)
     fp, fn = int(counts.fp[0]), int(counts.fn[0])
     post = privacy.epsilon_posterior(fp, n, fn, n, delta, key=key)

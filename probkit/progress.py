@@ -67,9 +67,7 @@ class _HostBar:
 
     def __init__(self, total: int, desc: str, on_update: OnUpdate | None):
         self.total, self.desc, self.on_update = total, desc, on_update
-        self.bar = None
-        self.last = 0
-        self.lock = threading.Lock()
+        self.bar, self.last, self.lock = None, 0, threading.Lock()
 
     def __call__(self, done) -> None:
         done = int(done)

@@ -293,27 +293,19 @@ def train_classifier(
         raise ValueError(f"`labels` must be integers of shape ({arr.shape[0]},)")
     k_init, k_train = jax.random.split(key)
     params, cfg = init_classifier(k_init, arr.shape[1], num_classes, hidden, depth)
-    sched = optax.cosine_decay_schedule(learning_rate, num_steps, 0.01)
-    opt = optax.adamw(sched, weight_decay=weight_decay)
-    xs, ys = jnp.asarray(arr, jnp.float32), jnp.asarray(lab, jnp.int32)
+    opt = optax.adamw(optax.cosine_decay_schedule(learning_rate, num_steps, 0.01), weight_decay=weight_decay)
 
-    def loss_fn(p, x, y):
+    def loss_fn(p, k_noise, batch):
+        x, y = batch
         target = optax.smooth_labels(jax.nn.one_hot(y, num_classes), label_smoothing)
-        return jnp.mean(optax.softmax_cross_entropy(classifier_logits(p, cfg, x), target))
+        logits = classifier_logits(p, cfg, x + noise_std * jax.random.normal(k_noise, x.shape))
+        return jnp.mean(optax.softmax_cross_entropy(logits, target))
 
-    def step(carry, k):
-        p, s = carry
-        k_idx, k_noise = jax.random.split(k)
-        idx = jax.random.randint(k_idx, (batch_size,), 0, xs.shape[0])
-        x = xs[idx] + noise_std * jax.random.normal(k_noise, (batch_size, xs.shape[1]))
-        loss, g = jax.value_and_grad(loss_fn)(p, x, ys[idx])
-        upd, s = opt.update(g, s, p)
-        return (optax.apply_updates(p, upd), s), loss
-
-    (params, _), losses = jax.jit(lambda c, ks: jax.lax.scan(step, c, ks))(
-        (params, opt.init(params)), jax.random.split(k_train, num_steps)
-    )
-    return params, cfg, losses
+    # the minibatch step of the score networks' trainer; ema_decay=0: no weight averaging
+    step = ema_train_step(loss_fn, opt, (jnp.asarray(arr, jnp.float32), jnp.asarray(lab, jnp.int32)), batch_size, 0.0)
+    state, losses = jax.jit(lambda s, ks: jax.lax.scan(step, s, ks))(dsm_train_init(params, opt),
+                                                                    jax.random.split(k_train, num_steps))
+    return state.params, cfg, losses
 
 
 # --------------------------------------------------------------------------------------

@@ -78,11 +78,7 @@ class AuditCounts(NamedTuple):
     # -- JSON
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dict (ints, or nested lists for arrays)."""
-        def conv(v):
-            a = np.asarray(v)
-            return int(a) if a.ndim == 0 else a.astype(np.int64).tolist()
-
-        return {k: conv(v) for k, v in self._asdict().items()}
+        return {k: np.asarray(v).astype(np.int64).tolist() for k, v in self._asdict().items()}
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """JSON text ``{"fp": .., "n_negative": .., "fn": .., "n_positive": ..}``; also written

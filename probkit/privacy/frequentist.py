@@ -12,14 +12,10 @@ probability exactly ``level`` (``correction="independent"``); the conservative B
 rule uses ``1 - (1 - level) / 2`` per rate (``correction="bonferroni"``, the default; the
 paper's choice).
 
-Worse-than-random attacks. The region is symmetric (the flipped attack, every guess negated, has
-rates (1 - beta, 1 - alpha) and the same eps), so an attack whose observed rates satisfy
-``fp / n_negative + fn / n_positive > 1`` is bounded as its flip (``fp -> n_negative - fp``,
-``fn -> n_positive - fn``). When the orientation is fixed in advance (e.g. on calibration data,
-as :func:`probkit.privacy.audit_from_scores` does) the bound keeps its exact level; chosen on the
-same counts, a bound above the truth still needs one of the rate bounds to fail. Computations
-are in float64 with ``scipy.stats`` (exact quantiles of the Beta
-distribution), since these are reference values, not a hot path.
+Worse-than-random attacks (``fp / n_negative + fn / n_positive > 1``) are bounded as their flip
+(the symmetric region: rates (1 - beta, 1 - alpha), the same eps); a bound above the truth still
+needs one of the rate bounds to fail. Computations are in float64 with ``scipy.stats`` (exact
+Beta quantiles): these are reference values, not a hot path.
 """
 from __future__ import annotations
 

@@ -123,9 +123,7 @@ def simulate_scores(key: Array, mechanism: Mechanism, n_negative: int, n_positiv
     """Raw attack scores: ``(negative_scores (n_negative,), positive_scores (n_positive,))``."""
     n_negative, n_positive = check_positive_int("n_negative", n_negative), check_positive_int("n_positive", n_positive)
     k1, k2 = jax.random.split(key)
-    neg = mechanism.sample(k1, jnp.zeros(n_negative))
-    pos = mechanism.sample(k2, jnp.ones(n_positive))
-    return neg, pos
+    return mechanism.sample(k1, jnp.zeros(n_negative)), mechanism.sample(k2, jnp.ones(n_positive))
 
 
 def simulate_counts(
@@ -192,8 +190,6 @@ def multi_sample_counts(
         raise ValueError(f"correlation must lie in [0, 1); got {correlation!r}")
     run = jax.jit(_multi_sample, static_argnums=(2, 3))
     if num_audits is None:
-        fp, nn, fn, npos = (int(v) for v in run(key, mechanism.mu, num_models, k, threshold, correlation))
-        return AuditCounts(fp, nn, fn, npos)
+        return AuditCounts(*(int(v) for v in run(key, mechanism.mu, num_models, k, threshold, correlation)))
     keys = jax.random.split(key, check_positive_int("num_audits", num_audits))
-    fp, nn, fn, npos = jax.vmap(lambda kk: run(kk, mechanism.mu, num_models, k, threshold, correlation))(keys)
-    return AuditCounts(fp, nn, fn, npos)
+    return AuditCounts(*jax.vmap(lambda kk: run(kk, mechanism.mu, num_models, k, threshold, correlation))(keys))

@@ -8,20 +8,15 @@ arXiv:1905.02383)
 
 so observed rates give the lower bound
 
-    eps >= max(log((1 - delta - alpha) / beta), log((1 - delta - beta) / alpha), 0).
+    eps >= max(log((1 - delta - alpha) / beta), log((1 - delta - beta) / alpha), 0),
 
-The full region is symmetric: the flipped test (every guess negated, rates (1 - beta,
-1 - alpha)) obeys the same inequalities, so a worse-than-random attack bounds eps as its flip
-does; :func:`epsilon_from_rates` uses both halves by default. ``delta = 0`` (pure DP) is allowed
-wherever the formula is finite.
-
+and its flip (rates (1 - beta, 1 - alpha)) obeys the same bounds (:func:`epsilon_from_rates`).
 This is the map that Zanella-Béguelin et al. (2023, "Bayesian Estimation of Differential
-Privacy", ICML, arXiv:2206.05199) push the posterior of (alpha, beta) through.
-
-Trade-off curves ``f(alpha) = beta`` (the smallest type-II error at type-I error alpha) of
-standard mechanisms, and conversions between mu-GDP, (eps, delta) and trade-off curves, are
-provided for ground truth in tests, simulations and plots. Everything here is a pure
-``jax.numpy`` function, vectorised by broadcasting; argument checks run on concrete inputs only.
+Privacy", ICML, arXiv:2206.05199) push the posterior of (alpha, beta) through. Trade-off curves
+``f(alpha) = beta`` (the smallest type-II error at type-I error alpha) of standard mechanisms and
+the mu-GDP conversions are ground truth for tests, simulations and plots. Everything here is a
+pure ``jax.numpy`` function, vectorised by broadcasting; argument checks run on concrete inputs
+only; ``delta = 0`` (pure DP) is allowed wherever the formula is finite.
 """
 from __future__ import annotations
 
