@@ -1,17 +1,11 @@
 """Pickle-free files for models and checkpoints: a ``.npz`` of named arrays beside a ``.json``.
 
-Private helpers shared by every model file (score networks, conditional networks, classifiers,
-Boltzmann-system networks: :func:`save_params` / :func:`load_params`, configs through
-:class:`JsonConfig`) and every checkpoint (training, SMC, DLG).
-
-* Arrays are stored by their pytree path (``"blocks/w1"``) and restored against a *template*
-  pytree, checking names, shapes and dtypes; nothing is ever unpickled.
-* Writes are atomic per file (temporary file + ``os.replace``); the JSON records the SHA-256 of
-  the ``.npz``, so flipped bytes, truncation, or an ``.npz`` and a ``.json`` from different
-  saves (a crash between the two replacements) are detected on load.
-* Every way a file can be bad (missing, unreadable, not a zip, corrupt member, object arrays,
-  bad JSON, wrong format or version, missing or unexpected arrays, wrong shapes or dtypes)
-  raises ``ValueError`` naming the file.
+Private helpers shared by every model file (:func:`save_params` / :func:`load_params`, configs
+through :class:`JsonConfig`) and every checkpoint (training, SMC, DLG). Arrays are stored by
+their pytree path (``"blocks/w1"``) and restored against a *template* pytree (names, shapes and
+dtypes checked; nothing is ever unpickled). Writes are atomic per file and the JSON records the
+``.npz``'s SHA-256, so flipped bytes, truncation or a pair from two saves are detected; every
+way a file can be bad raises ``ValueError`` naming the file.
 """
 from __future__ import annotations
 

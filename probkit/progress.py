@@ -13,10 +13,9 @@ scan runs inside ``jax.vmap`` over anything that reaches its carry or inputs, no
 (one bar per batch element, or interleaved bars, would be noise). Only the step counter and the
 stop-gradient of the probe enter the callback, so enabling progress changes no result.
 
-Why not ``jax-tqdm`` (PyPI): its ``scan_tqdm`` needs the scanned inputs to be (or start with)
-the iteration index, so it is not a drop-in for ``lax.scan``; it uses ordered callbacks and opens
-one bar per batch element under ``vmap`` instead of staying silent; and it adds ``chex``. The
-host side here is the same idea (a ``tqdm`` bar updated from ``jax.debug.callback``).
+Why not ``jax-tqdm`` (PyPI): its ``scan_tqdm`` needs the scanned inputs to start with the
+iteration index (not a drop-in for ``lax.scan``), opens one bar per batch element under ``vmap``
+and adds ``chex``; the host side here is the same idea.
 """
 from __future__ import annotations
 

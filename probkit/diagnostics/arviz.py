@@ -37,8 +37,7 @@ from probkit import _checks, _results
 __all__ = ["to_inference_data", "chains_to_inference_data", "weighted_summary", "WeightedSummary", "kish_ess"]
 
 
-# ---------------------------------------------------------------------------------------------
-# weighted summaries (NumPy only)
+# ------------------------------------------------------------------ weighted summaries (NumPy only)
 class WeightedSummary(NamedTuple):
     """Self-normalised importance-sampling summary of weighted particles.
 
@@ -142,8 +141,7 @@ def weighted_summary(
                            float(1.0 / np.sum(w**2)), int(x.shape[0]))
 
 
-# ---------------------------------------------------------------------------------------------
-# InferenceData
+# ------------------------------------------------------------------------------------ InferenceData
 def chains_to_inference_data(chains: Any, var_name: str = "x", sample_stats: Mapping[str, Any] | None = None):
     """InferenceData from MCMC draws ``(chains, draws, ...)`` (an array or a dict of arrays).
 

@@ -35,8 +35,7 @@ __all__ = ["sliced_wasserstein", "wasserstein_1d", "mmd", "energy_distance", "me
 DEFAULT_BANDWIDTH_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-# ---------------------------------------------------------------------------------------------
-# argument handling
+# -------------------------------------------------------------------------------- argument handling
 def _as_2d(name: str, x: ArrayLike) -> Array:
     x = jnp.asarray(x)
     if x.ndim == 1:
@@ -68,8 +67,7 @@ def _check_pair(x: ArrayLike, y: ArrayLike) -> tuple[Array, Array]:
     return x.astype(dtype), y.astype(dtype)
 
 
-# ---------------------------------------------------------------------------------------------
-# sliced Wasserstein
+# ------------------------------------------------------------------------------- sliced Wasserstein
 def _cumulative(w: Array | None, order: Array, n: int, dtype) -> Array:
     """CDF levels of a sorted sample: exact ``(i + 1) / n`` for uniform weights (so two uniform
     samples of sizes n and k n share breakpoints exactly), else a cumsum rescaled to end at 1."""
@@ -152,8 +150,7 @@ def _sliced(x, y, wx, wy, theta, p):
     return jnp.mean(wpp) ** (1.0 / p)
 
 
-# ---------------------------------------------------------------------------------------------
-# kernel discrepancies
+# ----------------------------------------------------------------------------- kernel discrepancies
 def _sq_dists(a: Array, b: Array) -> Array:
     return jnp.maximum(jnp.sum(a**2, 1)[:, None] + jnp.sum(b**2, 1)[None, :] - 2 * a @ b.T, 0.0)
 

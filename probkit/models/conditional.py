@@ -55,9 +55,7 @@ _PRETRAINED_COND = "digits_cond_vp"
 _PRETRAINED_CLF = "digits_classifier"
 
 
-# --------------------------------------------------------------------------------------
-# Conditional score network
-# --------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------ Conditional score network
 @dataclasses.dataclass(frozen=True)
 class ConditionalScoreConfig(_io.JsonConfig):
     """Static description of a class-conditional score MLP (hashable).
@@ -162,9 +160,7 @@ def conditional_score_fn(params: Params, config: ConditionalScoreConfig, process
     return jax.tree_util.Partial(_score_apply(config, process), params, lab)
 
 
-# --------------------------------------------------------------------------------------
-# Training with condition dropout
-# --------------------------------------------------------------------------------------
+# ------------------------------------------------------------------ Training with condition dropout
 def conditional_dsm_loss(
     params: Params, config: ConditionalScoreConfig, process, key: Array, x0: Array, labels: Array,
     t_min: float = 1e-3, p_uncond: float = 0.1,
@@ -243,9 +239,7 @@ def train_conditional_score_model(
     return TrainResult(state.ema_params, config, jnp.asarray(losses), state)
 
 
-# --------------------------------------------------------------------------------------
-# Classifier
-# --------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------- Classifier
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig(_io.JsonConfig):
     """An MLP classifier ``dim -> hidden (x depth, SiLU) -> num_classes``."""
@@ -308,9 +302,7 @@ def train_classifier(
     return state.params, cfg, losses
 
 
-# --------------------------------------------------------------------------------------
-# Save / load (npz of named arrays + json; never pickle)
-# --------------------------------------------------------------------------------------
+# ------------------------------------------- Save / load (npz of named arrays + json; never pickle)
 def _cond_template(config: ConditionalScoreConfig) -> Params:
     emb = jax.ShapeDtypeStruct((config.num_classes + 1, config.net.time_dim), jnp.float32)
     return {"net": param_template(config.net), "class_emb": emb}
@@ -367,9 +359,7 @@ def read_model_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return _io.read_json(path, (COND_FORMAT, CLF_FORMAT), FORMAT_VERSION).get("metadata", {})
 
 
-# --------------------------------------------------------------------------------------
-# The digits
-# --------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------- The digits
 def load_digits_split(test_fraction: float = 0.25, seed: int = 0):
     """A fixed stratified split of scikit-learn's 8x8 digits (pixels in [-1, 1], flattened).
 

@@ -300,7 +300,6 @@ def epsilon_posterior(fp, n_negative: int | None = None, fn: int | None = None, 
             raise ValueError("key (a jax PRNG key) is required for method='monte_carlo'")
         key = jax.random.PRNGKey(0)  # only used to draw ``samples`` by inverse CDF
     if method == "integration":
-        # eps decreases in both rates: extreme quantiles of the rates bracket all but ~2e-10.
         # eps = max(eps_ll(alpha, beta), eps_ll(1 - beta, 1 - alpha)) with eps_ll decreasing in
         # both rates; 1 - beta and 1 - alpha have Beta posteriors with swapped parameters, so
         # both parts are bracketed by extreme posterior quantiles (in float64, no 1 - x rounding).
