@@ -57,6 +57,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit import _checks
 from probkit.diagnostics.metrics import sliced_wasserstein
 from probkit.diffusion import INTEGRATORS, VP, sample
 from probkit.models.gmm import GaussianMixture
@@ -503,9 +504,7 @@ def run_demo(
     unknown = [p for p in panels if p not in PANELS]
     if not panels or unknown:
         raise ValueError(f"`only` must name panels among {PANELS}, got {list(panels)}")
-    if size not in SIZES:
-        raise ValueError(f"`size` must be one of {tuple(SIZES)}, got {size!r}")
-    cfg = SIZES[size]
+    cfg = SIZES[_checks.choice("size", size, tuple(SIZES))]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     from tqdm.auto import tqdm
@@ -517,9 +516,7 @@ def run_demo(
     plots = {}
     for i, name in enumerate(panels):
         bar.set_postfix_str(name)
-        tol = dict(TOLERANCES[name])
-        if size == "tiny":
-            tol = {k: v * _TINY_SCALE.get(k, 1.0) for k, v in tol.items()}
+        tol = {k: v * _TINY_SCALE.get(k, 1.0) if size == "tiny" else v for k, v in TOLERANCES[name].items()}
         t0, c0 = time.perf_counter(), time.process_time()
         res, plot = _PANEL_SPECS[name][0](jax.random.PRNGKey(seed * 100 + PANELS.index(name)), cfg, tol)
         res.update(tolerances=tol, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,

@@ -49,18 +49,6 @@ def _every(length: int, every: int | None) -> int:
     return _checks.positive_int("every", every)
 
 
-def _scan_length(xs: Any, length: int | None) -> int:
-    """The number of steps (``jax.lax.scan`` itself checks that ``xs`` and ``length`` agree)."""
-    if length is not None:
-        return _checks.positive_int("length", length, minimum=0)
-    leaves = jax.tree.leaves(xs)
-    if not leaves:
-        raise ValueError("`length` is required when `xs` is None (or has no leaves)")
-    if np.ndim(leaves[0]) == 0:
-        raise ValueError("`xs` leaves must have a leading axis to scan over")
-    return int(np.shape(leaves[0])[0])
-
-
 class _HostBar:
     """Host-side state of one ``progress_scan`` call site: a tqdm bar per run."""
 
@@ -139,7 +127,12 @@ def progress_scan(
     """
     if not enabled:
         return jax.lax.scan(f, init, xs, length, reverse=reverse, unroll=unroll)
-    n = _scan_length(xs, length)
+    leaves = jax.tree.leaves(xs)  # the number of steps (jax.lax.scan checks that xs and length agree)
+    if length is None and not leaves:
+        raise ValueError("`length` is required when `xs` is None (or has no leaves)")
+    if length is None and np.ndim(leaves[0]) == 0:
+        raise ValueError("`xs` leaves must have a leading axis to scan over")
+    n = int(np.shape(leaves[0])[0]) if length is None else _checks.positive_int("length", length, minimum=0)
     step = _every(n, every)
     if n == 0:
         return jax.lax.scan(f, init, xs, length, reverse=reverse, unroll=unroll)

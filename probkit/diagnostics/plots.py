@@ -368,16 +368,15 @@ def plot_diagnostics(result: Any, reference: Any = None, *, logdensity_fn: Calla
     elif hasattr(result, "t_trace") and hasattr(result, "samples"):  # DLGResult
         x = np.asarray(result.samples).reshape(np.shape(result.samples)[0], -1)
         k = min(max_coords, x.shape[1])
-        fig = plt.figure(figsize=(3.3 * (2 + k), 3.2), layout="constrained")
-        gs = fig.add_gridspec(1, 2 + k)
-        ax_tr, ax_rk = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
+        fig, axs = plt.subplots(1, 2 + k, figsize=(3.3 * (2 + k), 3.2), layout="constrained")
+        ax_tr, ax_rk = axs[:2]
         t = np.asarray(result.t)
         for c in range(min(8, t.shape[0])):
             ax_tr.plot(t[c], lw=0.8)
         ax_tr.set(title="trace of t (8 chains)", xlabel="kept draw", ylabel="t")
         plot_chains(result, kind="rank", var_names=("t",), max_chains=4, axes=np.array([ax_rk]))
         ax_rk.set_title("rank plot of t, 4 chains (ArviZ)", fontsize=10)
-        plot_marginals([fig.add_subplot(gs[0, 2 + i]) for i in range(k)], x, reference, label="denoised DLG draws")
+        plot_marginals(axs[2:], x, reference, label="denoised DLG draws")
     elif hasattr(result, "grid_cdf") and hasattr(result, "samples"):  # EpsilonPosterior
         fig, ax = plt.subplots(figsize=(5.5, 3.2), layout="constrained")
         eps = np.asarray(result.samples, dtype=np.float64)

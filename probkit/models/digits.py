@@ -1,11 +1,7 @@
 """The 8x8 handwritten digits (scikit-learn's copy of the UCI optdigits test set) as a small
-image benchmark, and a score model pretrained on them that ships with probkit.
-
-``load_digits_data()`` returns the 1797 images flattened to 64 coordinates in [-1, 1];
-``load_pretrained_digits()`` returns ``(params, config, process)`` of a noise-prediction MLP
-(:mod:`probkit.models.nets`) trained on them by denoising score matching with
-``benchmarks/train_digits.py`` (recipe and final loss in the JSON side-car's ``metadata``).
-Use ``make_score_fn(*load_pretrained_digits())`` or :func:`pretrained_digits_score_fn`.
+image benchmark, and a score model pretrained on them by ``benchmarks/train_digits.py`` that
+ships with probkit: ``make_score_fn(*load_pretrained_digits())`` or
+:func:`pretrained_digits_score_fn`.
 """
 from __future__ import annotations
 

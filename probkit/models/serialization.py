@@ -56,11 +56,10 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 def load_score_model(path: str | os.PathLike) -> tuple[Params, ScoreMLPConfig, Any]:
     """Read a model written by :func:`save_score_model`; returns ``(params, config, process)``.
 
-    Never unpickles. Raises ``ValueError`` naming the file on every bad-file case: a missing
-    or unreadable file, bytes that are not an ``.npz`` archive, a corrupt member (flipped
-    bytes, truncation), an ``.npz`` whose SHA-256 differs from the one in the ``.json``,
-    invalid JSON, a wrong format name or version, a malformed config or process, missing or
-    unexpected arrays, wrong shapes, non-float or non-finite values.
+    Never unpickles. Raises ``ValueError`` naming the file on every bad-file case: missing,
+    unreadable, not an ``.npz``, a corrupt member, a SHA-256 that differs from the ``.json``'s,
+    invalid JSON, wrong format or version, malformed config or process, missing or unexpected
+    arrays, wrong shapes, non-float or non-finite values.
     """
     meta = read_metadata(path)
     config, process = parse_config_process(path, meta, ScoreMLPConfig)
