@@ -21,15 +21,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit import _checks
+
 PyTree = Any
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip
 
 
-def base_path(path: str | os.PathLike) -> str:
-    """``path`` without a trailing ``.npz`` / ``.json``."""
+def base_path(path: str | os.PathLike, name: str = "path") -> str:
+    """``path`` without a trailing ``.npz`` / ``.json`` (ValueError naming ``name`` if not a path)."""
     if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"`path` must be a file path (str or os.PathLike), got {type(path).__name__}")
+        raise ValueError(f"`{name}` must be a file path (str or os.PathLike), got {type(path).__name__}")
     p = os.fsdecode(path)
     for suffix in (".npz", ".json"):
         if p.endswith(suffix):
@@ -161,8 +163,7 @@ def save_params(path: str | os.PathLike, format_name: str, version: int, params:
     """Write network ``params`` (checked against ``template``; stored as ``dtype``, float32 or
     float16) as ``<path>.npz`` and ``meta`` plus the format, version and array shapes as
     ``<path>.json`` (atomic, with the ``.npz``'s SHA-256). Returns the two file names."""
-    if dtype not in ("float32", "float16"):
-        raise ValueError(f"`dtype` must be 'float32' or 'float16', got {dtype!r}")
+    _checks.choice("dtype", dtype, ("float32", "float16"))
     if not isinstance(meta.get("metadata", {}), dict):
         raise ValueError(f"`metadata` must be a dict, got {type(meta['metadata']).__name__}")
     base = base_path(path)

@@ -238,11 +238,9 @@ def panel_fkc(key: jax.Array, size: dict, tol: dict) -> tuple[dict, Callable]:
         draw[name] = (c, np.asarray(plain.particles), np.asarray(x_fk), fk, res)
 
     def plot(axes):
-        i = 0
-        for name, (c, plain, x_fk, fk, res) in draw.items():
-            _scatter(axes[i], plain, f"{c['label']}: no weights\nSW2 {res['sw2_unweighted']:.3f}", c["log_dens"], "C3")
-            _scatter(axes[i + 1], x_fk, f"{c['label']}: FKC (resampled)\nSW2 {res['sw2_fkc']:.3f}", c["log_dens"], "C0")
-            i += 2
+        for (c, plain, x_fk, _, res), ax_u, ax_w in zip(draw.values(), axes[0::2], axes[1::2]):
+            _scatter(ax_u, plain, f"{c['label']}: no weights\nSW2 {res['sw2_unweighted']:.3f}", c["log_dens"], "C3")
+            _scatter(ax_w, x_fk, f"{c['label']}: FKC (resampled)\nSW2 {res['sw2_fkc']:.3f}", c["log_dens"], "C0")
         ax = axes[4]
         names = list(draw)
         xs = np.arange(len(names))

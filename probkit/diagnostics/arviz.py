@@ -201,9 +201,8 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
     final_ess = float(1.0 / np.sum(w**2))
     resampled_for_export = key is not None
     if resampled_for_export:
-        resample_fn = _results.resampler(resampling)
         num_draws = _checks.positive_int("num_draws", n if num_draws is None else num_draws)
-        idx = np.asarray(resample_fn(key, jnp.asarray(w, jnp.float32), int(num_draws)))
+        idx = np.asarray(_results.resampler(resampling)(key, jnp.asarray(w, jnp.float32), int(num_draws)))
         posterior = {k: v[:, idx] for k, v in posterior.items()}
         lw_out = np.full(int(num_draws), -np.log(num_draws))
     else:

@@ -38,22 +38,14 @@ def density_grid(
     bounds: Sequence[float],
     resolution: int = 150,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Evaluate ``exp(logdensity_fn(points))`` on a ``resolution x resolution`` grid.
-
-    Args:
-      logdensity_fn: maps an ``(M, 2)`` array of points to ``(M,)`` log densities (unnormalised is
-        fine), e.g. ``jax.vmap(gm.log_prob)``.
-      bounds: ``(xmin, xmax, ymin, ymax)``.
-
-    Returns:
-      ``(X, Y, P)`` meshes, P = density / max density (so contour levels are relative).
-    """
+    """``(X, Y, P)`` meshes of ``P = exp(logdensity_fn(points))`` / its maximum (so contour levels
+    are relative) on a ``resolution x resolution`` grid over ``bounds = (xmin, xmax, ymin, ymax)``;
+    ``logdensity_fn`` maps ``(M, 2)`` points to ``(M,)`` log densities (unnormalised is fine), e.g.
+    ``jax.vmap(gm.log_prob)``."""
     if len(bounds) != 4 or not (bounds[0] < bounds[1] and bounds[2] < bounds[3]):
         raise ValueError(f"`bounds` must be (xmin, xmax, ymin, ymax) with min < max, got {bounds!r}")
     _checks.positive_int("resolution", resolution, minimum=2)
-    xs = np.linspace(bounds[0], bounds[1], resolution)
-    ys = np.linspace(bounds[2], bounds[3], resolution)
-    X, Y = np.meshgrid(xs, ys)
+    X, Y = np.meshgrid(np.linspace(bounds[0], bounds[1], resolution), np.linspace(bounds[2], bounds[3], resolution))
     pts = np.stack([X.ravel(), Y.ravel()], axis=1).astype(np.float32)
     lp = np.asarray(logdensity_fn(pts), dtype=np.float64).reshape(-1)
     if lp.shape[0] != pts.shape[0]:
@@ -322,8 +314,7 @@ def plot_chains(result: Any, *, kind: str = "trace", var_names: Sequence[str] = 
     """
     import arviz as az
 
-    if kind not in ("trace", "rank"):
-        raise ValueError(f"`kind` must be 'trace' or 'rank', got {kind!r}")
+    _checks.choice("kind", kind, ("trace", "rank"))
     idata = result if hasattr(result, "posterior") else None
     if idata is None:
         if not hasattr(result, "to_inference_data"):

@@ -101,10 +101,8 @@ def make_dataset(name: str, key: Array, n: int, *, standardise: bool = True) -> 
     mean about 0 and per-coordinate variance about 1 (the same constants for every call, so
     the distribution is fixed). Pure JAX: jit it with ``n`` static.
     """
-    if name not in _GENERATORS:
-        raise ValueError(f"`name` must be one of {DATASETS}, got {name!r}")
     _checks.positive_int("n", n)
-    generator, shift, scale = _GENERATORS[name]
+    generator, shift, scale = _GENERATORS[_checks.choice("name", name, DATASETS)]
     x = generator(key, int(n)).astype(jnp.float32)
     if standardise:
         x = (x - jnp.asarray(shift, jnp.float32)) / scale

@@ -366,9 +366,7 @@ def train_score_model(
     if callback is not None and not callable(callback):
         raise ValueError("`callback` must be callable")
     if checkpoint is not None:
-        if not isinstance(checkpoint, (str, os.PathLike)):
-            raise ValueError(f"`checkpoint` must be a path, got {type(checkpoint).__name__}")
-        checkpoint = _io.base_path(checkpoint)
+        checkpoint = _io.base_path(checkpoint, "checkpoint")
         every = chunk_size if checkpoint_every is None else _checks.positive_int("checkpoint_every", checkpoint_every)
         if every % chunk_size:
             raise ValueError(f"`checkpoint_every` ({every}) must be a multiple of `chunk_size` ({chunk_size}): "

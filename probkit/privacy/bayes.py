@@ -254,15 +254,13 @@ class EpsilonPosterior:
         return float(lo[i]), float(hi[i])
 
     def summary(self, level: float = 0.95) -> dict[str, Any]:
-        lo, hi = self.interval(level)
-        hlo, hhi = self.hpd_interval(level)
         return {
             "mean": self.mean,
             "mode": self.mode,
             "median": float(self.quantile(0.5)),
             "level": level,
-            "interval": (lo, hi),
-            "hpd_interval": (hlo, hhi),
+            "interval": self.interval(level),
+            "hpd_interval": self.hpd_interval(level),
             "prob_zero": float(self.cdf(0.0)),
             "method": self.method,
         }
