@@ -1,11 +1,6 @@
 """The results core shared by every sampler's result (lowest layer: imports only JAX, BlackJAX
-and ``_checks``).
-
-Every result is a pytree dataclass (arrays as leaves, Python metadata such as ``nfe`` as static
-aux data, so results pass through ``jax.jit`` / ``jax.vmap``) with ``particles`` (leading axis
-N), ``log_weights`` ``(N,)`` normalised, ``nfe`` and the methods below. Unweighted samplers
-(``probkit.sample``, DLG) mix in :class:`EqualWeights`: their ``particles`` are the samples with
-uniform weights.
+and ``_checks``); docs/architecture.md ("Results") describes it. Unweighted samplers
+(``probkit.sample``, DLG) mix in :class:`EqualWeights`.
 """
 from __future__ import annotations
 

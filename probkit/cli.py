@@ -23,9 +23,6 @@ import traceback
 
 # Modules with ``register(subparsers) -> None``, which sets ``func(args) -> int`` on the parsers it adds.
 _REGISTRARS = ("probkit.demo", "probkit.privacy.cli")
-
-
-# Options that name an output FILE: their missing parent folders are created before the run.
 OUTPUT_FILE_OPTIONS = ("plot",)
 
 
@@ -59,8 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _fail(message: str, code: int, debug: bool, hint: str = "") -> int:
@@ -103,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             enable_compilation_cache()
         return int(args.func(args) or 0)
     except UsageError as e:
-        see = f"see '{e.prog} --help'"
-        return _fail(_one_line(e), 2, debug, see)
+        return _fail(_one_line(e), 2, debug, f"see '{e.prog} --help'")
     except ValueError as e:  # the library rejected a value taken from the command line
         return _fail(_one_line(e), 2, debug)
     except KeyboardInterrupt:

@@ -499,8 +499,7 @@ def run_demo(
     """Run the tour (or the panels in ``only``); writes ``tour.png`` and ``summary.json`` into
     ``out_dir`` and returns the summary."""
     panels = PANELS if only is None else tuple(only)
-    unknown = [p for p in panels if p not in PANELS]
-    if not panels or unknown:
+    if not panels or any(p not in PANELS for p in panels):
         raise ValueError(f"`only` must name panels among {PANELS}, got {list(panels)}")
     cfg = SIZES[_checks.choice("size", size, tuple(SIZES))]
     out = Path(out_dir)

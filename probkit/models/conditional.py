@@ -209,20 +209,15 @@ def train_conditional_score_model(
     """Train a class-conditional noise-prediction MLP by DSM with condition dropout.
 
     ``data``: ``(n, *event_shape)``; ``labels``: ``(n,)`` ints in ``0..num_classes-1``
-    (``num_classes`` defaults to ``max(labels) + 1``). The training loop of
-    :func:`probkit.models.nets.train_score_model` (AdamW with warmup and cosine decay, EMA of
-    the weights, jitted chunks of ``chunk_size`` steps, a ``ValueError`` naming the first
-    non-finite step); ``callback(steps_done, chunk_losses)`` runs after each chunk;
-    ``data_mean`` / ``data_std`` default to the data's per-coordinate mean and root mean
-    variance. Returns the EMA parameters.
+    (``num_classes`` defaults to ``max(labels) + 1``). The training loop, optimiser and
+    ``data_mean`` / ``data_std`` defaults are those of :func:`probkit.models.nets.train_score_model`;
+    ``callback(steps_done, chunk_losses)`` runs after each chunk. Returns the EMA parameters.
     """
     arr = check_data(data)
     lab = np.asarray(labels)
     if lab.shape != (arr.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
         raise ValueError(f"`labels` must be integers of shape ({arr.shape[0]},), got {lab.dtype} {lab.shape}")
-    if num_classes is None:
-        num_classes = int(lab.max()) + 1
-    _checks.positive_int("num_classes", num_classes)
+    num_classes = _checks.positive_int("num_classes", int(lab.max()) + 1 if num_classes is None else num_classes)
     if lab.min() < 0 or lab.max() >= num_classes:
         raise ValueError(f"`labels` must lie in 0..{num_classes - 1}, got range {lab.min()}..{lab.max()}")
     hyper = check_hyper(process, num_steps, batch_size, learning_rate, None, weight_decay, grad_clip, ema_decay, t_min)

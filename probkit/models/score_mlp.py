@@ -228,11 +228,7 @@ def make_eps_fn(params: Params, config: ScoreMLPConfig, process) -> ScoreFn:
 
 def make_score_fn(params: Params, config: ScoreMLPConfig, process) -> ScoreFn:
     """``score_fn(x, t) = -eps_theta(x, t) / sigma_t`` for ONE particle (the library vmaps)."""
-
-    def score_fn(x: Array, t: Array) -> Array:
-        return -score_mlp_apply(params, config, x, t, process) / process.sigma(t)
-
-    return score_fn
+    return lambda x, t: -score_mlp_apply(params, config, x, t, process) / process.sigma(t)
 
 
 def count_params(params: Params) -> int:

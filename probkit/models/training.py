@@ -402,7 +402,7 @@ def train_score_model(
         def after_chunk(state: TrainState, losses: np.ndarray, done: int) -> None:
             if done % every == 0 or done == hyper.num_steps:
                 arrays = {**_io.tree_to_arrays(state, "state"), "losses": np.asarray(losses[:done], np.float32)}
-                meta = {"format": CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION, "step": int(done), "recipe": recipe}
+                meta = {"format": CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION, "step": done, "recipe": recipe}
                 _io.write_files(checkpoint, arrays, meta, keep_previous=True)
 
     state, losses = fit(state, jax.random.split(k_train, hyper.num_steps), jnp.asarray(arr, jnp.float32), _dsm_step,

@@ -58,14 +58,11 @@ def check_counts(fp, n_negative, fn, n_positive) -> tuple[int, int, int, int]:
         if not (np.isfinite(f) and f >= 0 and f == np.floor(f)):
             raise ValueError(f"{name} must be a non-negative integer count; got {v!r}")
     fp, n_negative, fn, n_positive = (int(np.asarray(v)) for v in (fp, n_negative, fn, n_positive))
-    if n_negative <= 0:
-        raise ValueError(f"n_negative must be positive; got {n_negative!r}")
-    if n_positive <= 0:
-        raise ValueError(f"n_positive must be positive; got {n_positive!r}")
-    if fp > n_negative:
-        raise ValueError(f"fp={fp!r} exceeds n_negative={n_negative!r}")
-    if fn > n_positive:
-        raise ValueError(f"fn={fn!r} exceeds n_positive={n_positive!r}")
+    for k, n, k_name, n_name in ((fp, n_negative, "fp", "n_negative"), (fn, n_positive, "fn", "n_positive")):
+        if n <= 0:
+            raise ValueError(f"{n_name} must be positive; got {n!r}")
+        if k > n:
+            raise ValueError(f"{k_name}={k!r} exceeds {n_name}={n!r}")
     return fp, n_negative, fn, n_positive
 
 

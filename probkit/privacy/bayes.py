@@ -109,8 +109,8 @@ def _cdf_table(eps, alpha_post, beta_post, delta: float, num_grid: int) -> np.nd
     def sf(b):
         return special.ndtr(-np.interp(b, x, z, left=-40.0, right=40.0))
 
-    e, out = _midpoint(eps, alpha_post, delta, num_grid, lambda lower, upper, *_: np.maximum(sf(lower) - sf(upper), 0.0),
-                       2_000_000)
+    e, out = _midpoint(eps, alpha_post, delta, num_grid,
+                       lambda lower, upper, *_: np.maximum(sf(lower) - sf(upper), 0.0), 2_000_000)
     return np.where(e < 0, 0.0, out)
 
 
@@ -234,8 +234,7 @@ class EpsilonPosterior:
         if hi <= lo:
             return float(lo)
         edges = np.linspace(lo, hi, 257)
-        mass = np.diff(self.cdf(edges))
-        i = int(np.argmax(mass))
+        i = int(np.argmax(np.diff(self.cdf(edges))))  # the bin of largest mass
         return float(0.5 * (edges[i] + edges[i + 1]))
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
@@ -399,10 +398,9 @@ def gdp_posterior(key: jax.Array, neg_scores, pos_scores, num_samples: int = 100
     k_init, k_adapt, k_run = jax.random.split(key, 3)
     # One initial point per chain (initialize_model vmaps over a batch of keys).
     init = initialize_model(jax.random.split(k_init, num_chains), _gdp_model, model_args=(neg, pos), dynamic_args=False)
-    potential, postprocess = init.potential_fn, init.postprocess_fn
 
     def logdensity(z):
-        return -potential(z)
+        return -init.potential_fn(z)
 
     def one_chain(z0, k_a, k_r):
         adapt = blackjax.window_adaptation(blackjax.nuts, logdensity)
@@ -414,7 +412,7 @@ def gdp_posterior(key: jax.Array, neg_scores, pos_scores, num_samples: int = 100
             return st, (st.position, info.acceptance_rate, info.is_divergent)
 
         _, (pos_z, acc, div) = jax.lax.scan(step, state, jax.random.split(k_r, num_samples))
-        return jax.vmap(postprocess)(pos_z), acc, div
+        return jax.vmap(init.postprocess_fn)(pos_z), acc, div
 
     draws, acc, div = jax.vmap(one_chain)(
         init.param_info.z, jax.random.split(k_adapt, num_chains), jax.random.split(k_run, num_chains)

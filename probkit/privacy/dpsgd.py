@@ -39,22 +39,15 @@ def accountant_epsilon(
 ) -> float:
     """Theoretical eps of DP-SGD (Poisson-subsampled Gaussian, composed ``steps`` times) from
     ``dp_accounting``: ``"rdp"`` (Mironov 2017) or ``"pld"`` (privacy-loss distributions, tighter)."""
-    from dp_accounting import dp_event
+    from dp_accounting import dp_event, pld, rdp
 
     _check_mechanism(noise_multiplier, sampling_rate, steps, delta)
     event = dp_event.SelfComposedDpEvent(
         dp_event.PoissonSampledDpEvent(sampling_rate, dp_event.GaussianDpEvent(noise_multiplier)), steps
     )
-    if accountant == "rdp":
-        from dp_accounting.rdp import rdp_privacy_accountant
-
-        acc = rdp_privacy_accountant.RdpAccountant()
-    elif accountant == "pld":
-        from dp_accounting.pld import pld_privacy_accountant
-
-        acc = pld_privacy_accountant.PLDAccountant()
-    else:
+    if accountant not in ("rdp", "pld"):
         raise ValueError(f"accountant must be 'rdp' or 'pld'; got {accountant!r}")
+    acc = rdp.RdpAccountant() if accountant == "rdp" else pld.PLDAccountant()
     # The RDP accountant logs a warning for each Renyi order whose series does not converge and
     # excludes that order (the bound stays valid); keep those messages out of user output.
     absl_logger = logging.getLogger("absl")
@@ -175,9 +168,7 @@ def dpsgd_step(
     return DPSGDState(optax.apply_updates(state.params, updates), opt_state)
 
 
-def train_dpsgd_models(
-    key: Array, config: DPSGDConfig, x: Array, y: Array, present: Array
-) -> Any:
+def train_dpsgd_models(key: Array, config: DPSGDConfig, x: Array, y: Array, present: Array) -> Any:
     """Train ``present.shape[0]`` models with DP-SGD (vmap over models, scan over steps).
 
     ``x (n, d)``, ``y (n,)`` hold the training set followed by the canaries; ``present
@@ -297,8 +288,7 @@ def dpsgd_audit(key: Array, config: DPSGDConfig = DPSGDConfig()) -> DPSGDAuditRe
     present = jnp.concatenate([jnp.ones((config.num_models, config.num_train), bool), member], axis=1)
 
     t0 = time.perf_counter()
-    params = jax.jit(train_dpsgd_models, static_argnums=1)(k_train, config, x, y, present)
-    jax.block_until_ready(params)
+    params = jax.block_until_ready(jax.jit(train_dpsgd_models, static_argnums=1)(k_train, config, x, y, present))
     train_seconds = time.perf_counter() - t0
 
     canary_loss = jax.vmap(lambda p: jax.vmap(_loss, in_axes=(None, 0, 0))(p, cx, cy))(params)  # (M, K)

@@ -1,13 +1,10 @@
 """Simulated mechanisms with known eps, simulated audits, and the multi-sample heuristic.
 
-* :class:`GaussianMechanism`, :class:`LaplaceMechanism` and :class:`RandomizedResponse` emit
-  attack scores whose optimal threshold test has a known trade-off curve, hence a known
-  eps(delta): ground truth for coverage studies (Dong, Roth & Su 2019, arXiv:1905.02383).
-* :func:`simulate_scores` / :func:`simulate_counts` draw raw scores or exact binomial counts.
-* :func:`multi_sample_counts`: several canaries per trained model, each present with
-  probability 1/2, every canary's guess counted as a trial (Zanella-Béguelin et al. 2023,
-  "Bayesian Estimation of Differential Privacy", ICML, arXiv:2206.05199, Sec. 5). Exact when
-  the canaries' scores are independent; ``correlation > 0`` shows what shared noise does.
+The mechanisms emit attack scores whose optimal threshold test has a known trade-off curve,
+hence a known eps(delta): ground truth for coverage studies (Dong, Roth & Su 2019,
+arXiv:1905.02383). :func:`multi_sample_counts` simulates the multi-sample heuristic of
+Zanella-Béguelin et al. (2023, "Bayesian Estimation of Differential Privacy", ICML,
+arXiv:2206.05199, Sec. 5).
 """
 from __future__ import annotations
 

@@ -57,9 +57,8 @@ def candidate_thresholds(scores, num: int) -> np.ndarray:
     smallest and largest score; duplicates removed."""
     num = check_positive_int("thresholds", num)
     s = np.asarray(scores, np.float64)
-    n = s.size
     k = max(num // 3, 1)
-    tail = np.logspace(np.log10(1.0 / (n + 1)), np.log10(0.25), k)
+    tail = np.logspace(np.log10(1.0 / (s.size + 1)), np.log10(0.25), k)
     probs = np.concatenate([tail, np.linspace(0.25, 0.75, max(num - 2 * k, 1)), 1.0 - tail])
     return np.unique(np.concatenate([np.quantile(s, np.clip(probs, 0.0, 1.0)), [s.min(), s.max()]]))
 
@@ -176,13 +175,12 @@ def _split_masks(key, lab: np.ndarray, split) -> np.ndarray | None:
         return m
     if isinstance(split, bool) or not isinstance(split, (int, float, np.integer, np.floating)) or not 0 < split < 1:
         raise ValueError(f"split must be a fraction in (0, 1), a boolean mask or None; got {split!r}")
-    frac = float(split)
     u = np.asarray(jax.random.uniform(key, lab.shape, dtype=jnp.float32))
     mask = np.zeros(lab.shape, bool)
     for cls in (False, True):
         idx = np.flatnonzero(lab == cls)
         order = idx[np.argsort(u[idx], kind="stable")]
-        mask[order[: int(round(frac * idx.size))]] = True
+        mask[order[: int(round(float(split) * idx.size))]] = True
     return mask
 
 
@@ -253,9 +251,8 @@ def audit_from_scores(
             raise ValueError("thresholds must be a positive integer or a non-empty 1-D array of finite values")
     cal_counts = roc_counts(cal_neg, cal_pos, cand)
     held_counts = roc_counts(held_neg, held_pos, cand)
-    dd = d[:, None]
-    idx, flip = _select(cal_counts, level, lambda a, b: eps64_one_sided(a, b, dd),
-                        lambda a, b: eps64_one_sided(1.0 - b, 1.0 - a, dd))
+    idx, flip = _select(cal_counts, level, lambda a, b: eps64_one_sided(a, b, d[:, None]),
+                        lambda a, b: eps64_one_sided(1.0 - b, 1.0 - a, d[:, None]))
 
     band_level = 1.0 - (1.0 - level) / d.size if simultaneous else level
     cp_level = 1.0 - (1.0 - level) / cand.size if mask is None and correction == "bonferroni" else level
@@ -304,8 +301,7 @@ def _gdp_summary(key, cal_counts: AuditCounts, held_counts: AuditCounts, deltas,
     a = rng.beta(fp + 0.5, nn - fp + 0.5, num_draws)
     b = rng.beta(fn + 0.5, npos - fn + 0.5, num_draws)
     mu = np.abs(special.ndtri(a) + special.ndtri(b))
-    probs = [(1.0 - band_level) / 2.0, 0.5, (1.0 + band_level) / 2.0]
-    mu_q = np.quantile(mu, probs)
+    mu_q = np.quantile(mu, [(1.0 - band_level) / 2.0, 0.5, (1.0 + band_level) / 2.0])
     with jax.enable_x64(True):
         eps_q = np.asarray(_gdp_epsilon_jit(jnp.asarray(deltas)[:, None], jnp.maximum(jnp.asarray(mu_q), 1e-9)[None, :]))
     # probit slope of the held-out ROC over thresholds with >= 20 counts on each side
