@@ -198,7 +198,6 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
     if any(a.shape[1] != n for a in posterior.values()):
         raise ValueError("`result.particles` leaves must share the leading (particle) axis")
     w = normalised_weights(n, np.asarray(result.log_weights, dtype=np.float64), None, "result.")
-    final_ess = float(1.0 / np.sum(w**2))
     resampled_for_export = key is not None
     if resampled_for_export:
         num_draws = _checks.positive_int("num_draws", n if num_draws is None else num_draws)
@@ -209,7 +208,7 @@ def _particles_to_inference_data(result: Any, var_name: str, key: Any, num_draws
         with np.errstate(divide="ignore"):
             lw_out = np.log(w)  # zero weight -> -inf
     idata = az.from_dict(posterior=posterior, sample_stats={"log_weight": lw_out[None], "weight": np.exp(lw_out)[None]})
-    attrs: dict[str, Any] = {"final_ess": final_ess, "num_particles": int(n),
+    attrs: dict[str, Any] = {"final_ess": float(1.0 / np.sum(w**2)), "num_particles": int(n),
                              "resampled_for_export": int(resampled_for_export)}
     if getattr(result, "log_evidence", None) is not None:
         attrs["log_evidence"] = float(np.asarray(result.log_evidence))

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from probkit.privacy._checks import check_delta, check_level, check_positive_int
+from probkit.privacy._checks import check_delta, check_level, check_nonnegative, check_positive_int
 from probkit.privacy.counts import AuditCounts
 from probkit.privacy.scores import audit_from_scores
 
@@ -104,8 +104,7 @@ class DPSGDConfig:
         if self.num_models < 4:
             raise ValueError(f"num_models must be at least 4; got {self.num_models}")
         for name in ("clip_norm", "learning_rate"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive; got {getattr(self, name)!r}")
+            check_nonnegative(name, getattr(self, name), strict=True)
         check_level(self.level)
         if self.model_batch is not None:
             check_positive_int("model_batch", self.model_batch)

@@ -55,9 +55,8 @@ def epsilon_from_rates(fpr, fnr, delta, symmetric: bool = True) -> Array:
     check_closed_unit("fpr", fpr)
     check_closed_unit("fnr", fnr)
     check_delta(delta)
-    fpr, fnr, delta = jnp.asarray(fpr), jnp.asarray(fnr), jnp.asarray(delta)
     dtype = jnp.result_type(fpr, fnr, delta, jnp.float32)
-    fpr, fnr, delta = fpr.astype(dtype), fnr.astype(dtype), delta.astype(dtype)
+    fpr, fnr, delta = (jnp.asarray(v, dtype) for v in (fpr, fnr, delta))
     eps = eps_one_sided(fpr, fnr, delta, jnp)
     if symmetric:
         eps = jnp.maximum(eps, eps_one_sided(1.0 - fnr, 1.0 - fpr, delta, jnp))
