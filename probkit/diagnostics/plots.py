@@ -21,9 +21,7 @@ __all__ = [
 
 
 def _weights_or_none(n: int, weights: Any, log_weights: Any) -> np.ndarray | None:
-    if weights is None and log_weights is None:
-        return None
-    return normalised_weights(n, log_weights, weights)
+    return None if weights is None and log_weights is None else normalised_weights(n, log_weights, weights)
 
 
 def _bounds_from(samples: np.ndarray, pad: float = 0.15) -> tuple[float, float, float, float]:
