@@ -78,7 +78,7 @@ DEFAULT_GRIDS = {
 # Problem sizes. "default": the tour (under a minute warm on 2 CPU cores); "tiny": the test suite.
 SIZES: dict[str, dict[str, Any]] = {
     "default": dict(fkc_n=4096, fkc_steps=200, inv_n=2048, inv_steps=100, dlg_n=4096, dlg_budgets=(10, 20),
-                    priv_n=1000, int_n=4096, int_steps=(5, 10, 25, 50), int_methods=INTEGRATORS),
+                    priv_n=1000, int_n=4096, int_steps=(5, 10, 25), int_methods=INTEGRATORS),
     # compile time dominates at these sizes, so "tiny" cuts configurations (compiles), not particles
     "tiny": dict(fkc_n=2048, fkc_steps=100, inv_n=2048, inv_steps=100, dlg_n=4096, dlg_budgets=(10,),
                  priv_n=300, int_n=2048, int_steps=(5, 25), int_methods=("euler_maruyama", "dpm_solver_2m")),
