@@ -28,7 +28,7 @@ second call), and wall time per effective sample.
 Usage::
 
     python benchmarks/boltzmann.py --quick          # CPU smoke test
-    python benchmarks/boltzmann.py --figure docs/figures/boltzmann_gpu.png   # GPU docs run: N = 8192, 500 steps, 8 seeds
+    python benchmarks/boltzmann.py --figure docs/img/boltzmann_gpu.png   # GPU docs run: N = 8192, 500 steps, 8 seeds
 
 Writes ``benchmarks/results/boltzmann_<platform>.json`` (and a figure with ``--figure``).
 """
