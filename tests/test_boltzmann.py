@@ -238,6 +238,16 @@ def test_mcmc_refine_keeps_the_target_and_relaxes_towards_it():
     assert np.abs(start.mean(0) - np.asarray(y2[7])).max() < 5e-3 and start.std(0).max() < 0.02 < float(y2.std(0).min())
 
 
+def test_mcmc_refine_bad_inputs_name_the_argument():
+    y = jnp.zeros((4, 36)) + 0.1 * jnp.arange(36.0)
+    for kwargs, name in [(dict(samples=y[:, :5]), "samples"), (dict(samples=y.at[0, 0].set(jnp.nan)), "samples"),
+                         (dict(log_weights=jnp.full(4, -jnp.inf)), "log_weights"),
+                         (dict(log_weights=jnp.zeros(3)), "log_weights"), (dict(num_steps=1), "num_steps")]:
+        args = dict(samples=y, num_steps=4) | kwargs
+        with pytest.raises(ValueError, match=f"`{name}`"):
+            bz.mcmc_refine(jax.random.PRNGKey(0), bz.LJ13, 1.5, **args)
+
+
 def test_bad_inputs_raise_value_error_naming_the_argument():
     with pytest.raises(ValueError, match="`x`.*atoms"):
         bz.LJ13.energy(np.zeros((12, 3)))

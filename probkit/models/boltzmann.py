@@ -440,7 +440,8 @@ def mcmc_refine(
 ) -> MCMCResult:
     """The exact-energy MCMC corrector at t = 0: resample weighted samples (systematic, by
     ``log_weights``), then ``num_steps`` MCMC steps per particle on ``exp(-E/T)`` (the first half
-    adapt the common step size in up to 5 rounds, :func:`mcmc_sample`; the returned ``samples`` are ``(N, 1, dim)``).
+    adapt the common step size in up to 5 rounds, :func:`mcmc_sample`); the returned ``samples``
+    are ``(N, 1, dim)``.
 
     An SMC sampler's final MCMC move (Del Moral, Doucet and Jasra 2006): when annealing a Boltzmann
     density (Skreta et al. 2025, arXiv 2503.02819, §5.2) the t = 0 target exp(-E/T) is known up
@@ -452,12 +453,17 @@ def mcmc_refine(
     y = jnp.asarray(samples)
     if y.ndim != 2 or y.shape[1] != system.internal_dim:
         raise ValueError(f"`samples` must have shape (N, {system.internal_dim}), got {y.shape}")
+    if not _checks.is_traced(y) and not bool(jnp.all(jnp.isfinite(y))):
+        raise ValueError("`samples` must be finite")
     steps = _checks.positive_int("num_steps", num_steps, 2)
     k_res, k_run = jax.random.split(key)
     if log_weights is not None:
         lw = jnp.asarray(log_weights)
         if lw.shape != y.shape[:1]:
             raise ValueError(f"`log_weights` must have shape ({y.shape[0]},), got {lw.shape}")
+        valid = jnp.all(jnp.isfinite(lw) | (lw == -jnp.inf)) & jnp.any(jnp.isfinite(lw))
+        if not _checks.is_traced(lw) and not bool(valid):
+            raise ValueError("`log_weights` must be finite or -inf, with at least one finite entry")
         y = y[resampling.systematic(k_res, jax.nn.softmax(lw), y.shape[0])]
     return mcmc_sample(k_run, system, temperature, y.shape[0], 1, thin=steps - steps // 2, num_warmup=steps // 2,
                        method=method, step_size=step_size, init=y, adapt_rounds=min(5, steps // 2))
