@@ -82,6 +82,13 @@ def metrics(x: np.ndarray, ref: tuple[np.ndarray, np.ndarray], weights: np.ndarr
     }
 
 
+def keep_for_figure(figdata: dict, prefix: str, x: np.ndarray, weights: np.ndarray | None = None) -> None:
+    """Energies, distances and normalised weights of one sample, for the histograms."""
+    e, d = observables(x)
+    figdata[f"{prefix}_energy"], figdata[f"{prefix}_distance"] = e, d.ravel()
+    figdata[f"{prefix}_weights"] = np.full(len(e), 1.0 / len(e)) if weights is None else weights
+
+
 def timed(fn):
     """``(fn(), seconds)``, waiting for every array of the result."""
     t0 = time.perf_counter()
@@ -206,10 +213,7 @@ def main() -> None:
                        "wall_per_effective_sample_ms": 1e3 * wall / max(m["kish_ess"], 1.0), **m}
                 rows.append(row)
                 if seed == 0 and grid == args.grids[0]:
-                    e, d = observables(x)
-                    figdata[f"T{temp}_{method}_energy"] = e
-                    figdata[f"T{temp}_{method}_distance"] = d.ravel()
-                    figdata[f"T{temp}_{method}_weights"] = np.ones(len(e)) / len(e) if w is None else w
+                    keep_for_figure(figdata, f"T{temp}_{method}", x, w)
                 print(f"T={temp} {method:12s} {grid:9s} seed={seed}: W1(E)={m['w1_energy']:.3f} W1(d)={m['w1_distance']:.4f} "
                       f"ESS={m['kish_ess']:.0f} <E>={m['energy_mean']:.2f} (ref {ref[0].mean():.2f}) "
                       f"wall={wall:.2f}s (first {wall_first:.2f}s)", flush=True)
@@ -226,9 +230,7 @@ def main() -> None:
                                  "acceptance": float(r.acceptance),
                                  "wall_per_effective_sample_ms": 1e3 * (wall + wall_tail) / n, **mt})
                     if seed == 0 and grid == args.grids[0]:
-                        e, d = observables(xt)
-                        figdata[f"T{temp}_{name}_energy"], figdata[f"T{temp}_{name}_distance"] = e, d.ravel()
-                        figdata[f"T{temp}_{name}_weights"] = np.ones(len(e)) / len(e)
+                        keep_for_figure(figdata, f"T{temp}_{name}", xt)
                     print(f"T={temp} {name:18s} seed={seed}: W1(E)={mt['w1_energy']:.3f} W1(d)={mt['w1_distance']:.4f} "
                           f"<E>={mt['energy_mean']:.2f} acc={float(r.acceptance):.2f} wall={wall_tail:.2f}s", flush=True)
         if temp == T_TRAIN:
@@ -243,9 +245,7 @@ def main() -> None:
             rows.append({"target_T": temp, "beta": beta, "method": method, "seed": 0, "nfe": budget,
                          "wall_s": wall, "wall_first_s": wall_first, "acceptance": float(r.acceptance),
                          "step_size": r.step_size, "wall_per_effective_sample_ms": 1e3 * wall / n, **m})
-            e, d = observables(x)
-            figdata[f"T{temp}_{method}_energy"], figdata[f"T{temp}_{method}_distance"] = e, d.ravel()
-            figdata[f"T{temp}_{method}_weights"] = np.ones(len(e)) / len(e)
+            keep_for_figure(figdata, f"T{temp}_{method}", x)
             print(f"T={temp} {method:12s}: W1(E)={m['w1_energy']:.3f} W1(d)={m['w1_distance']:.4f} "
                   f"<E>={m['energy_mean']:.2f} acc={float(r.acceptance):.2f} wall={wall:.2f}s", flush=True)
 
